@@ -1,0 +1,1 @@
+"""The petbreeds web demo: upload a pet photo, get its breed."""

@@ -1,0 +1,63 @@
+"""petbreeds engine: a small, readable PyTorch library for the pet-breeds lesson.
+
+Modules, in the order the lesson meets them:
+
+    datasets    where the photos are; downloading the full dataset
+    items       files, labels (regex, folder, table), splits, bad-file checks
+    transforms  CPU item transforms: open, RGB, presize
+    augment     batch augmentation on the device: one composed grid_sample
+    data        Dataset, DataLoaders
+    show        show_batch
+    summary     step-by-step pipeline debugging
+    quality     presizing vs. the naive order, measured
+    losses      softmax, log_softmax, nll_loss, cross_entropy, ... from scratch
+    numerics    the log domain, and the NaN guard
+
+Names are re-exported here by name (``from engine import cross_entropy``) but each module is only
+imported when one of its names is first used, so ``import engine`` is instant: torch and friends
+load when they are needed.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "losses": [
+        "where_loss", "softmax", "logsumexp", "log_softmax", "nll_loss", "cross_entropy", "sigmoid",
+        "binary_cross_entropy_with_logits",
+    ],
+    "numerics": ["NonFiniteError", "check_finite", "log_of", "naive_softmax", "compare_softmax"],
+    "datasets": ["PET_BREEDS", "is_cat", "pets_path", "download_pets", "default_cache_dir"],
+    "download": ["download_file", "safe_extract", "UnsafeArchiveError"],
+    "items": [
+        "PETS_PATTERN", "get_image_files", "RegexLabeller", "parent_label", "label_items", "read_table",
+        "random_split", "column_split", "official_split", "verify_images",
+    ],
+    "transforms": ["load_image", "to_rgb", "Presize"],
+    "augment": ["BatchAugment", "AugmentParams"],
+    "data": ["DataLoaders", "ImageDataset", "CollateError", "default_device"],
+    "show": ["show_batch", "show_images"],
+    "summary": ["summary"],
+    "quality": ["compare_presizing", "psnr"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    """Import the defining module on first use of one of its names (PEP 562)."""
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

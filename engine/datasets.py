@@ -1,0 +1,233 @@
+"""Where the pet photos are, and how to fetch the full Oxford-IIIT Pet dataset safely.
+
+Every lesson, test and script asks ``pets_path()`` for its data instead of hard-coding a folder.
+It looks, in order, at an explicit path, at the ``PETS_SAMPLE`` environment variable (the
+370-photo sample CI uses), and at the full dataset in the cache folder, and when nothing is there
+it says how to get some. A wrong setting is an error, never a silent fall-through to other data.
+
+The full dataset is ~800 MB, so ``download_pets`` uses ``engine.download``: transfers resume with
+HTTP ``Range`` requests and are checked against an MD5, and archives are extracted only when no
+member could write outside the destination (``../``, absolute paths, links, devices).
+
+Command line::
+
+    python -m engine.datasets download [--dest DIR] [--url URL] [--no-annotations]
+    python -m engine.datasets where
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import os
+import sys
+from pathlib import Path
+
+from .download import UnsafeArchiveError, download_file, safe_extract
+
+__all__ = [
+    "PET_BREEDS",
+    "is_cat",
+    "PETS_IMAGES_URL",
+    "PETS_IMAGES_MD5",
+    "PETS_ANNOTATIONS_URL",
+    "PETS_ANNOTATIONS_MD5",
+    "OFFICIAL_MD5",
+    "default_cache_dir",
+    "pets_path",
+    "download_file",
+    "UnsafeArchiveError",
+    "safe_extract",
+    "download_pets",
+    "main",
+]
+
+# Sorted as Python sorts strings: the 12 cats (upper-case first letter) come before the 25 dogs.
+PET_BREEDS: tuple[str, ...] = (
+    "Abyssinian", "Bengal", "Birman", "Bombay", "British_Shorthair", "Egyptian_Mau", "Maine_Coon",
+    "Persian", "Ragdoll", "Russian_Blue", "Siamese", "Sphynx",
+    "american_bulldog", "american_pit_bull_terrier", "basset_hound", "beagle", "boxer",
+    "chihuahua", "english_cocker_spaniel", "english_setter", "german_shorthaired",
+    "great_pyrenees", "havanese", "japanese_chin", "keeshond", "leonberger",
+    "miniature_pinscher", "newfoundland", "pomeranian", "pug", "saint_bernard", "samoyed",
+    "scottish_terrier", "shiba_inu", "staffordshire_bull_terrier", "wheaten_terrier",
+    "yorkshire_terrier",
+)  # fmt: skip
+
+PETS_IMAGES_URL = "https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz"
+PETS_IMAGES_MD5 = "5c4f3ee8e5d25df40f4fd59a7f44e54c"
+PETS_ANNOTATIONS_URL = "https://www.robots.ox.ac.uk/~vgg/data/pets/data/annotations.tar.gz"
+PETS_ANNOTATIONS_MD5 = "95a8c909bbe2e81eed6a22bccdf3f68f"
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+_HOW_TO_GET_DATA = (
+    "To get pet photos, either\n"
+    "  - point PETS_SAMPLE at the sample: export PETS_SAMPLE=/path/to/oxford-pets-sample\n"
+    "  - or download the full dataset (~800 MB) with: python -m engine.datasets download\n"
+    "    (it goes into {cache}; set PETBREEDS_HOME to put it elsewhere)"
+)
+
+
+def is_cat(name: str) -> bool:
+    """True for a cat breed or file name (``Bengal``, ``Bengal_12.jpg``): cats start upper-case."""
+    base = Path(name).name
+    if not base:
+        raise ValueError(f"is_cat: expected a breed or file name like 'Bengal_12.jpg', got {name!r}")
+    return base[0].isupper()
+
+
+# --- where the data is ------------------------------------------------------------------------------
+
+def default_cache_dir() -> Path:
+    """``$PETBREEDS_HOME``, else ``$XDG_CACHE_HOME/petbreeds``, else ``~/.cache/petbreeds``."""
+    if os.environ.get("PETBREEDS_HOME"):
+        return Path(os.environ["PETBREEDS_HOME"]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "petbreeds"
+    return Path.home() / ".cache" / "petbreeds"
+
+
+def _full_dataset_dir() -> Path:
+    return default_cache_dir() / "oxford-iiit-pet"
+
+
+def _check_pets_folder(folder: Path, source: str, fix: str) -> Path:
+    """Return ``folder`` if it holds ``images/``; ``source`` says where the path came from."""
+    if not folder.is_dir():
+        problem = f"{folder} does not exist or is not a folder"
+    elif not (folder / "images").is_dir():
+        problem = f"{folder} has no images/ folder inside"
+        if folder.name == "images":
+            problem += " (it looks like the images/ folder itself: use its parent)"
+    else:
+        return folder
+    raise FileNotFoundError(
+        f"{source}: {problem}. Expected a folder holding images/<breed>_<n>.jpg, like "
+        f"oxford-pets-sample/. {fix}"
+    )
+
+
+def pets_path(path: str | os.PathLike | None = None) -> Path:
+    """The folder that contains ``images/``: ``path``, else ``$PETS_SAMPLE``, else the cache."""
+    if path is not None:
+        return _check_pets_folder(Path(path).expanduser(), f"pets_path({str(path)!r})",
+                                  "Pass the folder that contains images/.")
+    # An empty PETS_SAMPLE counts as unset, as in the shell's ${PETS_SAMPLE:-...}.
+    sample = os.environ.get("PETS_SAMPLE")
+    if sample:
+        return _check_pets_folder(Path(sample).expanduser(), f"PETS_SAMPLE={sample}",
+                                  "Point the PETS_SAMPLE environment variable at the sample folder, "
+                                  "or unset it to use the downloaded dataset.")
+    full = _full_dataset_dir()
+    if (full / "images").is_dir():
+        return full
+    raise FileNotFoundError(
+        "No pet photos found: PETS_SAMPLE is not set and the full dataset is not in "
+        f"{full}.\n" + _HOW_TO_GET_DATA.format(cache=full)
+    )
+
+
+# --- the whole dataset ------------------------------------------------------------------------------
+
+class _Official(enum.Enum):
+    MD5 = "the official checksum when downloading from the official URL, else no check"
+
+    def __repr__(self) -> str:
+        return "OFFICIAL_MD5"
+
+
+# Default ``md5`` of ``download_pets``: check the official MD5 only when the URL is the official one,
+# since a mirror or a test server may serve a different (e.g. re-packed or smaller) archive.
+OFFICIAL_MD5 = _Official.MD5
+
+
+def _has_images(folder: Path) -> bool:
+    return folder.is_dir() and any(p.suffix.lower() in _IMAGE_SUFFIXES for p in folder.iterdir())
+
+
+def _resolve(url: str | None, env_var: str, official_url: str, md5: str | None | _Official,
+             official_md5: str) -> tuple[str, str | None]:
+    url = url or os.environ.get(env_var) or official_url
+    if md5 is OFFICIAL_MD5:
+        md5 = official_md5 if url == official_url else None
+    return url, md5
+
+
+def download_pets(dest: str | os.PathLike | None = None, *, url: str | None = None,
+                  md5: str | None | _Official = OFFICIAL_MD5, annotations: bool = True,
+                  annotations_url: str | None = None,
+                  annotations_md5: str | None | _Official = OFFICIAL_MD5,
+                  progress: bool = True) -> Path:
+    """Download and extract the Oxford-IIIT Pet dataset; returns the folder holding ``images/``.
+
+    Args:
+        dest: target folder; default ``default_cache_dir() / "oxford-iiit-pet"``. If ``dest/images``
+            already holds images, nothing is downloaded.
+        url: images archive; default ``$PETS_URL``, else ``PETS_IMAGES_URL``.
+        md5: expected MD5 of the images archive, or None for no check. The default ``OFFICIAL_MD5``
+            checks ``PETS_IMAGES_MD5`` when ``url`` is the official URL and skips the check otherwise.
+        annotations: also fetch the annotations archive (breeds list, trimaps, head boxes).
+        annotations_url: default ``$PETS_ANNOTATIONS_URL``, else the official one.
+        annotations_md5: as ``md5``, for the annotations archive.
+        progress: show progress bars.
+    """
+    dest = Path(dest).expanduser() if dest is not None else _full_dataset_dir()
+    if _has_images(dest / "images"):
+        return dest
+    jobs = {"images.tar.gz": _resolve(url, "PETS_URL", PETS_IMAGES_URL, md5, PETS_IMAGES_MD5)}
+    if annotations and not (dest / "annotations").is_dir():  # it survives an earlier, failed run
+        jobs = {"annotations.tar.gz": _resolve(annotations_url, "PETS_ANNOTATIONS_URL",
+                                               PETS_ANNOTATIONS_URL, annotations_md5,
+                                               PETS_ANNOTATIONS_MD5), **jobs}
+    # Download everything before extracting, and extract the images last: once images/ exists the
+    # next call returns at once, so it must only exist when the whole job has succeeded.
+    archives = [download_file(job_url, dest / name, md5=job_md5, progress=progress)
+                for name, (job_url, job_md5) in jobs.items()]
+    for archive in archives:
+        safe_extract(archive, dest)  # on failure the archive stays, to inspect or retry offline
+        archive.unlink()
+    if not _has_images(dest / "images"):
+        raise ValueError(
+            f"the archive from {jobs['images.tar.gz'][0]} did not contain images/<breed>_<n>.jpg under {dest}. "
+            f"Expected the Oxford-IIIT Pet images.tar.gz; check PETS_URL / the url argument."
+        )
+    return dest
+
+
+# --- command line -----------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m engine.datasets {download,where}``; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m engine.datasets",
+                                     description="Find or download the Oxford-IIIT Pet photos.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    get = commands.add_parser("download", help="download the full Oxford-IIIT Pet dataset (~800 MB)")
+    get.add_argument("--dest", help=f"target folder (default: {_full_dataset_dir()})")
+    get.add_argument("--url", help="images archive URL (default: $PETS_URL or the official URL)")
+    get.add_argument("--no-annotations", action="store_true", help="skip the annotations archive")
+    get.add_argument("--quiet", action="store_true", help="no progress bars")
+    commands.add_parser("where", help="print the folder pets_path() finds, or how to get data")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "where":
+            print(pets_path())
+            return 0
+        folder = download_pets(args.dest, url=args.url, annotations=not args.no_annotations,
+                               progress=not args.quiet)
+    except (FileNotFoundError, ConnectionError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume the download", file=sys.stderr)
+        return 130
+    print(f"The Oxford-IIIT Pet dataset is in {folder} (photos in {folder / 'images'}).")
+    if args.dest is None:
+        print("pets_path() finds it with no PETS_SAMPLE set: unset PETS_SAMPLE and call pets_path().")
+    else:
+        print(f"Use it with pets_path({str(folder)!r}), or download into the default cache so that "
+              f"pets_path() finds it without PETS_SAMPLE.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

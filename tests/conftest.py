@@ -1,0 +1,52 @@
+"""Shared fixtures: the real pet sample (through PETS_SAMPLE) and generated images.
+
+Policy for the real photos: when ``PETS_SAMPLE`` is set (CI sets it) but does not hold the sample,
+tests that need it fail; when it is unset they are skipped with a reason, unless
+``REQUIRE_PETS_SAMPLE=1`` asks for them, in which case they fail too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")  # no screen in CI
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def _sample_or_fail() -> Path:
+    value = os.environ.get("PETS_SAMPLE")
+    if not value:
+        if os.environ.get("REQUIRE_PETS_SAMPLE") == "1":
+            pytest.fail("REQUIRE_PETS_SAMPLE=1 but PETS_SAMPLE is not set: point it at oxford-pets-sample/")
+        pytest.skip("PETS_SAMPLE is not set: tests on the real pet photos are skipped")
+    path = Path(value)
+    missing = [p for p in ("images", "labels.csv") if not (path / p).exists()]
+    if missing:
+        pytest.fail(f"PETS_SAMPLE={value} does not hold the pet sample (missing: {', '.join(missing)})")
+    n = len(list((path / "images").glob("*.jpg")))
+    if n < 370:
+        pytest.fail(f"PETS_SAMPLE={value}: expected 370 photos in images/, found {n}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pets_sample() -> Path:
+    """The folder holding the real sample's ``images/`` and ``labels.csv``."""
+    return _sample_or_fail()
+
+
+@pytest.fixture(scope="session")
+def synthetic_pets(tmp_path_factory) -> Path:
+    """A folder like the sample's, with generated images: 6 breeds x 4 photos, varied sizes."""
+    from engine.datasets import PET_BREEDS
+    from engine.synthetic import write_labels_csv, write_synthetic_pets
+
+    root = tmp_path_factory.mktemp("synthetic_pets")
+    breeds = [PET_BREEDS[i] for i in (0, 3, 7, 14, 20, 30)]
+    paths = write_synthetic_pets(root / "images", breeds=breeds, n_per_breed=4, size=(96, 72), seed=1)
+    write_labels_csv(root, paths, valid_per_breed=1)
+    return root
