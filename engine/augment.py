@@ -1,0 +1,318 @@
+"""Batch augmentation: presizing, step 2, on the batch's device (the GPU when there is one).
+
+Each geometric augmentation is a map from output pixel coordinates to input coordinates, written
+as a 3x3 matrix in normalized coordinates ([-1, 1] across the image, as ``grid_sample`` uses):
+
+    flip, rotation, zoom, perspective warp, random-resized crop + resize to the final size
+
+Multiplying the matrices composes the maps, so the whole chain becomes *one* matrix per image and
+the pixels are interpolated *once*, by a single ``grid_sample`` over the batch. Applying the steps
+one after the other would interpolate (and blur) the image at every step, and each rotation would
+fill its corners with padding that later steps then carry along.
+
+Every image gets its own random parameters. Validation uses the identity (centre, no
+augmentation) and the same single resample to the final size, so train and valid differ only by
+the augmentation. Lighting (brightness, contrast) and normalization follow, per pixel.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "AugmentParams",
+    "BatchAugment",
+    "flip_matrix",
+    "rotation_matrix",
+    "zoom_matrix",
+    "crop_matrix",
+    "warp_matrix",
+    "compose",
+    "sample_grid",
+    "warp_images",
+]
+
+
+# --- one 3x3 matrix per step, batched: every function returns (n, 3, 3) ---------------------------
+
+def _eye(n: int, device=None, dtype=torch.float32) -> Tensor:
+    return torch.eye(3, device=device, dtype=dtype).repeat(n, 1, 1)
+
+
+def flip_matrix(flip: Tensor) -> Tensor:
+    """Mirror left-right where ``flip`` is true: x -> -x."""
+    m = _eye(len(flip), flip.device)
+    m[:, 0, 0] = 1 - 2 * flip.float()
+    return m
+
+
+def rotation_matrix(degrees: Tensor, aspect: float = 1.0) -> Tensor:
+    """Rotate by ``degrees`` about the centre. ``aspect`` = width / height of the input, so that
+    the rotation is a true rotation in pixels even though normalized coordinates are square."""
+    t = degrees * math.pi / 180
+    c, s = torch.cos(t), torch.sin(t)
+    m = _eye(len(t), t.device)
+    m[:, 0, 0], m[:, 0, 1] = c, -s / aspect
+    m[:, 1, 0], m[:, 1, 1] = s * aspect, c
+    return m
+
+
+def zoom_matrix(zoom: Tensor, cx: Tensor, cy: Tensor) -> Tensor:
+    """Zoom in by ``zoom`` (>= 1) around the point (cx, cy): the output shows 1/zoom of the input."""
+    m = _eye(len(zoom), zoom.device)
+    m[:, 0, 0] = m[:, 1, 1] = 1 / zoom
+    m[:, 0, 2], m[:, 1, 2] = cx, cy
+    return m
+
+
+def crop_matrix(w: Tensor, h: Tensor, cx: Tensor, cy: Tensor) -> Tensor:
+    """Take the window of relative width ``w`` and height ``h`` centred at (cx, cy), stretched to
+    the whole output (its size is set by the grid, i.e. the final size)."""
+    m = _eye(len(w), w.device)
+    m[:, 0, 0], m[:, 1, 1] = w, h
+    m[:, 0, 2], m[:, 1, 2] = cx, cy
+    return m
+
+
+def warp_matrix(mag_x: Tensor, mag_y: Tensor) -> Tensor:
+    """Perspective warp: the homography that moves the four corners inwards/outwards by the
+    magnitudes, as if the picture were seen from a little to the side (or above/below)."""
+    n = len(mag_x)
+    src = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0], [1.0, 1.0]], device=mag_x.device)
+    x, y = mag_x[:, None], mag_y[:, None]
+    dst = torch.stack(
+        [
+            torch.cat([-1 - y, -1 - x], 1),
+            torch.cat([1 + y, -1 + x], 1),
+            torch.cat([-1 + y, 1 + x], 1),
+            torch.cat([1 - y, 1 - x], 1),
+        ],
+        dim=1,
+    )  # (n, 4, 2)
+    return _homography(src.expand(n, 4, 2), dst)
+
+
+def _homography(src: Tensor, dst: Tensor) -> Tensor:
+    """The (n, 3, 3) perspective maps taking the 4 points ``src`` to ``dst`` (solve an 8x8 system)."""
+    n = src.shape[0]
+    rows = []
+    for i in range(4):
+        (x, y), (u, v) = src[:, i].unbind(-1), dst[:, i].unbind(-1)
+        one, zero = torch.ones_like(x), torch.zeros_like(x)
+        rows.append(torch.stack([x, y, one, zero, zero, zero, -u * x, -u * y], -1))
+        rows.append(torch.stack([zero, zero, zero, x, y, one, -v * x, -v * y], -1))
+    a = torch.stack(rows, 1)  # (n, 8, 8)
+    b = dst.reshape(n, 8, 1)  # u0, v0, u1, v1 ...
+    h = torch.linalg.solve(a.double(), b.double()).float().squeeze(-1)  # (n, 8)
+    return torch.cat([h, torch.ones(n, 1, device=h.device)], 1).reshape(n, 3, 3)
+
+
+def compose(*matrices: Tensor) -> Tensor:
+    """Chain output->input maps: ``compose(A, B)`` first maps with B, then with A (so A @ B)."""
+    out = matrices[0]
+    for m in matrices[1:]:
+        out = out @ m
+    return out
+
+
+# --- sampling ---------------------------------------------------------------------------------------
+
+def sample_grid(matrices: Tensor, size: tuple[int, int]) -> Tensor:
+    """The (n, H, W, 2) ``grid_sample`` grid of the output pixel centres mapped through ``matrices``."""
+    h, w = size
+    dev = matrices.device
+    ys = (torch.arange(h, device=dev, dtype=torch.float32) * 2 + 1) / h - 1
+    xs = (torch.arange(w, device=dev, dtype=torch.float32) * 2 + 1) / w - 1
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    base = torch.stack([gx, gy, torch.ones_like(gx)], -1).view(h * w, 3)  # (H*W, 3): x, y, 1 per pixel
+    pts = matrices.float() @ base.T  # (n, 3, H*W); multiplying by the transposed view is the fast path
+    grid = pts[:, :2] / pts[:, 2:]  # perspective divide by w (w = 1 for affine maps)
+    return grid.permute(0, 2, 1).view(-1, h, w, 2)  # (n, H, W, 2), a strided view: no copy
+
+
+def warp_images(
+    images: Tensor,
+    matrices: Tensor,
+    size: tuple[int, int],
+    padding_mode: str = "reflection",
+    mode: str = "bilinear",
+) -> Tensor:
+    """Resample a float (n, C, H, W) batch through per-image matrices into ``size``: one interpolation."""
+    grid = sample_grid(matrices.to(images.device), size)
+    return F.grid_sample(images, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
+
+
+# --- random parameters -----------------------------------------------------------------------------
+
+@dataclass
+class AugmentParams:
+    """The random draws for one batch, one value per image (all tensors of shape (n,))."""
+
+    flip: Tensor
+    rotate: Tensor  # degrees
+    zoom: Tensor
+    zoom_cx: Tensor
+    zoom_cy: Tensor
+    warp_x: Tensor
+    warp_y: Tensor
+    crop_w: Tensor
+    crop_h: Tensor
+    crop_cx: Tensor
+    crop_cy: Tensor
+    contrast: Tensor
+    brightness: Tensor
+
+    @classmethod
+    def identity(cls, n: int) -> "AugmentParams":
+        zeros, ones = torch.zeros(n), torch.ones(n)
+        return cls(flip=zeros.bool(), rotate=zeros, zoom=ones, zoom_cx=zeros, zoom_cy=zeros,
+                   warp_x=zeros, warp_y=zeros, crop_w=ones, crop_h=ones, crop_cx=zeros,
+                   crop_cy=zeros, contrast=ones, brightness=zeros)
+
+    def to(self, device) -> "AugmentParams":
+        return AugmentParams(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+    def matrices(self, aspect: float = 1.0) -> Tensor:
+        """The composed output->input map of every image: (n, 3, 3)."""
+        return compose(
+            flip_matrix(self.flip),
+            rotation_matrix(self.rotate, aspect),
+            zoom_matrix(self.zoom, self.zoom_cx, self.zoom_cy),
+            warp_matrix(self.warp_x, self.warp_y),
+            crop_matrix(self.crop_w, self.crop_h, self.crop_cx, self.crop_cy),
+        )
+
+
+class BatchAugment:
+    """Augment a uint8 batch on its device and produce normalized float images of the final size.
+
+    Args:
+        size: final image size (square).
+        flip: mirror half of the images left-right.
+        max_rotate: rotation drawn from [-max_rotate, max_rotate] degrees.
+        max_zoom: zoom drawn from [1, max_zoom].
+        max_warp: perspective magnitude drawn from [-max_warp, max_warp] along x and y.
+        min_scale: random-resized crop keeps between ``min_scale`` and all of the image's area.
+        p_affine: probability that an image gets rotation, zoom and warp.
+        max_lighting: brightness shift in [-max_lighting/2, max_lighting/2], contrast factor
+            between (1 - max_lighting) and 1 / (1 - max_lighting); applied with ``p_lighting``.
+        mean, std: per-channel normalization (the pretrained model's statistics).
+    """
+
+    def __init__(
+        self,
+        size: int = 224,
+        flip: bool = True,
+        max_rotate: float = 10.0,
+        max_zoom: float = 1.1,
+        max_warp: float = 0.2,
+        min_scale: float = 0.75,
+        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        p_affine: float = 0.75,
+        max_lighting: float = 0.2,
+        p_lighting: float = 0.75,
+        mean: tuple[float, ...] = (0.485, 0.456, 0.406),
+        std: tuple[float, ...] = (0.229, 0.224, 0.225),
+        padding_mode: str = "reflection",
+    ):
+        if not 0 < min_scale <= 1:
+            raise ValueError(f"min_scale must be in (0, 1], got {min_scale}")
+        if max_zoom < 1:
+            raise ValueError(f"max_zoom must be >= 1 (1 = no zoom), got {max_zoom}")
+        if not 0 <= max_lighting < 1:
+            raise ValueError(f"max_lighting must be in [0, 1), got {max_lighting}")
+        self.size, self.flip, self.max_rotate, self.max_zoom = size, flip, max_rotate, max_zoom
+        self.max_warp, self.min_scale, self.ratio, self.p_affine = max_warp, min_scale, ratio, p_affine
+        self.max_lighting, self.p_lighting, self.padding_mode = max_lighting, p_lighting, padding_mode
+        self.mean, self.std = tuple(mean), tuple(std)
+        self._buffers: dict = {}  # reused float input buffers: allocating 80 MB per batch is slow
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> AugmentParams:
+        """Draw independent random parameters for ``n`` images (on the CPU, from ``generator``)."""
+        def u(lo, hi):
+            return torch.rand(n, generator=generator) * (hi - lo) + lo
+
+        def sometimes(x, default, p):
+            return torch.where(torch.rand(n, generator=generator) < p, x, torch.full_like(x, default))
+
+        p = self.p_affine
+        zoom = sometimes(u(1.0, self.max_zoom), 1.0, p)
+        zoom_room = 1 - 1 / zoom  # how far the zoom centre can move and stay inside the image
+        area = u(self.min_scale, 1.0)
+        log_ratio = u(math.log(self.ratio[0]), math.log(self.ratio[1]))
+        crop_w = (area * log_ratio.exp()).sqrt().clamp(max=1.0)
+        crop_h = (area / log_ratio.exp()).sqrt().clamp(max=1.0)
+        contrast = sometimes(u(math.log(1 - self.max_lighting), -math.log(1 - self.max_lighting)).exp(), 1.0,
+                             self.p_lighting)
+        brightness = sometimes(u(-self.max_lighting / 2, self.max_lighting / 2), 0.0, self.p_lighting)
+        return AugmentParams(
+            flip=(torch.rand(n, generator=generator) < 0.5) & self.flip,
+            rotate=sometimes(u(-self.max_rotate, self.max_rotate), 0.0, p),
+            zoom=zoom,
+            zoom_cx=u(-1, 1) * zoom_room,
+            zoom_cy=u(-1, 1) * zoom_room,
+            warp_x=sometimes(u(-self.max_warp, self.max_warp), 0.0, p),
+            warp_y=sometimes(u(-self.max_warp, self.max_warp), 0.0, p),
+            crop_w=crop_w,
+            crop_h=crop_h,
+            crop_cx=u(-1, 1) * (1 - crop_w),
+            crop_cy=u(-1, 1) * (1 - crop_h),
+            contrast=contrast,
+            brightness=brightness,
+        )
+
+    def _as_float(self, xb: Tensor) -> Tensor:
+        """uint8 -> float32 (0..255) into a reused channels-last buffer."""
+        if xb.is_floating_point():
+            return xb.float()
+        key = (xb.shape, xb.device)
+        buf = self._buffers.get(key)
+        if buf is None:
+            self._buffers = {}  # keep only the latest shape (the last batch of an epoch is smaller)
+            buf = self._buffers[key] = torch.empty(xb.shape, device=xb.device, memory_format=torch.channels_last)
+        return buf.copy_(xb)
+
+    def __call__(self, xb: Tensor, train: bool = True, generator: torch.Generator | None = None,
+                 params: AugmentParams | None = None) -> Tensor:
+        """(n, 3, H, W) uint8 -> (n, 3, size, size) float, augmented when ``train``, normalized."""
+        n, _, h, w = xb.shape
+        if params is None:
+            params = self.sample(n, generator) if train else AugmentParams.identity(n)
+        params = params.to(xb.device)
+        x = warp_images(self._as_float(xb), params.matrices(aspect=w / h), (self.size, self.size),
+                        padding_mode=self.padding_mode)  # (n, 3, size, size), values 0..255
+        return self.light_and_normalize(x, params)
+
+    def light_and_normalize(self, x: Tensor, params: AugmentParams) -> Tensor:
+        """Scale 0..255 to 0..1, apply contrast and brightness, clip to 0..1, normalize per channel.
+
+        All of it is one multiply, one add and one clamp per pixel: ``(x/255 - 0.5) * c + 0.5 + b``
+        followed by ``(. - mean) / std`` is a single affine map, and clipping to 0..1 before
+        normalizing equals clipping to ``(0 - mean) / std .. (1 - mean) / std`` after it.
+        """
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        c = params.contrast.view(-1, 1, 1, 1)
+        b = params.brightness.view(-1, 1, 1, 1)
+        scale = c / (255 * std)  # (n, C, 1, 1)
+        shift = (0.5 - 0.5 * c + b - mean) / std
+        x = x.mul_(scale).add_(shift)
+        for ch, (m, s) in enumerate(zip(self.mean, self.std)):  # a clamp with plain numbers is fast
+            x[:, ch].clamp_((0 - m) / s, (1 - m) / s)
+        return x
+
+    def decode(self, x: Tensor) -> Tensor:
+        """Undo the normalization: back to 0..1 for display."""
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        return (x * std + mean).clamp(0, 1)
+
+    def __repr__(self) -> str:
+        return (f"BatchAugment(size={self.size}, flip={self.flip}, max_rotate={self.max_rotate}, "
+                f"max_zoom={self.max_zoom}, max_warp={self.max_warp}, min_scale={self.min_scale}, "
+                f"max_lighting={self.max_lighting}, mean={self.mean}, std={self.std})")

@@ -1,0 +1,295 @@
+"""Datasets and DataLoaders: from files and labels to augmented batches on the device.
+
+The path of one training image, step by step (``summary`` prints exactly these steps):
+
+    on the CPU, per image (in DataLoader workers when ``num_workers > 0``):
+      1. open image  - decode, EXIF orientation, any mode -> RGB          (transforms.load_array)
+      2. presize     - one high-quality resize to a large square (460)    (transforms.Presize)
+      3. to tensor   - (3, 460, 460) uint8, no copy                       (transforms.pil_to_tensor)
+    per batch:
+      4. collate     - stack into (bs, 3, 460, 460) uint8
+      5. to device   - the GPU when there is one
+      6. augment     - flip/rotate/zoom/warp/crop/resize in one grid_sample, lighting, normalize
+
+Images stay uint8 until they reach the device: four times less memory to move than float32.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from .augment import BatchAugment
+from .items import (PETS_PATTERN, RegexLabeller, column_split, format_bad_images, get_image_files,
+                    label_items, parent_label, random_split, read_table, verify_images)
+from .transforms import Presize, load_array, pil_to_tensor
+
+__all__ = ["ImageDataset", "CollateError", "collate", "DeviceLoader", "DataLoaders", "default_device"]
+
+
+def default_device() -> torch.device:
+    """``cuda`` when a GPU is available, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class ImageDataset(Dataset):
+    """Image files with integer labels, loaded through the CPU item steps.
+
+    Unreadable files are found when the dataset is built (a fast check) and left out with one
+    warning that lists them. If a file still fails later (say it changed on disk), that item is
+    replaced by the next one, with a warning, so an epoch never stops half-way.
+    """
+
+    def __init__(self, items: Sequence[Path], labels: Sequence[int], presize: Presize | None = None,
+                 train: bool = False, check: bool = True):
+        items, labels = [Path(p) for p in items], list(labels)
+        if len(items) != len(labels):
+            raise ValueError(f"got {len(items)} items but {len(labels)} labels")
+        if check:
+            bad = verify_images(items, full=False)
+            if bad:
+                warnings.warn(f"skipping {len(bad)} unreadable image file(s):\n{format_bad_images(bad)}",
+                              stacklevel=2)
+                bad_paths = {b.path for b in bad}
+                keep = [i for i, p in enumerate(items) if p not in bad_paths]
+                items, labels = [items[i] for i in keep], [labels[i] for i in keep]
+        if not items:
+            raise ValueError("the dataset is empty: no usable image files")
+        self.items, self.labels, self.presize, self.train = items, labels, presize, train
+        # Draft decoding may shrink big JPEGs while decoding, as long as they stay >= the presize.
+        self.min_size = presize.size if presize is not None else None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def steps(self) -> list[tuple[str, Callable]]:
+        """The per-image steps, in order, as (name, function) pairs: what ``__getitem__`` runs."""
+        out: list[tuple[str, Callable]] = [("open image", lambda p: load_array(p, self.min_size))]
+        if self.presize is not None:
+            out.append((f"presize ({self.presize.method} {self.presize.size})",
+                        lambda img: self.presize(img, train=self.train, rng=_TorchRandom())))
+        out.append(("to tensor", pil_to_tensor))
+        return out
+
+    def load(self, i: int) -> Tensor:
+        x = self.items[i]
+        for _, step in self.steps():
+            x = step(x)
+        return x
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        for attempt in range(len(self.items)):
+            j = (i + attempt) % len(self.items)
+            try:
+                return self.load(j), self.labels[j]
+            except OSError as err:  # PIL's errors for corrupt/truncated files are OSErrors
+                warnings.warn(f"could not read {self.items[j]} ({err}); using the next image instead")
+        raise RuntimeError("no image in the dataset could be read")
+
+
+class _TorchRandom:
+    """``random()`` from torch's generator: DataLoader seeds it in each worker from its own seed."""
+
+    def random(self) -> float:
+        return float(torch.rand(()))
+
+
+class CollateError(RuntimeError):
+    """Items of a batch cannot be stacked into one tensor."""
+
+
+def collate(batch: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
+    """Stack images into a (bs, 3, H, W) uint8 channels-last batch, labels into (bs,) int64."""
+    shapes = {tuple(x.shape) for x, _ in batch}
+    if len(shapes) > 1:
+        raise CollateError(
+            f"cannot collate images of different sizes into one batch: got shapes {sorted(shapes)[:4]}"
+            f"{' ...' if len(shapes) > 4 else ''}. Add an item transform that resizes every image to "
+            "the same size (presize=460)."
+        )
+    first = batch[0][0]
+    shape = (len(batch), *first.shape)
+    if torch.utils.data.get_worker_info() is None:
+        out = torch.empty(shape, dtype=first.dtype, memory_format=torch.channels_last)
+    else:
+        # In a worker process, build the batch directly in shared memory (as PyTorch's own
+        # default_collate does), so that handing it to the main process copies nothing.
+        storage = torch.UntypedStorage._new_shared(math.prod(shape) * first.element_size())
+        out = first.new_empty(0).set_(storage, 0, shape, _channels_last_strides(shape))
+    torch.stack([x for x, _ in batch], out=out)
+    return out, torch.tensor([y for _, y in batch], dtype=torch.long)
+
+
+def _channels_last_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    n, c, h, w = shape
+    return (h * w * c, 1, w * c, c)  # memory order: batch, row, column, channel
+
+
+class DeviceLoader:
+    """A DataLoader whose batches are moved to ``device`` and then augmented there."""
+
+    def __init__(self, dl: DataLoader, augment: BatchAugment, device: torch.device, train: bool,
+                 generator: torch.Generator | None = None):
+        self.dl, self.augment, self.device, self.train, self.generator = dl, augment, device, train, generator
+
+    @property
+    def dataset(self) -> ImageDataset:
+        return self.dl.dataset
+
+    def __len__(self) -> int:
+        return len(self.dl)
+
+    def __iter__(self):
+        for xb, yb in self.dl:
+            xb = xb.to(self.device, non_blocking=True)
+            yb = yb.to(self.device, non_blocking=True)
+            yield self.augment(xb, train=self.train, generator=self.generator), yb
+
+
+class DataLoaders:
+    """Training and validation loaders, the vocabulary, and what is needed to show a batch.
+
+    Build with one of the constructors: ``from_name_regex`` (labels in file names),
+    ``from_folder`` (labels = folder names), ``from_csv`` (a table), or ``from_items``.
+    """
+
+    def __init__(self, train_ds: ImageDataset, valid_ds: ImageDataset, vocab: Sequence[str],
+                 batch_size: int = 32, augment: BatchAugment | None = None, num_workers: int = 0,
+                 seed: int | None = None, device: str | torch.device | None = None,
+                 pin_memory: bool | None = None, valid_batch_size: int | None = None,
+                 train_augment: bool = True):
+        self.vocab = list(vocab)
+        self.device = torch.device(device) if device is not None else default_device()
+        self.augment = augment or BatchAugment()
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        pin = self.device.type == "cuda" if pin_memory is None else pin_memory
+        shuffle_gen = torch.Generator()
+        aug_gen = torch.Generator()
+        if seed is not None:
+            shuffle_gen.manual_seed(seed)
+            aug_gen.manual_seed(seed + 1)
+        # Without augmentation the training images get exactly the validation treatment.
+        train_ds.train = train_augment
+        common = dict(num_workers=num_workers, pin_memory=pin, collate_fn=collate,
+                      persistent_workers=num_workers > 0)
+        self._common = common
+        # drop_last on train: a last batch of 1 would break BatchNorm and give a noisy step.
+        train_dl = DataLoader(train_ds, batch_size=batch_size, shuffle=True, drop_last=len(train_ds) > batch_size,
+                              generator=shuffle_gen, **common)
+        valid_dl = DataLoader(valid_ds, batch_size=valid_batch_size or batch_size, shuffle=False, **common)
+        self.train = DeviceLoader(train_dl, self.augment, self.device, train=train_augment, generator=aug_gen)
+        self.valid = DeviceLoader(valid_dl, self.augment, self.device, train=False)
+
+    def train_in_order(self, augment: bool = True) -> DeviceLoader:
+        """The training set in dataset order (no shuffling, nothing dropped), augmented or not."""
+        dl = DataLoader(self.train.dataset, batch_size=self.batch_size, shuffle=False, **self._common)
+        return DeviceLoader(dl, self.augment, self.device, train=augment and self.train.train,
+                            generator=self.train.generator)
+
+    def with_train_sampler(self, sampler) -> None:
+        """Draw training batches through ``sampler`` (e.g. a DistributedSampler)."""
+        dl = DataLoader(self.train.dataset, batch_size=self.batch_size, sampler=sampler,
+                        drop_last=self.train.dl.drop_last, **self._common)
+        self.train = DeviceLoader(dl, self.augment, self.device, train=self.train.train,
+                                  generator=self.train.generator)
+
+    # --- constructors --------------------------------------------------------------------------
+
+    @classmethod
+    def from_items(cls, items: Sequence[Path], labels: Sequence[str], split: tuple[Sequence[int], Sequence[int]],
+                   presize: int | None = 460, method: str = "crop", size: int = 224,
+                   augment: BatchAugment | None = None, vocab: Sequence[str] | None = None, **kwargs) -> "DataLoaders":
+        """Build from paths, string labels and a (train_indices, valid_indices) split.
+
+        Args:
+            presize: size of the CPU presize square (None: no resize, only for debugging with
+                ``summary``: images of different sizes cannot be batched).
+            method: presize method, "crop", "squish" or "pad".
+            size: final size after augmentation, used when ``augment`` is not given.
+            augment: a configured ``BatchAugment``; defaults to ``BatchAugment(size=size)``.
+            **kwargs: batch_size, num_workers, seed, device, pin_memory, valid_batch_size.
+        """
+        vocab = sorted(set(labels)) if vocab is None else list(vocab)
+        index = {v: i for i, v in enumerate(vocab)}
+        unknown = sorted(set(labels) - set(index))
+        if unknown:
+            raise ValueError(f"labels not in the vocabulary: {unknown[:5]}")
+        y = [index[lbl] for lbl in labels]
+        train_idx, valid_idx = split
+        pre = Presize(presize, method) if presize is not None else None
+        # Check every file once, up front, and leave out the unreadable ones with a single warning.
+        bad = {b.path: b for b in verify_images(items, full=False)}
+        if bad:
+            warnings.warn(f"skipping {len(bad)} unreadable image file(s):\n{format_bad_images(list(bad.values()))}",
+                          stacklevel=3)
+
+        def subset(idx, train):
+            idx = [i for i in idx if Path(items[i]) not in bad]
+            return ImageDataset([items[i] for i in idx], [y[i] for i in idx], pre, train=train, check=False)
+
+        return cls(subset(train_idx, True), subset(valid_idx, False), vocab,
+                   augment=augment or BatchAugment(size=size), **kwargs)
+
+    @classmethod
+    def from_name_regex(cls, path: str | Path, pattern: str = PETS_PATTERN, valid_pct: float = 0.2,
+                        seed: int | None = 42, **kwargs) -> "DataLoaders":
+        """Every image under ``path``, labelled by ``pattern``'s first group on the file name."""
+        items = get_image_files(path)
+        labels = label_items(items, RegexLabeller(pattern))
+        return cls.from_items(items, labels, random_split(len(items), valid_pct, seed), seed=seed, **kwargs)
+
+    @classmethod
+    def from_folder(cls, path: str | Path, valid_pct: float = 0.2, seed: int | None = 42, **kwargs) -> "DataLoaders":
+        """Every image under ``path``, labelled by its parent folder's name."""
+        items = get_image_files(path)
+        labels = label_items(items, parent_label)
+        return cls.from_items(items, labels, random_split(len(items), valid_pct, seed), seed=seed, **kwargs)
+
+    @classmethod
+    def from_csv(cls, table, folder: str | Path | None = None, fn_col: str = "name", label_col: str = "breed",
+                 valid_col: str | None = "is_valid", valid_pct: float = 0.2, seed: int | None = 42,
+                 **kwargs) -> "DataLoaders":
+        """From a table; the split is ``valid_col`` when the table has it, else random.
+
+        ``folder`` defaults to ``images/`` beside the CSV file (the sample's layout).
+        """
+        if folder is None:
+            if not isinstance(table, (str, Path)):
+                raise ValueError("pass folder= (where the images are) when the table is a DataFrame")
+            folder = Path(table).parent / "images"
+        items, labels, valid = read_table(table, folder, fn_col, label_col, valid_col)
+        split = column_split(valid) if valid is not None else random_split(len(items), valid_pct, seed)
+        return cls.from_items(items, labels, split, seed=seed, **kwargs)
+
+    # --- using them --------------------------------------------------------------------------------
+
+    @property
+    def c(self) -> int:
+        """Number of classes."""
+        return len(self.vocab)
+
+    @property
+    def loaders(self) -> tuple[DeviceLoader, DeviceLoader]:
+        return self.train, self.valid
+
+    def one_batch(self, split: str = "train") -> tuple[Tensor, Tensor]:
+        """The first batch of the training (or ``"valid"``) loader."""
+        return next(iter(self.valid if split == "valid" else self.train))
+
+    def decode(self, xb: Tensor) -> Tensor:
+        """Undo normalization: (bs, 3, H, W) in 0..1, ready to show."""
+        return self.augment.decode(xb)
+
+    def set_normalization(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        """Normalize with these statistics (a pretrained model's) from now on."""
+        self.augment.mean, self.augment.std = tuple(mean), tuple(std)
+
+    def __repr__(self) -> str:
+        return (f"DataLoaders(train={len(self.train.dataset)} images, valid={len(self.valid.dataset)} images, "
+                f"{self.c} classes, batch_size={self.batch_size}, device={self.device})")

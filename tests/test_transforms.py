@@ -1,0 +1,114 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.synthetic import SYNTHETIC_KINDS, make_image, write_image
+from engine.transforms import Presize, load_image, pil_to_tensor, to_rgb
+
+
+@pytest.mark.parametrize("kind", SYNTHETIC_KINDS)
+def test_load_image_gives_upright_rgb_for_every_kind(tmp_path, kind):
+    path = write_image(tmp_path / f"x_{kind}.jpg", kind=kind, size=(80, 60))
+    img = load_image(path)
+    assert img.mode == "RGB"
+    a = np.asarray(img)
+    assert a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3
+    if kind == "exif_rotated":
+        # stored sideways with orientation 6: upright it is the same as the plain picture
+        assert img.size == make_image("rgb", size=(80, 60)).size
+    if kind in ("rgb", "l", "cmyk", "i16"):
+        assert img.size == (80, 60)
+
+
+def test_sixteen_bit_uses_the_whole_range():
+    a = (np.linspace(0, 65535, 64 * 32).reshape(32, 64)).astype(np.uint16)
+    img = Image.fromarray(a)
+    assert img.mode.startswith("I;16")
+    out = np.asarray(to_rgb(img))
+    assert out.min() == 0 and out.max() == 255  # PIL's own convert would clip everything to 255
+    assert len(np.unique(out[..., 0])) > 200
+
+
+def test_transparent_pixels_become_white():
+    img = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
+    img.putpixel((0, 0), (255, 0, 0, 255))
+    out = np.asarray(to_rgb(img))
+    assert tuple(out[0, 0]) == (255, 0, 0)
+    assert tuple(out[3, 3]) == (255, 255, 255)
+
+
+def test_jpeg_draft_decodes_smaller_but_never_below_min_size(tmp_path):
+    path = tmp_path / "big.jpg"
+    make_image("rgb", size=(2000, 1500)).save(path, quality=90)
+    full = load_image(path)
+    small = load_image(path, min_size=460)
+    assert full.size == (2000, 1500)
+    assert small.size == (1000, 750)  # 1/2 scale: 1/4 would be 375 < 460
+    assert min(small.size) >= 460
+
+
+def test_max_pixels_refuses_before_decoding(tmp_path):
+    path = tmp_path / "bomb.png"
+    Image.new("L", (3000, 3000)).save(path, optimize=True)
+    with pytest.raises(ValueError, match=r"bomb.png is 3000x3000 = 9 megapixels, more than the 4 allowed"):
+        load_image(path, max_pixels=4_000_000)
+
+
+def _halves(w=300, h=100):
+    """Left third red, middle green, right third blue: tells where a crop was taken."""
+    a = np.zeros((h, w, 3), np.uint8)
+    a[:, : w // 3, 0] = 255
+    a[:, w // 3: 2 * w // 3, 1] = 255
+    a[:, 2 * w // 3:, 2] = 255
+    return Image.fromarray(a)
+
+
+def test_presize_crop_centre_on_valid():
+    out = Presize(64)(_halves(), train=False)
+    assert out.shape == (64, 64, 3) and out.dtype == np.uint8
+    assert out[:, :, 1].mean() > 250  # the centre square is the green third
+
+
+def test_presize_crop_random_position_on_train():
+    import random
+
+    pre = Presize(64)
+    rng = random.Random(0)
+    means = {tuple(pre(_halves(), train=True, rng=rng).reshape(-1, 3).mean(0).round(-1)) for _ in range(30)}
+    assert len(means) > 5  # different positions give different colour mixes
+    # a tall image keeps its full width: all three bands are still there, left to right
+    strip = Presize(64)(_halves(w=100, h=300), train=True, rng=rng)
+    assert strip[:, :15, 0].mean() > 250 and strip[:, 25:38, 1].mean() > 250 and strip[:, -15:, 2].mean() > 250
+
+
+def test_presize_squish_and_pad():
+    img = _halves(300, 100)
+    squished = Presize(60, "squish")(img)
+    assert squished.shape == (60, 60, 3)
+    assert squished[:, :18, 0].mean() > 250 and squished[:, -18:, 2].mean() > 250  # all three bands kept
+    padded = Presize(60, "pad")(img)
+    assert padded.shape == (60, 60, 3)
+    assert padded[:15].max() == 0 and padded[-15:].max() == 0  # black above and below
+    assert padded[25:35].max() == 255
+
+
+def test_presize_downscale_is_antialiased():
+    """A 1-pixel checkerboard shrunk 4x must become flat grey, not a moire of black and white."""
+    a = (np.indices((400, 400)).sum(0) % 2 * 255).astype(np.uint8)
+    img = Image.fromarray(np.stack([a] * 3, -1))
+    out = Presize(100)(img)
+    assert abs(out.mean() - 127.5) < 2 and out.std() < 3
+
+
+def test_presize_bad_arguments():
+    with pytest.raises(ValueError, match="method must be one of"):
+        Presize(460, "stretch")
+    with pytest.raises(ValueError, match="at least 8 pixels"):
+        Presize(4)
+
+
+def test_pil_to_tensor_is_chw_uint8_channels_last():
+    t = pil_to_tensor(Image.new("RGB", (5, 3), (1, 2, 3)))
+    assert t.shape == (3, 3, 5) and str(t.dtype) == "torch.uint8"
+    assert t[:, 0, 0].tolist() == [1, 2, 3]
+    assert t.stride() == (1, 15, 3)
