@@ -12,6 +12,17 @@ Modules, in the order the lesson meets them:
     quality     presizing vs. the naive order, measured
     losses      softmax, log_softmax, nll_loss, cross_entropy, ... from scratch
     numerics    the log domain, and the NaN guard
+    models      pretrained bodies with a new head, parameter groups
+    learner     the training loop, fit_one_cycle, freeze/unfreeze, fine_tune, to_fp16
+    callbacks   recorder, progress, NaN guard, schedules, mixed precision, early stopping
+    schedules   one-cycle and friends as pure functions; slice -> per-group rates
+    lr_finder   the learning-rate finder and its suggestions
+    features    the frozen-phase speed-up: train the head on cached body features
+    plots       loss, schedule and LR-finder plots
+    interpret   confusion matrix, most confused, top losses
+    export      safetensors + JSON export; predict: loading it and predicting
+    distributed DistributedDataParallel under torchrun
+    train       ``python -m engine.train``: the command-line recipe
 
 Names are re-exported here by name (``from engine import cross_entropy``) but each module is only
 imported when one of its names is first used, so ``import engine`` is instant: torch and friends
@@ -37,12 +48,27 @@ _EXPORTS = {
         "PETS_PATTERN", "get_image_files", "RegexLabeller", "parent_label", "label_items", "read_table",
         "random_split", "column_split", "official_split", "verify_images",
     ],
-    "transforms": ["load_image", "to_rgb", "Presize"],
+    "transforms": ["load_image", "load_array", "to_rgb", "Presize"],
     "augment": ["BatchAugment", "AugmentParams"],
     "data": ["DataLoaders", "ImageDataset", "CollateError", "default_device"],
     "show": ["show_batch", "show_images"],
     "summary": ["summary"],
     "quality": ["compare_presizing", "psnr"],
+    "models": ["create_model", "create_head", "Classifier", "ARCHS", "imagenet_categories"],
+    "schedules": ["one_cycle_lr", "one_cycle_mom", "lr_for_groups", "cos_anneal"],
+    "callbacks": [
+        "Callback", "CancelFitException", "CancelEpochException", "CancelBatchException", "Recorder",
+        "ProgressCallback", "NanGuard", "ParamScheduler", "MixedPrecision", "EarlyStopping", "SaveBestModel",
+    ],
+    "metrics": ["accuracy", "error_rate"],
+    "learner": ["Learner", "vision_learner"],
+    "lr_finder": ["lr_find", "LRFindResult"],
+    "features": ["compute_features", "head_learner", "fit_head_on_features"],
+    "plots": ["plot_loss", "plot_sched", "plot_lr_find"],
+    "interpret": ["ClassificationInterpretation"],
+    "export": ["export", "read_export", "PickleRefused"],
+    "predict": ["Predictor", "load_predictor", "fold_batchnorm"],
+    "distributed": ["setup_distributed", "DistributedTrainer"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -270,7 +270,7 @@ class BatchAugment:
         """uint8 -> float32 (0..255) into a reused channels-last buffer."""
         if xb.is_floating_point():
             return xb.float()
-        key = (xb.shape, xb.device)
+        key = (xb.shape, xb.device, torch.is_inference_mode_enabled())  # inference tensors stay inside
         buf = self._buffers.get(key)
         if buf is None:
             self._buffers = {}  # keep only the latest shape (the last batch of an epoch is smaller)
@@ -281,12 +281,19 @@ class BatchAugment:
                  params: AugmentParams | None = None) -> Tensor:
         """(n, 3, H, W) uint8 -> (n, 3, size, size) float, augmented when ``train``, normalized."""
         n, _, h, w = xb.shape
-        if params is None:
-            params = self.sample(n, generator) if train else AugmentParams.identity(n)
-        params = params.to(xb.device)
+        if params is None and not train:  # validation: the identity map and no lighting change
+            x = warp_images(self._as_float(xb), torch.eye(3).expand(n, 3, 3), (self.size, self.size))
+            return self.normalize(x)
+        params = (params if params is not None else self.sample(n, generator)).to(xb.device)
         x = warp_images(self._as_float(xb), params.matrices(aspect=w / h), (self.size, self.size),
                         padding_mode=self.padding_mode)  # (n, 3, size, size), values 0..255
         return self.light_and_normalize(x, params)
+
+    def normalize(self, x: Tensor) -> Tensor:
+        """0..255 -> (x / 255 - mean) / std, in place, as one multiply and one add per pixel."""
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        return x.mul_(1 / (255 * std)).sub_(mean / std)
 
     def light_and_normalize(self, x: Tensor, params: AugmentParams) -> Tensor:
         """Scale 0..255 to 0..1, apply contrast and brightness, clip to 0..1, normalize per channel.

@@ -16,6 +16,7 @@ Images stay uint8 until they reach the device: four times less memory to move th
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from pathlib import Path
@@ -182,15 +183,22 @@ class DataLoaders:
         # drop_last on train: a last batch of 1 would break BatchNorm and give a noisy step.
         train_dl = DataLoader(train_ds, batch_size=batch_size, shuffle=True, drop_last=len(train_ds) > batch_size,
                               generator=shuffle_gen, **common)
-        valid_dl = DataLoader(valid_ds, batch_size=valid_batch_size or batch_size, shuffle=False, **common)
+        # Loaders that do not shuffle get a generator anyway: iterating a DataLoader draws a seed from
+        # its generator, and without one it would draw from torch's global generator, which dropout
+        # uses too (then merely validating would change the next training steps' dropout masks).
+        valid_dl = DataLoader(valid_ds, batch_size=valid_batch_size or batch_size, shuffle=False,
+                              generator=torch.Generator(), **common)
         self.train = DeviceLoader(train_dl, self.augment, self.device, train=train_augment, generator=aug_gen)
         self.valid = DeviceLoader(valid_dl, self.augment, self.device, train=False)
 
     def train_in_order(self, augment: bool = True) -> DeviceLoader:
-        """The training set in dataset order (no shuffling, nothing dropped), augmented or not."""
-        dl = DataLoader(self.train.dataset, batch_size=self.batch_size, shuffle=False, **self._common)
-        return DeviceLoader(dl, self.augment, self.device, train=augment and self.train.train,
-                            generator=self.train.generator)
+        """The training set in dataset order (no shuffling, nothing dropped), augmented or not;
+        not augmented means exactly the validation treatment (centre crop, no batch augmentation)."""
+        augment = augment and self.train.train
+        ds = copy.copy(self.train.dataset)
+        ds.train = augment
+        dl = DataLoader(ds, batch_size=self.batch_size, shuffle=False, generator=torch.Generator(), **self._common)
+        return DeviceLoader(dl, self.augment, self.device, train=augment, generator=self.train.generator)
 
     def with_train_sampler(self, sampler) -> None:
         """Draw training batches through ``sampler`` (e.g. a DistributedSampler)."""

@@ -43,7 +43,8 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(path: str | Path, min_size: int | None = None, max_pixels: int | None = None) -> Image.Image:
+def load_image(path: str | Path | io.BytesIO, min_size: int | None = None,
+               max_pixels: int | None = None) -> Image.Image:
     """Open an image file upright and in RGB.
 
     Args:
@@ -58,7 +59,8 @@ def load_image(path: str | Path, min_size: int | None = None, max_pixels: int | 
     if max_pixels is not None and img.size[0] * img.size[1] > max_pixels:
         w, h = img.size
         img.close()
-        raise ValueError(f"{Path(path).name} is {w}x{h} = {w * h / 1e6:.0f} megapixels, more than the "
+        name = Path(path).name if isinstance(path, (str, Path)) else "the image"
+        raise ValueError(f"{name} is {w}x{h} = {w * h / 1e6:.0f} megapixels, more than the "
                          f"{max_pixels / 1e6:.0f} allowed: resize it before using it")
     if min_size is not None and img.format == "JPEG":
         img.draft("RGB", (min_size, min_size))
@@ -67,7 +69,7 @@ def load_image(path: str | Path, min_size: int | None = None, max_pixels: int | 
     return to_rgb(img)
 
 
-def load_array(path: str | Path, min_size: int | None = None, max_pixels: int | None = None) -> np.ndarray:
+def load_array(path: str | Path | bytes, min_size: int | None = None, max_pixels: int | None = None) -> np.ndarray:
     """Like ``load_image``, but returns an (H, W, 3) uint8 RGB array, faster for plain JPEG files.
 
     A complete JPEG file is decoded by OpenCV straight into an array (upright: it applies the EXIF
@@ -76,8 +78,11 @@ def load_array(path: str | Path, min_size: int | None = None, max_pixels: int | 
     GIF, 16-bit, transparency, truncated or odd files) goes through ``load_image``, so it gets the
     same conversions and the same clear errors.
     """
-    with open(path, "rb") as f:
-        data = f.read()
+    if isinstance(path, (bytes, bytearray)):
+        data, path = bytes(path), io.BytesIO(path)
+    else:
+        with open(path, "rb") as f:
+            data = f.read()
     if data[:2] == b"\xff\xd8" and b"\xff\xd9" in data[-4096:]:  # a JPEG with its end marker
         with Image.open(io.BytesIO(data)) as header:  # reads the header only
             w, h = header.size

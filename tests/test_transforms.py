@@ -112,3 +112,29 @@ def test_pil_to_tensor_is_chw_uint8_channels_last():
     assert t.shape == (3, 3, 5) and str(t.dtype) == "torch.uint8"
     assert t[:, 0, 0].tolist() == [1, 2, 3]
     assert t.stride() == (1, 15, 3)
+
+
+@pytest.mark.parametrize("kind", SYNTHETIC_KINDS)
+def test_load_array_equals_load_image(tmp_path, kind):
+    from engine.transforms import load_array
+
+    path = write_image(tmp_path / f"y_{kind}.jpg", kind=kind, size=(80, 60))
+    a, b = load_array(path), np.asarray(load_image(path))
+    assert a.shape == b.shape and a.dtype == np.uint8
+    assert np.abs(a.astype(int) - b.astype(int)).mean() <= 1.5  # CMYK conversions round differently
+
+
+def test_load_array_reduced_jpeg_decoding_and_errors(tmp_path):
+    from engine.transforms import load_array
+
+    path = tmp_path / "big.jpg"
+    make_image("rgb", size=(2000, 1500)).save(path, quality=90)
+    assert load_array(path, min_size=460).shape == (750, 1000, 3)  # 1/2 scale; 1/4 would be too small
+    assert load_array(path.read_bytes(), min_size=300).shape == (375, 500, 3)  # bytes work too: 1/4
+    data = path.read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(OSError, match="truncated"):
+        load_array(cut)  # not the fast path: PIL's clear error instead of a half-grey picture
+    with pytest.raises(ValueError, match="more than the 1 allowed"):
+        load_array(path, max_pixels=1_000_000)

@@ -1,0 +1,219 @@
+"""Callbacks: everything the training loop does beyond "predict, loss, backward, step".
+
+The learner calls ``before_*``, ``after_*`` and ``cleanup_*`` events around fit, each epoch pass
+(training and validation are separate passes, ``learn.training`` tells which) and each batch,
+plus ``after_pred``, ``after_loss``, ``after_backward`` and ``after_step`` inside a batch. A callback
+implements the events it needs; ``order`` decides who goes first. To stop early, a callback raises
+``CancelBatchException``, ``CancelEpochException`` or ``CancelFitException``: the learner skips
+the rest of that batch, epoch or fit, and still runs every ``cleanup_*``.
+
+Callbacks *record*; the ``plot_*`` functions in ``plots.py`` draw what they recorded.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Callable, Sequence
+
+import torch
+
+from .numerics import check_finite
+
+__all__ = [
+    "CancelFitException", "CancelEpochException", "CancelBatchException", "Callback", "Recorder",
+    "ProgressCallback", "NanGuard", "ParamScheduler", "MixedPrecision", "EarlyStopping", "SaveBestModel",
+]
+
+
+class CancelFitException(Exception):
+    """Stop training now; cleanup still runs."""
+
+
+class CancelEpochException(Exception):
+    """Skip the rest of this epoch pass."""
+
+
+class CancelBatchException(Exception):
+    """Skip the rest of this batch."""
+
+
+class Callback:
+    """Base class: override the events you need. Lower ``order`` runs first."""
+
+    order = 0
+
+
+class Recorder(Callback):
+    """Records per-step loss, learning rates and momentum, and per-epoch losses and metrics."""
+
+    order = -10  # before everything that reads what it records
+
+    def __init__(self):
+        self.losses, self.lrs, self.moms, self.epochs = [], [], [], []
+
+    def before_epoch(self, learn):
+        self._start, self._sum, self._count = time.perf_counter(), 0.0, 0
+        if not learn.training:
+            self._preds, self._targets = [], []
+
+    def after_batch(self, learn):
+        n = len(learn.yb)
+        self._sum, self._count = self._sum + learn.loss.item() * n, self._count + n
+        if learn.training:
+            self.losses.append(learn.loss.item())
+            self.lrs.append([g["lr"] for g in learn.opt.param_groups])
+            self.moms.append(learn.opt.param_groups[-1]["betas"][0])
+        else:
+            self._preds.append(learn.preds.detach().float().cpu())
+            self._targets.append(learn.yb.detach().cpu())
+
+    def after_epoch(self, learn):
+        mean = self._sum / max(self._count, 1)
+        if learn.training:
+            self._train = {"epoch": learn.epoch, "train_loss": mean}
+            return
+        row = {**getattr(self, "_train", {"epoch": learn.epoch}), "valid_loss": mean}
+        if self._preds:
+            preds, targets = torch.cat(self._preds), torch.cat(self._targets)
+            row.update({m.__name__: float(m(preds, targets)) for m in learn.metrics})
+        row["time"] = time.perf_counter() - self._start + row.get("time", 0.0)
+        self.epochs.append(row)
+
+
+class ProgressCallback(Callback):
+    """A progress bar per epoch with the live training loss, and one line per epoch of results."""
+
+    order = 10
+
+    def __init__(self, show: Callable[[str], None] = print):
+        self.show = show
+
+    def before_fit(self, learn):
+        self._header_done = False
+
+    def before_epoch(self, learn):
+        from tqdm.auto import tqdm
+
+        what = "train" if learn.training else "valid"
+        self.bar = tqdm(total=len(learn.dl), desc=f"epoch {learn.epoch + 1}/{learn.n_epochs} {what}",
+                        leave=False, dynamic_ncols=True)
+
+    def after_batch(self, learn):
+        self.bar.update(1)
+        if learn.training:
+            self.bar.set_postfix(loss=f"{learn.loss.item():.4f}")
+
+    def after_epoch(self, learn):
+        if learn.training or not learn.recorder.epochs:
+            return
+        row = learn.recorder.epochs[-1]
+        if not self._header_done:
+            self.show("  ".join(f"{k:>12}" for k in row))
+            self._header_done = True
+        self.show("  ".join(f"{v:>12.4f}" if isinstance(v, float) else f"{v:>12}" for v in row.values()))
+
+    def cleanup_epoch(self, learn):
+        self.bar.close()
+
+
+class NanGuard(Callback):
+    """Stop at the first NaN or infinite loss, naming the epoch and batch."""
+
+    def after_loss(self, learn):
+        check_finite(learn.loss, "loss" if learn.training else "validation loss",
+                     epoch=learn.epoch + 1, batch=learn.iter + 1)
+
+
+class ParamScheduler(Callback):
+    """Set each parameter group's learning rate (and momentum) from schedules of the progress."""
+
+    order = 1
+
+    def __init__(self, lr_schedules: Sequence[Callable[[float], float]],
+                 mom_schedule: Callable[[float], float] | None = None):
+        self.lr_schedules, self.mom_schedule = list(lr_schedules), mom_schedule
+
+    def before_fit(self, learn):
+        if len(self.lr_schedules) != len(learn.opt.param_groups):
+            raise ValueError(f"{len(self.lr_schedules)} learning-rate schedules for "
+                             f"{len(learn.opt.param_groups)} parameter groups")
+        self.step, self.total = 0, learn.n_epochs * len(learn.dls.train)
+
+    def before_batch(self, learn):
+        if not learn.training:
+            return
+        pct = min(self.step / max(self.total - 1, 1), 1.0)
+        for group, schedule in zip(learn.opt.param_groups, self.lr_schedules):
+            group["lr"] = schedule(pct)
+            if self.mom_schedule is not None:
+                group["betas"] = (self.mom_schedule(pct), group["betas"][1])
+        self.step += 1
+
+
+class MixedPrecision(Callback):
+    """Forward pass in half precision: fp16 with a gradient scaler on CUDA, bfloat16 on the CPU.
+
+    fp16 has a small range, so tiny gradients would round to zero: the scaler multiplies the loss
+    before ``backward`` and divides the gradients before the step, and skips any step whose
+    gradients overflowed (then lowers the scale). bfloat16 has float32's range: no scaler needed.
+    """
+
+    def before_fit(self, learn):
+        cuda = learn.dls.device.type == "cuda"
+        self.dtype = torch.float16 if cuda else torch.bfloat16
+        learn.autocast = lambda: torch.autocast(learn.dls.device.type, dtype=self.dtype)
+        learn.scaler = torch.amp.GradScaler("cuda") if cuda else None
+
+    def cleanup_fit(self, learn):
+        learn.autocast, learn.scaler = None, None
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs."""
+
+    order = 5
+
+    def __init__(self, monitor: str = "valid_loss", patience: int = 1, min_delta: float = 0.0,
+                 higher_is_better: bool = False):
+        self.monitor, self.patience, self.min_delta, self.higher = monitor, patience, min_delta, higher_is_better
+
+    def before_fit(self, learn):
+        self.best, self.wait, self.stopped_epoch = math.inf, 0, None
+
+    def after_epoch(self, learn):
+        if learn.training:
+            return
+        value = learn.recorder.epochs[-1][self.monitor] * (-1 if self.higher else 1)
+        if value < self.best - self.min_delta:
+            self.best, self.wait = value, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = learn.epoch
+            raise CancelFitException()
+
+
+class SaveBestModel(Callback):
+    """Keep the weights of the best epoch by ``monitor`` and restore them when training ends."""
+
+    order = 6
+
+    def __init__(self, monitor: str = "valid_loss", higher_is_better: bool = False, load_best: bool = True):
+        self.monitor, self.higher, self.load_best = monitor, higher_is_better, load_best
+
+    def before_fit(self, learn):
+        self.best, self.best_epoch, self.state = math.inf, None, None
+
+    def after_epoch(self, learn):
+        if learn.training:
+            return
+        value = learn.recorder.epochs[-1][self.monitor] * (-1 if self.higher else 1)
+        if value < self.best:
+            self.best, self.best_epoch = value, learn.epoch
+            self.state = copy.deepcopy(learn.model.state_dict())
+
+    def cleanup_fit(self, learn):
+        if self.load_best and self.state is not None:
+            learn.model.load_state_dict(self.state)

@@ -1,0 +1,92 @@
+"""Interpretation: where is the model wrong, and how wrong?
+
+* the confusion matrix counts, for every actual breed, which breed the model predicted;
+* ``most_confused`` lists the off-diagonal cells with the largest counts: the pairs of breeds the
+  model mixes up (often breeds that people mix up too);
+* ``top_losses`` are the items the model was most confidently wrong about (or least confidently
+  right): the place to look for mislabelled or unusual photos before cleaning the data.
+
+Losses come from the logits through ``cross_entropy`` (the log domain), never from ``log(p)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .losses import cross_entropy, softmax
+
+__all__ = ["ClassificationInterpretation"]
+
+
+class ClassificationInterpretation:
+    """Predictions of a learner on one split, with per-item losses."""
+
+    def __init__(self, logits: Tensor, targets: Tensor, vocab: list[str], dls=None, split: str = "valid"):
+        self.logits, self.targets, self.vocab, self.dls, self.split = logits, targets, list(vocab), dls, split
+        self.probs = softmax(logits, dim=1)  # (n, n_classes)
+        self.preds = self.probs.argmax(dim=1)
+        self.losses = cross_entropy(logits, targets, reduction="none")  # (n,)
+
+    @classmethod
+    def from_learner(cls, learn, split: str = "valid", tta: bool = False) -> "ClassificationInterpretation":
+        """Predict ``split`` with ``learn`` (with test-time augmentation if ``tta``) and interpret it."""
+        logits, targets = learn.get_preds(split, activation=None, tta=tta)
+        return cls(logits, targets, learn.dls.vocab, learn.dls, split)
+
+    def confusion_matrix(self) -> Tensor:
+        """(n_classes, n_classes) counts: row = actual class, column = predicted class."""
+        n = len(self.vocab)
+        flat = self.targets * n + self.preds
+        return torch.bincount(flat, minlength=n * n).reshape(n, n)
+
+    def most_confused(self, min_val: int = 1) -> list[tuple[str, str, int]]:
+        """(actual, predicted, count) for every mix-up seen at least ``min_val`` times, most first."""
+        cm = self.confusion_matrix()
+        pairs = [(self.vocab[a], self.vocab[p], int(cm[a, p])) for a in range(len(self.vocab))
+                 for p in range(len(self.vocab)) if a != p and cm[a, p] >= min_val]
+        return sorted(pairs, key=lambda t: (-t[2], t[0], t[1]))
+
+    def top_losses(self, k: int | None = None) -> tuple[Tensor, Tensor]:
+        """The ``k`` largest losses and their item indices, largest first."""
+        k = len(self.losses) if k is None else min(k, len(self.losses))
+        return self.losses.topk(k)
+
+    def plot_confusion_matrix(self, normalize: bool = False, figsize: tuple[float, float] | None = None):
+        """Draw the confusion matrix (rows actual, columns predicted)."""
+        import matplotlib.pyplot as plt
+
+        cm = self.confusion_matrix().float()
+        if normalize:
+            cm = cm / cm.sum(dim=1, keepdim=True).clamp(min=1)
+        n = len(self.vocab)
+        size = figsize or (max(4, n * 0.32), max(4, n * 0.32))
+        fig, ax = plt.subplots(figsize=size)
+        ax.imshow(cm.numpy(), cmap="Blues")
+        ax.set_xticks(range(n), self.vocab, rotation=90, fontsize=7)
+        ax.set_yticks(range(n), self.vocab, fontsize=7)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("actual")
+        for a in range(n):
+            for p in range(n):
+                if cm[a, p] > 0:
+                    ax.text(p, a, f"{cm[a, p]:.2f}" if normalize else int(cm[a, p]), ha="center", va="center",
+                            fontsize=6, color="white" if cm[a, p] > cm.max() / 2 else "black")
+        fig.tight_layout()
+        return fig
+
+    def plot_top_losses(self, k: int = 9, ncols: int = 3):
+        """The ``k`` worst items: image, predicted / actual, loss, probability of the prediction."""
+        from .show import show_images
+
+        if self.dls is None:
+            raise ValueError("plot_top_losses needs the DataLoaders to load the images: use from_learner")
+        losses, idx = self.top_losses(k)
+        loader = self.dls.valid if self.split == "valid" else self.dls.train
+        images, titles = [], []
+        for loss, i in zip(losses.tolist(), idx.tolist()):
+            x = loader.dataset.load(i)[None].to(self.dls.device)  # (1, 3, H, W) uint8
+            images.append(self.dls.decode(loader.augment(x, train=False))[0])
+            pred, actual = self.vocab[self.preds[i]], self.vocab[self.targets[i]]
+            titles.append(f"{pred} / {actual}\nloss {loss:.2f}, p {self.probs[i, self.preds[i]]:.2f}")
+        return show_images(images, titles, ncols=ncols, suptitle="predicted / actual, loss, probability")

@@ -1,0 +1,117 @@
+"""Train a pet-breed classifier from the command line and export it.
+
+    python -m engine.train --data $PETS_SAMPLE/labels.csv --export demo/model --half
+
+``--data`` is either a CSV table (``name``, ``breed`` and, if present, ``is_valid`` columns; images
+in ``images/`` beside it) or a folder of images named like ``great_pyrenees_173.jpg``.
+
+The default recipe, chosen for a small CPU: fine_tune with the frozen phase trained on cached body
+features (``--views`` views of every training photo: as is, mirrored, then random augmentations)
+for ``--freeze-epochs`` one-cycle epochs, then ``--epochs`` unfrozen epochs (default 0: on two CPU
+cores an unfrozen epoch over the 296 sample photos takes about 30 s and did not lower the
+validation error). The report uses test-time augmentation (each photo and its mirror image).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["build_parser", "train", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m engine.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="a labels CSV (with images/ beside it) or an image folder")
+    p.add_argument("--export", help="folder to write the trained model to (safetensors + meta.json)")
+    p.add_argument("--arch", default="efficientnet_lite0", help="efficientnet_lite0 (default), resnet18/34/50/101")
+    p.add_argument("--epochs", type=int, default=0, help="unfrozen epochs after the frozen phase (default 0)")
+    p.add_argument("--freeze-epochs", type=int, default=32, help="frozen (head-only) epochs (default 32)")
+    p.add_argument("--lr", type=float, default=2e-3, help="base learning rate of fine_tune (default 2e-3)")
+    p.add_argument("--views", type=int, default=2, help="cached views per training photo (default 2)")
+    p.add_argument("--no-cache", action="store_true", help="run the body in every frozen epoch (slow)")
+    p.add_argument("--fp16", action="store_true", help="mixed precision (bfloat16 on the CPU, fp16 on CUDA)")
+    p.add_argument("--bs", type=int, default=32, help="batch size (default 32)")
+    p.add_argument("--size", type=int, default=224, help="final image size (default 224)")
+    p.add_argument("--presize", type=int, default=460, help="CPU presize (default 460)")
+    p.add_argument("--valid-pct", type=float, default=0.2, help="random validation share for a folder")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--half", action="store_true", help="export float16 weights (half the file size)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def train(args: argparse.Namespace) -> dict:
+    """Run the recipe described by ``args``; return the figures of the report."""
+    import torch
+
+    from .data import DataLoaders
+    from .interpret import ClassificationInterpretation
+    from .learner import vision_learner
+    from .metrics import error_rate
+
+    torch.manual_seed(args.seed)
+    start = time.perf_counter()
+    data = Path(args.data)
+    common = dict(presize=args.presize, size=args.size, batch_size=args.bs, num_workers=args.workers, seed=args.seed)
+    if data.is_file():
+        dls = DataLoaders.from_csv(data, **common)
+    elif data.is_dir():
+        folder = data / "images" if (data / "images").is_dir() else data
+        dls = DataLoaders.from_name_regex(folder, valid_pct=args.valid_pct, **common)
+    else:
+        raise FileNotFoundError(f"--data {data}: no such file or folder")
+    print(f"data: {dls}", flush=True)
+    learn = vision_learner(dls, args.arch, progress=not args.quiet, train_bn=args.no_cache)
+    if args.fp16:
+        learn.to_fp16()
+    learn.fine_tune(args.epochs, base_lr=args.lr, freeze_epochs=args.freeze_epochs,
+                    cache_features=not args.no_cache, n_views=args.views)
+    if learn.interrupted:
+        raise KeyboardInterrupt
+    train_s = time.perf_counter() - start
+    interp = ClassificationInterpretation.from_learner(learn, "valid", tta=True)
+    plain, targets = learn.get_preds("valid")
+    report = {
+        "valid_error": float(error_rate(interp.probs, interp.targets)),
+        "valid_error_no_tta": float(error_rate(plain, targets)),
+        "train_s": train_s,
+        "n_train": len(dls.train.dataset),
+        "n_valid": len(dls.valid.dataset),
+        "most_confused": interp.most_confused(min_val=1)[:8],
+    }
+    if args.export:
+        learn.export(args.export, half=args.half,
+                     extra={"valid_error": report["valid_error"], "n_train": report["n_train"],
+                            "n_valid": report["n_valid"], "recipe": vars(args) | {"export": None}})
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        report = train(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted: nothing was exported", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"\nvalidation error {report['valid_error']:.2%} with test-time augmentation "
+          f"({report['valid_error_no_tta']:.2%} without) on {report['n_valid']} photos; "
+          f"trained on {report['n_train']} photos in {report['train_s']:.0f} s")
+    if report["most_confused"]:
+        print("most confused (actual -> predicted, count):")
+        for actual, pred, n in report["most_confused"]:
+            print(f"  {actual} -> {pred}: {n}")
+    if args.export:
+        print(f"exported to {args.export}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Export to safetensors + JSON, and prediction that never unpickles."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engine.data import DataLoaders
+from engine.export import PickleRefused, read_export
+from engine.learner import vision_learner
+from engine.predict import fold_batchnorm, load_predictor
+from engine.synthetic import write_image, write_synthetic_pets
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("exp")
+    write_synthetic_pets(folder / "images", breeds=["pug", "beagle", "Bengal"], n_per_breed=6, size=(60, 50), seed=5)
+    dls = DataLoaders.from_name_regex(folder / "images", presize=64, size=48, batch_size=6, device="cpu",
+                                      valid_pct=0.34, seed=0)
+    torch.manual_seed(0)
+    learn = vision_learner(dls, progress=False, train_bn=False)
+    learn.fine_tune(0, freeze_epochs=2, base_lr=3e-3, cache_features=True)
+    out = learn.export(folder / "model")
+    return learn, out
+
+
+def test_export_writes_two_plain_files(trained):
+    learn, out = trained
+    assert sorted(p.name for p in out.iterdir()) == ["meta.json", "model.safetensors"]
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["arch"] == "efficientnet_lite0" and meta["vocab"] == learn.dls.vocab
+    assert meta["normalization"] == {"mean": [0.5] * 3, "std": [0.5] * 3}
+    assert (meta["presize"], meta["size"], meta["dtype"]) == (64, 48, "float32")
+    assert meta["imagenet_classifier"] is True and len(meta["sha256"]) == 64
+    assert (out / "model.safetensors").read_bytes()[:1] != b"\x80"  # not a pickle
+
+
+def test_predictor_gives_the_learners_predictions(trained):
+    learn, out = trained
+    pred = load_predictor(out, fast=False)
+    probs, targets = learn.get_preds("valid")
+    for i, path in enumerate(learn.dls.valid.dataset.items):
+        label, p = pred.predict(path)
+        assert list(p) == learn.dls.vocab
+        assert label == learn.dls.vocab[int(probs[i].argmax())]
+        torch.testing.assert_close(torch.tensor(list(p.values())), probs[i], atol=1e-4, rtol=1e-3)
+
+
+def test_fast_predictor_agrees(trained):
+    learn, out = trained
+    slow, fast = load_predictor(out, fast=False), load_predictor(out)
+    for path in learn.dls.valid.dataset.items:
+        a, pa = slow.predict(path)
+        b, pb = fast.predict(path)
+        assert max(abs(pa[k] - pb[k]) for k in pa) < 0.05  # folded BatchNorm, and bfloat16 where supported
+    # every input kind: path, bytes, PIL image, array
+    path = learn.dls.valid.dataset.items[0]
+    for image in (str(path), path.read_bytes(), Image.open(path), np.asarray(Image.open(path).convert("RGB"))):
+        assert fast.predict(image)[0] == fast.predict(path)[0]
+
+
+def test_tta_and_details(trained):
+    learn, out = trained
+    pred = load_predictor(out)
+    d = pred.predict_details(learn.dls.valid.dataset.items[0], tta=True)
+    assert abs(sum(d["probabilities"].values()) - 1) < 1e-3
+    assert len(d["imagenet"]) == 5 and 0 <= d["imagenet_pet_probability"] <= 1
+
+
+def test_fold_batchnorm_keeps_outputs(trained):
+    import copy
+
+    learn, _ = trained
+    model = copy.deepcopy(learn.model).float().eval()
+    x = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        before = model(x)
+        n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.body.modules())
+        fold_batchnorm(model.body)
+        after = model(x)
+    assert n_bn > 40 and sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.body.modules()) == 0
+    torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)
+
+
+def test_half_export_is_half_the_size_and_still_predicts(trained, tmp_path):
+    learn, out = trained
+    half = learn.export(tmp_path / "half", half=True)
+    full_size, half_size = (out / "model.safetensors").stat().st_size, (half / "model.safetensors").stat().st_size
+    assert half_size < 0.55 * full_size
+    path = learn.dls.valid.dataset.items[0]
+    assert load_predictor(half).predict(path)[0] == load_predictor(out).predict(path)[0]
+
+
+def test_pickles_are_refused(trained, tmp_path):
+    learn, _ = trained
+    p = tmp_path / "model.pth"
+    torch.save(learn.model.state_dict(), p)
+    with pytest.raises(PickleRefused, match="never loads pickles"):
+        load_predictor(p)
+    q = tmp_path / "evil.pkl"
+    q.write_bytes(pickle.dumps({"x": 1}))
+    with pytest.raises(PickleRefused):
+        load_predictor(q)
+    # a pickle hiding under the safetensors name in an export folder
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    torch.save({"a": torch.zeros(1)}, fake / "model.safetensors")
+    (fake / "meta.json").write_text("{}")
+    with pytest.raises(PickleRefused):
+        load_predictor(fake)
+
+
+def test_damaged_exports_are_clear_errors(trained, tmp_path):
+    import shutil
+
+    _, out = trained
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    data = bytearray((bad / "model.safetensors").read_bytes())
+    data[-10] ^= 0xFF
+    (bad / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="does not match meta.json"):
+        read_export(bad)
+    (bad / "meta.json").unlink()
+    with pytest.raises(FileNotFoundError, match="missing meta.json"):
+        read_export(bad)
+    with pytest.raises(FileNotFoundError, match="no exported model"):
+        read_export(tmp_path / "nowhere")
+
+
+def test_export_is_atomic(trained, tmp_path, monkeypatch):
+    """A crash while writing leaves the previous export whole and no temporary files."""
+    import engine.export as E
+
+    learn, _ = trained
+    target = learn.export(tmp_path / "m")
+    good = (target / "model.safetensors").read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("safetensors.torch.save_file", crash)
+    with pytest.raises(OSError, match="disk full"):
+        E.export(learn, target)
+    assert (target / "model.safetensors").read_bytes() == good
+    assert sorted(p.name for p in target.iterdir()) == ["meta.json", "model.safetensors"]
+    read_export(target)  # still consistent
+
+
+def test_bad_images_are_clear_errors(trained, tmp_path):
+    _, out = trained
+    pred = load_predictor(out)
+    text = tmp_path / "x.jpg"
+    text.write_text("hello")
+    with pytest.raises(Exception, match="cannot identify image file"):
+        pred.predict(text)
+    big = tmp_path / "bomb.png"
+    Image.new("1", (8000, 6000)).save(big)
+    with pytest.raises(ValueError, match="megapixels, more than the 40 allowed"):
+        pred.predict(big)
+    for kind in ("cmyk", "i16", "rgba", "tiny", "wide", "p", "exif_rotated"):
+        label, probs = pred.predict(write_image(tmp_path / f"{kind}.jpg", kind=kind))
+        assert label in probs
