@@ -18,6 +18,7 @@ the augmentation. Lighting (brightness, contrast) and normalization follow, per 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, fields
 
 import torch
@@ -230,7 +231,9 @@ class BatchAugment:
         self.max_warp, self.min_scale, self.ratio, self.p_affine = max_warp, min_scale, ratio, p_affine
         self.max_lighting, self.p_lighting, self.padding_mode = max_lighting, p_lighting, padding_mode
         self.mean, self.std = tuple(mean), tuple(std)
-        self._buffers: dict = {}  # reused float input buffers: allocating 80 MB per batch is slow
+        # Reused float input buffers (allocating 80 MB per batch is slow), one set per thread, so
+        # that a web server may call the same object from several threads at once.
+        self._local = threading.local()
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> AugmentParams:
         """Draw independent random parameters for ``n`` images (on the CPU, from ``generator``)."""
@@ -271,10 +274,11 @@ class BatchAugment:
         if xb.is_floating_point():
             return xb.float()
         key = (xb.shape, xb.device, torch.is_inference_mode_enabled())  # inference tensors stay inside
-        buf = self._buffers.get(key)
+        buffers = self._local.__dict__.setdefault("buffers", {})
+        buf = buffers.get(key)
         if buf is None:
-            self._buffers = {}  # keep only the latest shape (the last batch of an epoch is smaller)
-            buf = self._buffers[key] = torch.empty(xb.shape, device=xb.device, memory_format=torch.channels_last)
+            buffers.clear()  # keep only the latest shape (the last batch of an epoch is smaller)
+            buf = buffers[key] = torch.empty(xb.shape, device=xb.device, memory_format=torch.channels_last)
         return buf.copy_(xb)
 
     def __call__(self, xb: Tensor, train: bool = True, generator: torch.Generator | None = None,

@@ -54,8 +54,10 @@ class Recorder(Callback):
         self.losses, self.lrs, self.moms, self.epochs = [], [], [], []
 
     def before_epoch(self, learn):
-        self._start, self._sum, self._count = time.perf_counter(), 0.0, 0
-        if not learn.training:
+        self._sum, self._count = 0.0, 0
+        if learn.training:
+            self._start = time.perf_counter()  # the epoch's time covers training and validation
+        else:
             self._preds, self._targets = [], []
 
     def after_batch(self, learn):
@@ -74,11 +76,11 @@ class Recorder(Callback):
         if learn.training:
             self._train = {"epoch": learn.epoch, "train_loss": mean}
             return
-        row = {**getattr(self, "_train", {"epoch": learn.epoch}), "valid_loss": mean}
+        row = {**self.__dict__.pop("_train", {"epoch": learn.epoch}), "valid_loss": mean}
         if self._preds:
             preds, targets = torch.cat(self._preds), torch.cat(self._targets)
             row.update({m.__name__: float(m(preds, targets)) for m in learn.metrics})
-        row["time"] = time.perf_counter() - self._start + row.get("time", 0.0)
+        row["time"] = time.perf_counter() - getattr(self, "_start", time.perf_counter())
         self.epochs.append(row)
 
 

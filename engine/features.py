@@ -11,6 +11,7 @@ exact, and the result equals training through the body (``tests/test_features.py
 from __future__ import annotations
 
 import contextlib
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -44,17 +45,26 @@ def _autocast(learn):
     return contextlib.nullcontext()
 
 
-def compute_features(learn, n_views: int = 1, augment: bool = True) -> FeatureCache:
+def compute_features(learn, n_views: int = 1, augment: bool = True,
+                     on_progress: Callable[[float], None] | None = None) -> FeatureCache:
     """Run the frozen body (in eval mode) over the training set ``n_views`` times and the
     validation set once; keep the output of the head's pooling layer.
 
     The views: 0 is the photo as validation sees it, 1 its mirror image, and 2 onwards are random
     augmentations (when ``augment``). The first two are free of randomness and cover the commonest
     variation (left/right); random views add rotations, zooms, warps, crops and lighting.
+    A progress bar shows when the learner shows one; ``on_progress(fraction_done)`` is called after
+    every batch (a web page can drive its own progress bar with it).
     """
+    from tqdm.auto import tqdm
+
     model = getattr(learn.model, "module", learn.model)
     pool = model.head[0]
     model.eval()
+    n_views = n_views if augment else 1
+    total = n_views * len(learn.dls.train_in_order(augment=False)) + len(learn.dls.valid)
+    show = any(type(cb).__name__ == "ProgressCallback" for cb in learn.cbs)
+    bar = tqdm(total=total, desc="caching body features", leave=False, disable=not show)
 
     def run(loader, flip: bool = False) -> tuple[Tensor, Tensor]:
         feats, ys = [], []
@@ -64,14 +74,17 @@ def compute_features(learn, n_views: int = 1, augment: bool = True) -> FeatureCa
                     xb = xb.flip(-1)
                 feats.append(pool(model.body(xb)).float())  # (bs, n_features)
                 ys.append(yb)
+                bar.update(1)
+                if on_progress is not None:
+                    on_progress(bar.n / total)
         return torch.cat(feats), torch.cat(ys)
 
     views, train_y = [], None
-    for v in range(n_views if augment else 1):
-        loader = learn.dls.train_in_order(augment=v >= 2)
-        f, train_y = run(loader, flip=v == 1)
+    for v in range(n_views):
+        f, train_y = run(learn.dls.train_in_order(augment=v >= 2), flip=v == 1)
         views.append(f)
     valid, valid_y = run(learn.dls.valid)
+    bar.close()
     return FeatureCache(torch.stack(views), train_y, valid, valid_y)
 
 
@@ -110,7 +123,8 @@ class FeatureLoaders:
         self.device, self.vocab, self.cache = device, vocab, cache
 
 
-def head_learner(learn, n_views: int = 1, augment: bool | None = None):
+def head_learner(learn, n_views: int = 1, augment: bool | None = None,
+                 on_progress: Callable[[float], None] | None = None):
     """A ``Learner`` that trains ``learn``'s head on cached body features (computed here, once).
 
     The head's parameters are shared with ``learn.model``, so training this learner trains the
@@ -123,7 +137,7 @@ def head_learner(learn, n_views: int = 1, augment: bool | None = None):
     if not hasattr(model, "body") or not hasattr(model, "head"):
         raise TypeError("feature caching needs a model with a body and a head (see engine.models.create_model)")
     augment = learn.dls.train.train if augment is None else augment
-    cache = compute_features(learn, n_views=n_views if augment else 1, augment=augment)
+    cache = compute_features(learn, n_views=n_views if augment else 1, augment=augment, on_progress=on_progress)
     train_len = cache.train.shape[1]
     loaders = FeatureLoaders(cache, learn.dls.batch_size, learn.dls.device, learn.dls.vocab, learn.dls.seed,
                              drop_last=train_len > learn.dls.batch_size)

@@ -42,7 +42,7 @@ class ConcatPool(nn.Module):
         return torch.cat([x.mean((2, 3)), x.amax((2, 3))], dim=1)
 
 
-def create_head(n_features: int, n_classes: int, dropout: float = 0.25) -> nn.Sequential:
+def create_head(n_features: int, n_classes: int, dropout: float = 0.5) -> nn.Sequential:
     """pool -> BatchNorm -> dropout -> linear: (bs, n_features, H, W) -> (bs, n_classes)."""
     return nn.Sequential(
         ConcatPool(),
@@ -156,7 +156,7 @@ def _torchvision_state_dict(arch: str, url: str | None) -> dict[str, torch.Tenso
 
 
 def create_model(arch: str = "efficientnet_lite0", n_classes: int = 37, pretrained: bool = True,
-                 dropout: float = 0.25, weights_url: str | None = None,
+                 dropout: float = 0.5, weights_url: str | None = None,
                  imagenet_head: bool | None = None) -> Classifier:
     """A pretrained body with a new head for ``n_classes``.
 

@@ -87,7 +87,9 @@ def train(args: argparse.Namespace) -> dict:
     if args.export:
         learn.export(args.export, half=args.half,
                      extra={"valid_error": report["valid_error"], "n_train": report["n_train"],
-                            "n_valid": report["n_valid"], "recipe": vars(args) | {"export": None}})
+                            "n_valid": report["n_valid"],
+                            # the recipe, without this machine's paths
+                            "recipe": vars(args) | {"data": Path(args.data).name, "export": None}})
     return report
 
 

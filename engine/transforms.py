@@ -55,7 +55,11 @@ def load_image(path: str | Path | io.BytesIO, min_size: int | None = None,
         max_pixels: refuse images with more pixels than this *before* decoding them (a 24 KB PNG
             can claim 14000 x 14000 pixels: a decompression bomb).
     """
-    img = Image.open(path)
+    try:
+        img = Image.open(path)
+    except Image.DecompressionBombError as err:  # PIL's own limit (~179 MP): same message as ours
+        name = Path(path).name if isinstance(path, (str, Path)) else "the image"
+        raise ValueError(f"{name} has too many pixels to decode safely ({err}): resize it before using it") from err
     if max_pixels is not None and img.size[0] * img.size[1] > max_pixels:
         w, h = img.size
         img.close()
@@ -91,11 +95,12 @@ def load_array(path: str | Path | bytes, min_size: int | None = None, max_pixels
             while min_size is not None and reduce < 8 and min(w, h) // (reduce * 2) >= min_size:
                 reduce *= 2
             cv2 = _cv2()
+            rgb = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV >= 4.10 decodes straight to RGB
             flags = {1: 0, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
-                     8: cv2.IMREAD_REDUCED_GRAYSCALE_8}[reduce] | cv2.IMREAD_COLOR_RGB
+                     8: cv2.IMREAD_REDUCED_GRAYSCALE_8}[reduce] | (rgb if rgb is not None else cv2.IMREAD_COLOR)
             a = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
             if a is not None:
-                return a
+                return a if rgb is not None else cv2.cvtColor(a, cv2.COLOR_BGR2RGB)
     return np.asarray(load_image(path, min_size, max_pixels))
 
 

@@ -10,11 +10,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import matplotlib
-import pytest
+# Before torch loads: idle OpenMP threads sleep instead of spinning. The suite runs servers and
+# worker processes beside the test process on two cores, and spinning threads would steal their CPU.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import matplotlib  # noqa: E402
+import pytest  # noqa: E402
 
 matplotlib.use("Agg")  # no screen in CI
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
 def _sample_or_fail() -> Path:

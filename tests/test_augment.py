@@ -197,3 +197,17 @@ def test_rotation_matrix_is_orthonormal_for_square_images():
     torch.testing.assert_close(m @ m.T, torch.eye(2), atol=1e-6, rtol=0)
     assert m.det().item() == pytest.approx(1.0, abs=1e-6)
     assert math.degrees(math.atan2(m[1, 0], m[0, 0])) == pytest.approx(33.0, abs=1e-4)
+
+
+def test_safe_to_call_from_several_threads():
+    """A web server predicts from several threads with one BatchAugment: buffers must not mix."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    aug = BatchAugment(size=48)
+    inputs = [torch.full((1, 3, 96, 96), 20 * i, dtype=torch.uint8) for i in range(8)]
+    expected = [aug(x, train=False) for x in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            results = list(pool.map(lambda x: aug(x, train=False), inputs))
+            for got, want in zip(results, expected):
+                torch.testing.assert_close(got, want)

@@ -138,3 +138,11 @@ def test_load_array_reduced_jpeg_decoding_and_errors(tmp_path):
         load_array(cut)  # not the fast path: PIL's clear error instead of a half-grey picture
     with pytest.raises(ValueError, match="more than the 1 allowed"):
         load_array(path, max_pixels=1_000_000)
+
+
+def test_a_huge_png_bomb_is_a_clear_error(tmp_path):
+    path = tmp_path / "bomb.png"
+    Image.new("1", (14000, 14000)).save(path, optimize=True)
+    assert path.stat().st_size < 100_000  # tiny on disk, 196 megapixels once decoded
+    with pytest.raises(ValueError, match="bomb.png has too many pixels to decode safely"):
+        load_image(path)

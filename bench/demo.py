@@ -1,0 +1,154 @@
+"""Benchmark: the web demo's prediction latency, and the server under load.
+
+    python bench/demo.py [--seconds 30] [--clients 8]
+
+1. latency: ``Predictor.predict_details`` on a file path (decode -> preprocess -> forward, what the
+   page does for each photo), over every photo of $PETS_SAMPLE/images after a warm-up of 10 calls,
+   on the CPU: p50 and p95 in ms (target: p50 <= 20 ms on a 2-core machine);
+2. load: ``python -m demo`` in a child process, ``--clients`` threads asking it for predictions of
+   the sample photos for ``--seconds``, each with its own connection, through Gradio's HTTP API as a
+   browser does (upload, start the event, read its result stream): requests/s, p50/p95 ms per
+   request as a client sees it, errors (must be 0: an exception, or an answer that is not a
+   prediction), and the server's peak RSS in MB (children included).
+
+The clients run on the same CPU as the server, so the load figures include their work too. Plain
+HTTP keeps that small: with a gradio_client per thread the same run managed 2.7 times fewer
+requests/s (4.4 against 11.9, measured side by side on a busy machine).
+The last line is one JSON object with all figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import demo  # noqa: E402, F401  (the server's process settings, before torch is imported)
+from demo.server import DemoServer  # noqa: E402
+from demo.settings import SHIPPED_MODEL  # noqa: E402
+from engine.datasets import pets_path  # noqa: E402
+from engine.items import get_image_files  # noqa: E402
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0-100), linear between the closest ranks."""
+    s = sorted(values)
+    k = (len(s) - 1) * q / 100
+    lo = int(k)
+    return s[lo] + (s[min(lo + 1, len(s) - 1)] - s[lo]) * (k - lo)
+
+
+def latency(files: list[Path], warmup: int) -> dict:
+    import torch
+
+    from engine.predict import load_predictor
+
+    predictor = load_predictor(SHIPPED_MODEL)
+    for f in itertools.islice(itertools.cycle(files), warmup):
+        predictor.predict_details(f)
+    times = []
+    for f in files:
+        start = time.perf_counter()
+        predictor.predict_details(f)
+        times.append((time.perf_counter() - start) * 1000)
+    return {"p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95), "n_photos": len(files),
+            "torch_threads": torch.get_num_threads(), "dtype": str(predictor.dtype).removeprefix("torch.")}
+
+
+def predict_over_http(http, url: str, photo: Path) -> str:
+    """One prediction through Gradio's HTTP API, as a page does it: upload the file, start the
+    ``/predict`` event, read its result stream. Returns the page's message."""
+    with open(photo, "rb") as f:
+        uploaded = http.post(url + "gradio_api/upload", files={"files": (photo.name, f, "image/jpeg")})
+    uploaded.raise_for_status()
+    photo_data = {"path": uploaded.json()[0], "meta": {"_type": "gradio.FileData"}}
+    started = http.post(url + "gradio_api/call/predict", json={"data": [photo_data, False]})
+    started.raise_for_status()
+    stream = http.get(url + f"gradio_api/call/predict/{started.json()['event_id']}")
+    lines = stream.text.splitlines()  # server-sent events: "event: complete" then "data: [...]"
+    if "event: complete" not in lines:
+        raise RuntimeError(f"the event did not complete: {stream.text[:300]}")
+    return json.loads([line for line in lines if line.startswith("data:")][-1][5:])[1]
+
+
+def load_run(files: list[Path], seconds: float, clients: int) -> dict:
+    import httpx
+    import psutil
+
+    with DemoServer() as server:
+        process = psutil.Process(server.pid)
+        peak, stop = [0], threading.Event()
+
+        def watch_memory():
+            while not stop.is_set():
+                try:
+                    rss = sum(p.memory_info().rss for p in [process, *process.children(recursive=True)])
+                    peak[0] = max(peak[0], rss)
+                except psutil.Error:  # a child went away between listing and reading it
+                    pass
+                stop.wait(0.1)
+
+        latencies, errors, lock = [], [], threading.Lock()
+        photos = itertools.cycle(files)
+        end = time.perf_counter() + seconds
+
+        def client_loop():
+            with httpx.Client(timeout=120) as http:  # one connection pool per client, as separate browsers
+                while time.perf_counter() < end:
+                    with lock:
+                        photo = next(photos)
+                    start = time.perf_counter()
+                    try:
+                        message = predict_over_http(http, server.url, photo)
+                        ok = "ms with the shipped model" in message
+                    except Exception as err:  # counted, not raised: the run goes on
+                        ok, message = False, f"{type(err).__name__}: {err}"
+                    with lock:
+                        (latencies.append((time.perf_counter() - start) * 1000) if ok else errors.append(message))
+
+        monitor = threading.Thread(target=watch_memory, daemon=True)
+        monitor.start()
+        threads = [threading.Thread(target=client_loop) for _ in range(clients)]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - started
+        stop.set()
+        monitor.join()
+    if errors:
+        print(f"{len(errors)} errors, e.g. {errors[0][:300]}", file=sys.stderr)
+    return {"rps": len(latencies) / elapsed, "requests": len(latencies), "errors": len(errors),
+            "load_p50_ms": percentile(latencies, 50) if latencies else None,
+            "load_p95_ms": percentile(latencies, 95) if latencies else None,
+            "peak_rss_mb": peak[0] / 2**20, "clients": clients, "seconds": round(elapsed, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of the load run (default 30)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients in the load run (default 8)")
+    parser.add_argument("--warmup", type=int, default=10, help="predictions before timing (default 10)")
+    args = parser.parse_args()
+    files = get_image_files(pets_path() / "images")
+
+    figures = latency(files, args.warmup)
+    print(f"latency over {figures['n_photos']} photos (decode -> preprocess -> forward, {figures['dtype']}, "
+          f"{figures['torch_threads']} threads): p50 {figures['p50_ms']:.1f} ms, p95 {figures['p95_ms']:.1f} ms "
+          f"(target p50 <= 20 ms: {'met' if figures['p50_ms'] <= 20 else 'NOT met'})", flush=True)
+    figures.update(load_run(files, args.seconds, args.clients))
+    print(f"load: {figures['clients']} clients for {figures['seconds']} s: {figures['rps']:.1f} requests/s, "
+          f"p50 {figures['load_p50_ms'] or float('nan'):.0f} ms, p95 {figures['load_p95_ms'] or float('nan'):.0f} ms, "
+          f"{figures['errors']} errors, server peak RSS {figures['peak_rss_mb']:.0f} MB", flush=True)
+    print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()}))
+
+
+if __name__ == "__main__":
+    main()

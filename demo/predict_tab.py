@@ -1,0 +1,196 @@
+"""Tab 1, "Which breed is my pet?": a photo in, the top 5 breeds out, and an honest "I don't know".
+
+The breed model ends in a softmax over its 37 breeds, and a softmax always shares out 100%: shown a
+car, it still names a breed, sometimes confidently. So every answer is checked with a second
+opinion that *can* say "none of these": the original ImageNet classifier on the same features
+(1000 kinds of things, 123 of them cats and dogs). ``judge`` turns the two into one of:
+
+    breed      a breed, the chance it is a cat or a dog, and the time it took
+    unsure     no breed gets half the probability: say so, with the two best guesses
+    not_a_pet  ImageNet puts under 10% on cats and dogs and its top class is not one: say what it sees
+
+Uploads go through ``uploads.read_photo`` (our checks, then the engine's decoder); Gradio only
+stores the file, it never decodes it (see ``build_predict_tab``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.datasets import is_cat
+from engine.transforms import Presize
+
+from .uploads import NO_PHOTO, UploadRefused, read_photo, upload_path
+
+__all__ = ["NOT_A_PET_BELOW", "UNSURE_BELOW", "Verdict", "judge", "predict_photo", "classify", "build_predict_tab"]
+
+log = logging.getLogger(__name__)
+
+NOT_A_PET_BELOW = 0.10  # ImageNet's total probability on its cat and dog classes
+UNSURE_BELOW = 0.50  # the breed model's top probability
+
+# One forward pass at a time: on a 2-core CPU one pass already uses both cores, so taking turns
+# costs no throughput and keeps each visitor's latency steady (two passes at once would each take
+# twice as long and thrash the caches); decoding, the other part of the work, still runs in parallel.
+_MODEL_LOCK = threading.Lock()
+
+
+@dataclass
+class Verdict:
+    """What the page shows for one photo. ``kind``: breed, unsure, not_a_pet, refused or no_photo."""
+
+    kind: str
+    message: str  # Markdown for the page
+    label: str | None = None  # the breed model's top breed
+    probabilities: dict[str, float] = field(default_factory=dict)  # every breed
+    imagenet: list[tuple[str, float]] | None = None  # ImageNet's top classes
+    pet_probability: float | None = None  # ImageNet's mass on cats and dogs
+    cat_probability: float | None = None  # the breed model's mass on cat breeds
+    milliseconds: float | None = None  # decode + preprocess + forward
+    preview: np.ndarray | None = None  # the centre square the model looked at
+
+    @property
+    def top5(self) -> dict[str, float]:
+        """The five likeliest breeds (empty when the page should not show breeds)."""
+        if self.kind not in ("breed", "unsure"):
+            return {}
+        return dict(sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:5])
+
+
+@functools.cache
+def _pet_imagenet_names() -> frozenset[str]:
+    from engine.models import PET_IMAGENET_CLASSES, imagenet_categories
+
+    names = imagenet_categories()
+    return frozenset(names[i] for i in PET_IMAGENET_CLASSES)
+
+
+def _pct(p: float) -> str:
+    return f"{p:.0%}" if p >= 0.01 else "<1%"
+
+
+def judge(details: dict, milliseconds: float | None = None, notes: list[str] = (),
+          model_name: str = "the shipped model") -> Verdict:
+    """Turn ``Predictor.predict_details`` output into what the page says (a pure function)."""
+    probs = details["probabilities"]
+    ranked = sorted(probs.items(), key=lambda kv: -kv[1])
+    (label, p), runner_up = ranked[0], ranked[1] if len(ranked) > 1 else (None, 0.0)
+    cat_p = sum(q for breed, q in probs.items() if is_cat(breed))
+    species, species_p = ("cat", cat_p) if cat_p >= 0.5 else ("dog", 1 - cat_p)
+    imagenet, pet_p = details.get("imagenet"), details.get("imagenet_pet_probability")
+    common = dict(label=label, probabilities=dict(probs), imagenet=imagenet, pet_probability=pet_p,
+                  cat_probability=cat_p, milliseconds=milliseconds)
+    why = (f"_Why the ImageNet check: softmax always shares 100% among the {len(probs)} breeds, so the breed "
+           "model alone cannot answer \"none of these\"._")
+    took = f"Took {milliseconds:.0f} ms with {model_name}." if milliseconds is not None else ""
+    extra = "\n\n".join(notes)
+
+    if imagenet and pet_p is not None and pet_p < NOT_A_PET_BELOW and imagenet[0][0] not in _pet_imagenet_names():
+        seen = ", ".join(f"**{name}** ({_pct(q)})" for name, q in imagenet[:3])
+        text = (f"### This does not look like a cat or a dog\n"
+                f"The ImageNet classifier sees {seen}; all its cat and dog classes together get only "
+                f"{_pct(pet_p)}. Forced to choose, the breed model would say {label} ({_pct(p)}).")
+        return Verdict("not_a_pet", "\n\n".join(s for s in (text, extra, why, took) if s), **common)
+    if p < UNSURE_BELOW:
+        text = (f"### Not sure\nNo breed is likely: the best guess, **{label}**, gets only {_pct(p)} "
+                f"(then {runner_up[0]}, {_pct(runner_up[1])}). Probably a {species} ({_pct(species_p)}).")
+        return Verdict("unsure", "\n\n".join(s for s in (text, extra, why, took) if s), **common)
+    text = f"### {label}\nA **{species}** ({_pct(species_p)} summed over the {species} breeds); this breed: {_pct(p)}."
+    return Verdict("breed", "\n\n".join(s for s in (text, extra, took, why) if s), **common)
+
+
+def predict_photo(photo, predictor, max_bytes: int = 10 * 2**20, model_name: str = "the shipped model") -> Verdict:
+    """One upload (a path, or Gradio's file dict) -> a ``Verdict``. Never raises for a bad file.
+
+    Args:
+        photo: the upload; None when there is none.
+        predictor: an ``engine.predict.Predictor``.
+        max_bytes: the upload limit (Gradio enforces it too; this also covers direct calls).
+    """
+    start = time.perf_counter()
+    try:
+        if upload_path(photo) is None:  # nothing uploaded yet, or the input was cleared
+            return Verdict("no_photo", NO_PHOTO)
+        image, info = read_photo(photo, predictor.load, max_bytes)
+        decoded = time.perf_counter()
+        with _MODEL_LOCK:
+            waited = time.perf_counter()
+            details = predictor.predict_details(image)
+        done = time.perf_counter()
+        preview = Presize(predictor.augment.size)(image)  # the square the model saw, at its size
+    except UploadRefused as err:
+        return Verdict("refused", f"### Cannot use this file\n{err}")
+    except Exception:  # a bug, not a bad file: log it for the operator, tell the visitor plainly
+        log.exception("prediction failed")
+        return Verdict("refused", "### Something went wrong\nThe photo could not be classified. Please try "
+                                  "again, or try another photo.")
+    ms = (decoded - start + done - waited) * 1000  # without the time spent waiting for the lock
+    verdict = judge(details, ms, info.notes, model_name)
+    verdict.preview = preview
+    return verdict
+
+
+def classify(photo, use_session_model: bool = False, session_model=None, *, predictor,
+             max_bytes: int = 10 * 2**20) -> tuple[dict[str, float] | None, str, np.ndarray | None]:
+    """The handler tab 1 runs: ``(top 5 for gr.Label, message, preview)``.
+
+    ``session_model`` is the Predictor this visitor trained in tab 4 (None if none); it is used
+    when ``use_session_model`` is ticked, else the shipped ``predictor``.
+    """
+    note = ""
+    if use_session_model and session_model is not None:
+        predictor, model_name = session_model, "your model from tab 4"
+    else:
+        model_name = "the shipped model"
+        if use_session_model:
+            note = ("\n\n_You have not trained a model in this session yet (tab 4, \"Train\"), so the shipped "
+                    "model answered._")
+    verdict = predict_photo(photo, predictor, max_bytes, model_name)
+    return verdict.top5 or None, verdict.message + note, verdict.preview
+
+
+def build_predict_tab(predictor, session_model, max_bytes: int, examples=()) -> None:
+    """Tab 1's components and events (call inside ``gr.Blocks``); ``session_model`` is a ``gr.State``."""
+    import gradio as gr
+
+    with gr.Tab("Which breed is my pet?", id="predict"):
+        gr.Markdown(f"Upload a photo of a cat or a dog (up to {max_bytes / 2**20:.0f} MB), take one with the "
+                    f"webcam or paste one: the model names its breed among the {len(predictor.vocab)} of the "
+                    "Oxford-IIIT Pet dataset, and says so when it does not know.")
+        with gr.Row():
+            with gr.Column():
+                # gr.File, not gr.Image: gr.Image would open and convert the upload before our code
+                # runs. A file input hands over the stored file, and our checks decide what to decode.
+                upload = gr.File(label="Upload a photo", file_types=["image"], type="filepath",
+                                 elem_id="photo-upload")
+                # Webcam shots and pasted pictures come from the visitor's browser, which encodes
+                # them as PNG or JPEG and uploads them as files. preprocess=False below hands us that
+                # stored file untouched (gr.Image's own preprocessing would open it with PIL), so
+                # they go through exactly the same checks and decoder as uploads.
+                camera = gr.Image(label="...or take one with the webcam, or paste one", type="filepath",
+                                  sources=["webcam", "clipboard"], elem_id="photo-camera")
+                use_own = gr.Checkbox(label="Use the model I trained in tab 4 (this session only)", value=False)
+                if examples:
+                    gr.Examples([[str(p)] for p in examples], inputs=[upload],
+                                label="Or click an example (validation photos of the pet sample)")
+            with gr.Column():
+                message = gr.Markdown(NO_PHOTO, label="Answer", elem_id="verdict")
+                top5 = gr.Label(num_top_classes=5, label="Top 5 breeds", elem_id="top5")
+                seen = gr.Image(label="What the model looks at: the centre square", interactive=False,
+                                type="numpy", format="jpeg", height=240, elem_id="seen",
+                                buttons=["download", "fullscreen"])
+
+        def predict(photo, use_session_model, session_model):
+            """Name the breed in a photo: the top 5 breeds, a message, and the square the model looked at."""
+            return classify(photo, use_session_model, session_model, predictor=predictor, max_bytes=max_bytes)
+
+        common = dict(fn=predict, outputs=[top5, message, seen], preprocess=False,
+                      concurrency_limit=4, concurrency_id="predict")
+        upload.change(inputs=[upload, use_own, session_model], api_name="predict", **common)
+        camera.change(inputs=[camera, use_own, session_model], api_name="predict_camera", **common)

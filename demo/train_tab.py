@@ -1,0 +1,263 @@
+"""Tab 4, "Train": the lesson's recipe run live on the data the server operator chose.
+
+1. the data: ``DataLoaders.from_csv`` (or ``from_name_regex`` for a folder of named photos);
+2. a pretrained model with a new head (``vision_learner``), optionally in mixed precision;
+3. the body's features of every photo, computed once (``features.head_learner``): while the body
+   is frozen it is a fixed function, so the head can train on stored features, many times faster;
+4. the LR finder on those features, with its three suggestions;
+5. ``fine_tune``: the head alone for a few epochs, then (if asked) the whole model unfrozen, with
+   discriminative learning rates (the earliest layers change least);
+6. interpretation on the validation photos: confusion matrix and the most confused pairs;
+7. export (safetensors + JSON) and load it back as a ``Predictor`` that tab 1 can use for this
+   visitor's session only: the shipped model is never replaced.
+
+Visitors choose numbers, never paths: the data is fixed by ``--train-data`` when the server starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+from engine.callbacks import Callback
+from engine.numerics import NonFiniteError
+
+from .settings import TRAINING_DISABLED
+
+__all__ = ["TrainResult", "ReportProgress", "lr_table", "train_model", "build_train_tab"]
+
+log = logging.getLogger(__name__)
+
+N_VIEWS = 2  # cached views of each training photo: as it is, and mirrored
+DATA_UNREADABLE = ("The server's training data could not be read, so training cannot run. The operator should "
+                   "check the --train-data option (the details are in the server's log).")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What the tab shows so far; each step of ``train_model`` yields an updated copy."""
+
+    status: str = ""
+    lr_plot: object = None  # matplotlib figures
+    loss_plot: object = None
+    sched_plot: object = None
+    lr_rows: list = dataclasses.field(default_factory=list)  # per parameter group
+    confusion_plot: object = None
+    confused_rows: list = dataclasses.field(default_factory=list)  # (actual, predicted, count)
+    predictor: object = None  # the session's model, once exported and loaded
+    suggestions: dict = dataclasses.field(default_factory=dict)
+    valid_error: float | None = None
+
+
+class ReportProgress(Callback):
+    """Report each training batch to ``report(fraction, description)`` (a Gradio progress bar).
+
+    One instance follows several fits in turn (add it to each learner); each fit takes the next
+    name from ``phases``.
+    """
+
+    order = 20
+
+    def __init__(self, report: Callable[[float, str], None], phases: list[str]):
+        self.report, self.phases, self.phase = report, list(phases), "training"
+
+    def before_fit(self, learn):
+        if self.phases:
+            self.phase = self.phases.pop(0)
+
+    def after_batch(self, learn):
+        if not learn.training:
+            return
+        n = len(learn.dl)
+        done, total = learn.epoch * n + learn.iter + 1, max(learn.n_epochs * n, 1)
+        self.report(min(done / total, 1.0), f"{self.phase}: epoch {learn.epoch + 1}/{learn.n_epochs}, "
+                                            f"batch {learn.iter + 1}/{n}")
+
+
+def lr_table(learn) -> list[list[str]]:
+    """Per parameter group: its size and the peak learning rate it got in each phase (from the recorder)."""
+    groups = learn.param_groups()
+    names = [f"body group {i + 1} (earliest layers first)" if i == 0 else f"body group {i + 1}"
+             for i in range(len(groups) - 1)] + ["head"]
+    frozen = [lrs[-1] for lrs in learn.recorder.lrs if len(lrs) == 1]  # the frozen phase trains the head only
+    unfrozen = [lrs for lrs in learn.recorder.lrs if len(lrs) == len(groups)]
+    rows = []
+    for i, (name, params) in enumerate(zip(names, groups)):
+        peak_frozen = f"{max(frozen):.2e}" if frozen and i == len(groups) - 1 else "frozen"
+        peak_unfrozen = f"{max(lrs[i] for lrs in unfrozen):.2e}" if unfrozen else "not run (0 epochs)"
+        rows.append([name, f"{sum(p.numel() for p in params):,}", peak_frozen, peak_unfrozen])
+    return rows
+
+
+def _figure(fig):
+    """Detach a pyplot figure from pyplot's registry (it would otherwise live until closed)."""
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return fig
+
+
+def _load_data(data: Path, presize: int, size: int, batch_size: int):
+    from engine.data import DataLoaders
+
+    common = dict(presize=presize, size=size, batch_size=batch_size, seed=0, num_workers=0)
+    if data.is_file():
+        return DataLoaders.from_csv(data, **common)
+    folder = data / "images" if (data / "images").is_dir() else data
+    return DataLoaders.from_name_regex(folder, **common)
+
+
+def train_model(data: str | Path | None, epochs: int = 0, base_lr: float = 2e-3, use_suggestion: bool = True,
+                mixed_precision: bool = False, freeze_epochs: int = 8, presize: int = 460, size: int = 224,
+                batch_size: int = 32,
+                report: Callable[[float | None, str], None] | None = None) -> Iterator[TrainResult]:
+    """Run the recipe, yielding a ``TrainResult`` after each step; the last one holds the predictor.
+
+    Args:
+        data: the operator's labels CSV (images/ beside it) or image folder; None: training is off.
+        epochs: unfrozen epochs after the frozen phase (the slow part: the whole model trains).
+        base_lr: fine_tune's base learning rate, unless ``use_suggestion`` takes the LR finder's valley.
+        mixed_precision: bfloat16 on the CPU, float16 on a GPU (``learn.to_fp16()``).
+        freeze_epochs: head-only epochs, on cached features (fast).
+        presize, size, batch_size: the data pipeline (smaller values train faster, for tests).
+        report: called with (fraction done or None, description) during each step.
+    """
+    from engine.features import head_learner
+    from engine.interpret import ClassificationInterpretation
+    from engine.learner import vision_learner
+    from engine.metrics import error_rate
+    from engine.plots import plot_loss, plot_lr_find, plot_sched
+    from engine.predict import load_predictor
+
+    report = report or (lambda fraction, description: None)
+    r = TrainResult()
+    if data is None:
+        r.status = TRAINING_DISABLED
+        yield r
+        return
+    start = time.perf_counter()
+    steps: list[str] = []
+
+    def step(text: str) -> TrainResult:
+        steps.append(text)
+        report(None, text)  # no fraction: steps without batches show their description alone
+        r.status = "\n".join(f"{i + 1}. {s}" for i, s in enumerate(steps))
+        return dataclasses.replace(r)
+
+    try:
+        yield step("Reading the training data...")
+        try:
+            dls = _load_data(Path(data), presize, size, batch_size)
+        except (OSError, ValueError):
+            log.exception("could not read the training data %s", data)
+            r.status = DATA_UNREADABLE
+            yield dataclasses.replace(r)
+            return
+        n_train, n_valid = len(dls.train.dataset), len(dls.valid.dataset)
+        steps[-1] = f"Data: {n_train} training and {n_valid} validation photos, {dls.c} breeds."
+        yield step("Loading the pretrained model (efficientnet_lite0) and its new head...")
+        learn = vision_learner(dls, progress=False, train_bn=False)  # frozen body: features can be cached
+        if mixed_precision:
+            learn.to_fp16()
+        yield step(f"Computing the body's features once: {n_train} photos x {N_VIEWS} views + {n_valid} "
+                   "validation photos (the body is frozen, so the head can train on these)...")
+        hl = head_learner(learn, n_views=N_VIEWS)
+        phases = ["LR finder"] + ["head only (frozen body)"] * (freeze_epochs > 0) + ["whole model (unfrozen)"]
+        progress = ReportProgress(report, phases)
+        hl.add_cb(progress)  # the head learner runs the LR finder and the frozen phase
+        learn.add_cb(progress)  # the full learner runs the unfrozen phase
+        yield step("LR finder: the learning rate grows each batch while the loss is recorded...")
+        found = hl.lr_find()
+        r.suggestions = dict(found.suggestions)
+        r.lr_plot = _figure(plot_lr_find(found))
+        lr = found.suggestions["valley"] if use_suggestion else float(base_lr)
+        sugg = ", ".join(f"{k} {v:.1e}" for k, v in found.suggestions.items())
+        steps[-1] = f"LR finder suggests {sugg}; using base LR {lr:.1e}" + (" (valley)." if use_suggestion else ".")
+        plan = f"{freeze_epochs} head-only epochs on the cached features"
+        if epochs:
+            plan += f", then {epochs} unfrozen epoch(s) of the whole model (about 30 s each on 2 CPU cores)"
+        yield step(f"fine_tune: {plan}...")
+        learn.fine_tune(int(epochs), base_lr=lr, freeze_epochs=int(freeze_epochs), cache_features=True,
+                        n_views=N_VIEWS, head_learn=hl)
+        r.loss_plot = _figure(plot_loss(learn.recorder))
+        r.sched_plot = _figure(plot_sched(learn.recorder))
+        r.lr_rows = lr_table(learn)
+        yield step("Interpreting: predicting every validation photo and its mirror image...")
+        interp = ClassificationInterpretation.from_learner(learn, tta=True)
+        r.valid_error = float(error_rate(interp.probs, interp.targets))
+        r.confusion_plot = _figure(interp.plot_confusion_matrix())
+        r.confused_rows = [list(t) for t in interp.most_confused(min_val=1)[:10]]
+        yield step("Exporting the model (safetensors + JSON) and loading it back...")
+        with tempfile.TemporaryDirectory(prefix="petbreeds-session-") as folder:
+            learn.export(folder, half=True, extra={"valid_error": r.valid_error})
+            r.predictor = load_predictor(folder)  # all in memory now: the folder can go
+        steps.append(f"Done in {time.perf_counter() - start:.0f} s: validation error {r.valid_error:.1%} "
+                     f"on {n_valid} photos (with test-time augmentation). Tick \"Use the model I trained\" in "
+                     "tab 1 to try it; it lasts for this browser session only.")
+        r.status = "\n".join(f"{i + 1}. {s}" for i, s in enumerate(steps))
+        report(1.0, "done")
+        yield dataclasses.replace(r)
+    except NonFiniteError as err:  # its message names the step and suggests a smaller learning rate
+        r.status += f"\n\n**Training stopped:** {err}"
+        yield dataclasses.replace(r)
+    except Exception:
+        log.exception("training failed")
+        r.status += ("\n\n**Training failed** with an unexpected error (the details are in the server's log). "
+                     "Try again, perhaps with a smaller learning rate or fewer epochs.")
+        yield dataclasses.replace(r)
+
+
+def build_train_tab(data: Path | None, session_model) -> None:
+    """Tab 4's components and events (call inside ``gr.Blocks``); ``session_model`` is a ``gr.State``."""
+    import gradio as gr
+
+    with gr.Tab("Train", id="train"):
+        if data is None:
+            gr.Markdown(TRAINING_DISABLED, elem_id="train-status")
+            return
+        gr.Markdown("Fine-tune the pretrained model on the server's pet photos, watch the LR finder, the losses "
+                    "and the confusion matrix, then try your model in tab 1 (for this session only). One "
+                    "training runs at a time; others wait in the queue.")
+        with gr.Row():
+            epochs = gr.Slider(0, 3, value=0, step=1, label="Unfrozen epochs",
+                               info="0 by default: each takes about 30 s over the 296 sample photos on 2 CPU "
+                                    "cores (the head-only phase on cached features takes about 20 s in all)")
+            freeze_epochs = gr.Slider(1, 32, value=8, step=1, label="Head-only epochs (on cached features: fast)")
+        with gr.Row():
+            use_suggestion = gr.Checkbox(value=True, label="Use the LR finder's 'valley' suggestion as base LR")
+            base_lr = gr.Number(value=2e-3, label="Base LR (when not using the suggestion)", minimum=1e-6,
+                                maximum=1.0)
+            mixed = gr.Checkbox(value=False, label="Mixed precision (bfloat16 on this CPU)")
+        run = gr.Button("Find a learning rate, then train", variant="primary")
+        status = gr.Markdown(elem_id="train-status")
+        with gr.Row():
+            lr_plot = gr.Plot(label="LR finder")
+            loss_plot = gr.Plot(label="Losses")
+        sched_plot = gr.Plot(label="Learning rate and momentum per step (one-cycle)")
+        lr_rows = gr.Dataframe(headers=["parameter group", "parameters", "peak LR, head-only phase",
+                                        "peak LR, unfrozen phase"], label="Learning rate per parameter group",
+                               interactive=False)
+        with gr.Row():
+            confusion = gr.Plot(label="Confusion matrix (validation)")
+            confused = gr.Dataframe(headers=["actual", "predicted", "count"], label="Most confused pairs",
+                                    interactive=False)
+
+        def run_training(epochs, freeze_epochs, use_suggestion, base_lr, mixed, current_model,
+                         progress=gr.Progress()):
+            def report(fraction, description):
+                progress(fraction, desc=description)
+
+            if base_lr is None or not 0 < base_lr <= 1:
+                yield "The base LR must be a number between 0 and 1 (e.g. 0.002).", *[gr.skip()] * 7
+                return
+            for r in train_model(data, epochs, base_lr, use_suggestion, mixed, freeze_epochs, report=report):
+                yield (r.status, r.lr_plot, r.loss_plot, r.sched_plot, r.lr_rows, r.confusion_plot,
+                       r.confused_rows, r.predictor if r.predictor is not None else current_model)
+
+        run.click(run_training, [epochs, freeze_epochs, use_suggestion, base_lr, mixed, session_model],
+                  [status, lr_plot, loss_plot, sched_plot, lr_rows, confusion, confused, session_model],
+                  concurrency_limit=1, concurrency_id="train", api_name="train")

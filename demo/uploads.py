@@ -1,0 +1,145 @@
+"""Reading a visitor's photo safely: our code, not the web framework, decides what gets decoded.
+
+Anything can arrive as an "image": a text file named ``.jpg``, half a JPEG, an empty file, an SVG
+drawing, an animated GIF, or a decompression bomb (a 24 KB PNG can claim 14000 x 14000 pixels,
+which takes 200 MB to 600 MB of memory to decode). ``read_photo`` checks, cheapest first:
+
+1. the size of the file in bytes, against the server's upload limit;
+2. its first bytes: empty? an SVG/XML text?
+3. its header only (PIL reads the format, size and frame count without decoding any pixel),
+   against the list of formats we accept and the engine's pixel limit;
+4. and only then decodes it, upright and in RGB, with the engine's loader.
+
+Every refusal is an ``UploadRefused`` whose text is written for the visitor: what is wrong and what
+to do. It never contains a path on the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from engine.predict import MAX_PIXELS
+
+__all__ = ["UploadRefused", "PhotoInfo", "FORMATS", "upload_path", "check_upload", "decode", "read_photo",
+           "NO_PHOTO"]
+
+log = logging.getLogger(__name__)
+
+# Formats PIL may open here (JPEG includes cameras' MPO). Others are refused at the header: EPS, say,
+# would run Ghostscript. PIL registers some of these formats only in init(), so run it now.
+FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+Image.init()
+NO_PHOTO = "No photo yet: upload one (JPEG, PNG, WebP or GIF), take one with the webcam, or click an example."
+
+
+class UploadRefused(ValueError):
+    """A visitor's file cannot be used; ``str(err)`` is the message to show them."""
+
+
+@dataclass
+class PhotoInfo:
+    """What the header says, before any decoding."""
+
+    format: str
+    width: int
+    height: int
+    frames: int = 1
+
+    @property
+    def notes(self) -> list[str]:
+        """Things worth telling the visitor even though the photo can be used."""
+        w, h, out = self.width, self.height, []
+        if self.frames > 1:
+            out.append(f"This is an animated {self.format} with {self.frames} frames: the first frame was used.")
+        if max(w, h) < 32:
+            out.append(f"The image is only {w}x{h} pixels, far too small to show a pet: do not trust the answer.")
+        elif max(w, h) > 4 * min(w, h):
+            out.append(f"The image is {w}x{h}, very {'wide' if w > h else 'tall'}: the model only sees its "
+                       f"centre square ({min(w, h)}x{min(w, h)} pixels).")
+        return out
+
+
+def upload_path(value) -> Path | None:
+    """The local file of an upload: a path (str or Path) or Gradio's file dict ``{"path": ...}``."""
+    if isinstance(value, dict):
+        value = value.get("path")
+    if value is None or value == "":
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"an upload is a file path or Gradio's file dict, got {type(value).__name__}")
+    return Path(value)
+
+
+def _too_many_pixels(limit: int, width: int | None = None, height: int | None = None) -> UploadRefused:
+    # Without a size, PIL refused the header itself: past twice its own limit (about 179 megapixels).
+    size = (f"is {width}x{height} = {width * height / 1e6:.0f} megapixels" if width else
+            f"has over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels")
+    return UploadRefused(
+        f"This image {size}; the demo refuses images over {limit / 1e6:.0f} megapixels before decoding them "
+        "(a small file can hold a huge picture: a decompression bomb). Resize it and upload it again.")
+
+
+def check_upload(path: Path, max_bytes: int, max_pixels: int = MAX_PIXELS) -> PhotoInfo:
+    """Steps 1-3: size in bytes, first bytes, header. Raises ``UploadRefused``; decodes nothing."""
+    n_bytes = path.stat().st_size
+    if n_bytes == 0:
+        raise UploadRefused("The file is empty (0 bytes): upload a photo.")
+    if n_bytes > max_bytes:
+        raise UploadRefused(f"The file is {n_bytes / 2**20:.1f} MB; this demo takes photos up to "
+                            f"{max_bytes / 2**20:.0f} MB: upload a smaller one.")
+    with open(path, "rb") as f:
+        head = f.read(512).lstrip().lower()
+    if head.startswith(b"<") and b"<svg" in head:  # an XML text whose root is <svg>
+        raise UploadRefused("This is an SVG drawing (vector graphics), not a photo: export it as PNG or JPEG "
+                            "and upload that.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we refuse those ourselves
+            with Image.open(path, formats=FORMATS) as img:  # the header only: no pixel is decoded
+                info = PhotoInfo(img.format, *img.size, getattr(img, "n_frames", 1))
+    except Image.DecompressionBombError:  # PIL refuses outright past ~179 megapixels
+        raise _too_many_pixels(max_pixels) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        raise UploadRefused("This file is not an image the demo can read (is it a text or other file renamed "
+                            "to .jpg?): upload a JPEG, PNG, WebP or GIF photo.") from None
+    if info.width * info.height > max_pixels:
+        raise _too_many_pixels(max_pixels, info.width, info.height)
+    return info
+
+
+def decode(load: Callable[[Path], np.ndarray], path: Path) -> np.ndarray:
+    """Step 4: ``load(path)`` (the engine's decoder), its failures turned into ``UploadRefused``."""
+    try:
+        return load(path)
+    except Image.DecompressionBombError:
+        raise _too_many_pixels(MAX_PIXELS) from None
+    except Exception:  # PIL and OpenCV fail in many ways on damaged files: OSError, SyntaxError, ...
+        log.warning("could not decode an upload", exc_info=True)  # for the operator, not the visitor
+        raise UploadRefused("The photo could not be decoded completely: the file seems truncated or damaged. "
+                            "Upload it again, or try another photo.") from None
+
+
+def read_photo(value, load: Callable[[Path], np.ndarray], max_bytes: int,
+               max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, PhotoInfo]:
+    """An upload -> ``(photo, info)``: the decoded (H, W, 3) uint8 RGB photo and its header facts.
+
+    Args:
+        value: a file path or Gradio's file dict; None when nothing was uploaded.
+        load: the decoder, e.g. ``predictor.load`` (upright RGB, shrinks big JPEGs while decoding).
+        max_bytes: the upload limit in bytes. max_pixels: the pixel limit, checked on the header.
+    """
+    path = upload_path(value)
+    if path is None:
+        raise UploadRefused(NO_PHOTO)
+    if not path.is_file():
+        raise UploadRefused("The upload did not arrive completely: please upload the photo again.")
+    info = check_upload(path, max_bytes, max_pixels)
+    return decode(load, path), info

@@ -1,0 +1,430 @@
+"""Tests for the web demo's handlers (demo/*.py), called exactly as the page calls them, without a server.
+
+The server itself is tested in test_demo_server.py (gradio_client) and test_demo_browser.py (a real
+browser). Real photos come from the ``pets_sample`` fixture; every awkward file is generated here.
+"""
+
+from __future__ import annotations
+
+import demo  # noqa: F401, I001  (first: its process settings must precede torch's import; see demo/__init__.py)
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from demo.predict_tab import NOT_A_PET_BELOW, UNSURE_BELOW, classify, judge, predict_photo
+from demo.presize_lab import presize_lab
+from demo.settings import SHIPPED_MODEL, TRAINING_DISABLED, example_photos, parse_size
+from demo.softmax_lab import CLASSES, DEFAULT_ACTIVATIONS, huge_logit_lab, log_lab, softmax_lab, softmax_numbers
+from demo.train_tab import train_model
+from engine.datasets import PET_BREEDS
+from engine.losses import cross_entropy, log_softmax, softmax
+from engine.quality import compare_presizing
+from engine.synthetic import make_image, write_image, write_labels_csv, write_synthetic_pets
+
+MB = 2**20
+
+
+@pytest.fixture(scope="session")
+def predictor():
+    """The shipped model, loaded once as the app loads it."""
+    from engine.predict import load_predictor
+
+    return load_predictor(SHIPPED_MODEL)
+
+
+@pytest.fixture(scope="session")
+def validation_rows(pets_sample):
+    with open(pets_sample / "labels.csv", newline="") as f:
+        return [r for r in csv.DictReader(f) if r["is_valid"] == "1"]
+
+
+def _good_image(tmp_path):
+    """A plain generated photo: the handler must predict on it (not refuse it)."""
+    return write_image(tmp_path / "good.jpg", "rgb", size=(320, 240), seed=5)
+
+
+def _assert_predicted(message):
+    assert "Took" in message and " ms with the shipped model" in message, message
+
+
+# --- tab 1 on real photos ------------------------------------------------------------------------
+
+def test_shipped_model_is_right_on_80_percent_of_validation_photos(predictor, pets_sample, validation_rows):
+    assert len(validation_rows) == 74
+    right = sum(predict_photo(pets_sample / "images" / r["name"], predictor).label == r["breed"]
+                for r in validation_rows)
+    accuracy = right / len(validation_rows)
+    assert accuracy >= 0.80, f"top-1 accuracy {accuracy:.1%} ({right}/74) on the validation photos"
+
+
+def test_classify_a_real_photo_as_the_page_shows_it(predictor, pets_sample):
+    # Gradio hands the handler its file dict (preprocess=False): the same as a browser upload.
+    top5, message, preview = classify({"path": str(pets_sample / "images" / "keeshond_119.jpg")},
+                                      predictor=predictor)
+    assert list(top5)[0] == "keeshond" and len(top5) == 5
+    assert top5["keeshond"] > 0.9 and sum(top5.values()) <= 1.0 + 1e-6
+    assert message.startswith("### keeshond\nA **dog**")
+    _assert_predicted(message)
+    assert "softmax always shares 100% among the 37 breeds" in message
+    assert preview.shape == (224, 224, 3) and preview.dtype == np.uint8
+
+
+def _exif_rotated(img: Image.Image, path):
+    """Store ``img`` turned 90 degrees with EXIF Orientation 6, as phones do."""
+    stored = img.transpose(Image.Transpose.ROTATE_90)
+    exif = stored.getexif()
+    exif[0x0112] = 6
+    stored.save(path, "JPEG", quality=92, exif=exif)
+
+
+@pytest.mark.parametrize("variant", ["cmyk", "rgba", "palette_gif", "exif_rotated", "png"])
+def test_real_photo_in_awkward_formats_keeps_its_breed(predictor, pets_sample, tmp_path, variant):
+    img = Image.open(pets_sample / "images" / "keeshond_119.jpg").convert("RGB")
+    path = tmp_path / f"keeshond.{variant}"
+    if variant == "cmyk":
+        img.convert("CMYK").save(path, "JPEG", quality=92)
+    elif variant == "rgba":
+        rgba = img.convert("RGBA")
+        rgba.putalpha(255)
+        rgba.save(path, "PNG")
+    elif variant == "palette_gif":
+        frames = [img.quantize(256), img.transpose(Image.Transpose.FLIP_TOP_BOTTOM).quantize(256)]
+        frames[0].save(path, "GIF", save_all=True, append_images=frames[1:], duration=100)
+    elif variant == "exif_rotated":
+        _exif_rotated(img, path)
+    else:
+        img.save(path, "PNG")
+    verdict = predict_photo(path, predictor)
+    assert verdict.label == "keeshond" and verdict.kind == "breed", verdict.message
+    if variant == "palette_gif":
+        assert "animated GIF with 2 frames: the first frame was used" in verdict.message
+
+
+# --- tab 1: every awkward upload gets a prediction or a clear message ---------------------------------
+
+def _text(p):
+    p.write_text("Dear visitor, this is not a photo.\n")
+
+
+def _truncated(p):
+    full = p.with_name("full.jpg")
+    write_image(full, "rgb", size=(400, 300), seed=2)
+    data = full.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+
+
+def _empty(p):
+    p.write_bytes(b"")
+
+
+def _svg(p):
+    p.write_text('<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="200" height="200">'
+                 '<circle cx="100" cy="100" r="80" fill="orange"/></svg>')
+
+
+def _bomb(p):  # 196 megapixels in about 24 KB: PIL itself refuses the header
+    Image.new("1", (14000, 14000)).save(p, "PNG", optimize=True)
+
+
+def _big_but_under_pil_limit(p):  # 49 megapixels: our own limit (40) refuses it
+    Image.new("L", (7000, 7000)).save(p, "PNG", optimize=True)
+
+
+def _noise_1_4_mb(p):
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (700, 700, 3), dtype=np.uint8)).save(p, "PNG")
+
+
+def _animated_gif(p):
+    frames = [make_image("rgb", size=(120, 90), seed=s).quantize(64) for s in range(3)]
+    frames[0].save(p, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+
+def _very_wide(p):
+    Image.new("L", (10000, 20), 128).save(p, "PNG")
+
+
+REFUSED = [
+    ("text.jpg", _text, "not an image the demo can read"),
+    ("truncated.jpg", _truncated, "truncated or damaged"),
+    ("empty.jpg", _empty, "The file is empty (0 bytes)"),
+    ("drawing.svg", _svg, "SVG drawing"),
+    ("bomb.png", _bomb, "has over 179 megapixels; the demo refuses images over 40 megapixels before decoding"),
+    ("big.png", _big_but_under_pil_limit, "is 7000x7000 = 49 megapixels"),
+]
+
+
+@pytest.mark.parametrize("name,make,expected", REFUSED, ids=[r[0] for r in REFUSED])
+def test_bad_files_get_a_clear_message(predictor, tmp_path, name, make, expected):
+    path = tmp_path / name
+    make(path)
+    top5, message, preview = classify({"path": str(path)}, predictor=predictor)
+    assert top5 is None and preview is None
+    assert message.startswith("### Cannot use this file\n") and expected in message, message
+    # the next visitor's good photo still works
+    _assert_predicted(classify(str(_good_image(tmp_path)), predictor=predictor)[1])
+
+
+def test_files_over_the_size_limit_are_refused(predictor, tmp_path):
+    path = tmp_path / "noise.png"
+    _noise_1_4_mb(path)
+    _, message, _ = classify(str(path), predictor=predictor, max_bytes=1 * MB)
+    assert "The file is 1.4 MB; this demo takes photos up to 1 MB" in message
+    _assert_predicted(classify(str(path), predictor=predictor, max_bytes=10 * MB)[1])
+
+
+@pytest.mark.parametrize("kind", ["rgb", "l", "p", "rgba", "cmyk", "i16", "exif_rotated", "tiny", "wide"])
+def test_every_image_mode_gets_a_prediction(predictor, tmp_path, kind):
+    path = write_image(tmp_path / f"{kind}.jpg", kind, size=(300, 200), seed=3)
+    verdict = predict_photo(str(path), predictor)
+    assert verdict.kind in ("breed", "unsure", "not_a_pet"), verdict.message
+    _assert_predicted(verdict.message)
+    # Generated stripes and blobs are not pets: the ImageNet check must say so, not name a breed.
+    assert verdict.kind == "not_a_pet", verdict.message
+    assert "does not look like a cat or a dog" in verdict.message and verdict.top5 == {}
+    if kind == "tiny":
+        assert "only 1x1 pixels" in verdict.message
+    if kind == "wide":
+        assert "1000x20, very wide: the model only sees its centre square" in verdict.message
+
+
+@pytest.mark.parametrize("name,make,expected", [
+    ("anim.gif", _animated_gif, "animated GIF with 3 frames: the first frame was used"),
+    ("wide.png", _very_wide, "10000x20, very wide"),
+])
+def test_odd_but_usable_images_get_a_prediction_and_a_note(predictor, tmp_path, name, make, expected):
+    path = tmp_path / name
+    make(path)
+    top5, message, preview = classify(str(path), predictor=predictor)
+    _assert_predicted(message)
+    assert expected in message and preview.shape == (224, 224, 3)
+
+
+def test_no_photo_yet(predictor):
+    top5, message, preview = classify(None, predictor=predictor)
+    assert top5 is None and preview is None and message.startswith("No photo yet")
+
+
+# --- tab 1: what the answer says, from the two models' outputs -------------------------------------
+
+def _details(top: float, imagenet: list[tuple[str, float]], pet: float, breeds=("beagle", "pug", "Bengal")):
+    rest = (1 - top) / (len(breeds) - 1)
+    return {"label": breeds[0], "probabilities": {b: top if i == 0 else rest for i, b in enumerate(breeds)},
+            "imagenet": imagenet, "imagenet_pet_probability": pet}
+
+
+def test_judge_says_not_a_pet_and_names_what_imagenet_sees():
+    v = judge(_details(0.97, [("envelope", 0.4), ("carton", 0.2)], pet=NOT_A_PET_BELOW / 2), 12.0)
+    assert v.kind == "not_a_pet" and v.top5 == {}
+    assert "does not look like a cat or a dog" in v.message and "**envelope** (40%)" in v.message
+    assert "would say beagle (97%)" in v.message
+    assert 'softmax always shares 100% among the 3 breeds, so the breed model alone cannot answer "none' in v.message
+
+
+def test_judge_trusts_a_pet_that_imagenet_calls_a_dog_breed():
+    # little mass on pets overall, but ImageNet's top class is a dog: a pet (e.g. a boxer with a ball)
+    v = judge(_details(0.97, [("boxer", 0.06), ("tennis ball", 0.05)], pet=NOT_A_PET_BELOW / 2))
+    assert v.kind == "breed" and v.message.startswith("### beagle\nA **dog**")
+
+
+def test_judge_is_unsure_below_half():
+    v = judge(_details(UNSURE_BELOW - 0.1, [("beagle", 0.8)], pet=0.9))
+    assert v.kind == "unsure" and v.message.startswith("### Not sure\n")
+    assert "**beagle**, gets only 40% (then pug, 30%)" in v.message and len(v.top5) == 3
+
+
+# --- tab 2 ------------------------------------------------------------------------------------------
+
+def test_softmax_lab_numbers_are_the_engines():
+    k = CLASSES.index("beagle")
+    n = softmax_numbers(DEFAULT_ACTIVATIONS, k)
+    x, y = torch.tensor([DEFAULT_ACTIVATIONS]), torch.tensor([k])
+    assert n["cross_entropy"] == pytest.approx(float(cross_entropy(x, y)), abs=1e-6)
+    assert n["cross_entropy"] == pytest.approx(float(F.cross_entropy(x, y)), abs=1e-6)
+    assert n["nll"] == pytest.approx(-float(log_softmax(x)[0, k]), abs=1e-6) == pytest.approx(n["cross_entropy"])
+    assert n["softmax"] == pytest.approx(softmax(x)[0].tolist())
+    assert sum(n["softmax"]) == pytest.approx(1.0)
+    assert sum(n["sigmoid"]) == pytest.approx(float(torch.sigmoid(x).sum()))
+    assert sum(n["sigmoid"]) > 1.5  # independent yes/no per class: no reason to sum to 1
+    y_hot = F.one_hot(y, len(CLASSES)).float()
+    assert n["bce"] == pytest.approx(float(F.binary_cross_entropy_with_logits(x, y_hot)), abs=1e-6)
+
+
+def test_temperature_sharpens_or_flattens_softmax():
+    k = 0
+    plain = softmax_numbers(DEFAULT_ACTIVATIONS, k, 1.0)
+    assert plain["softmax_t"] == pytest.approx(plain["softmax"])
+    sharp, flat = softmax_numbers(DEFAULT_ACTIVATIONS, k, 0.5), softmax_numbers(DEFAULT_ACTIVATIONS, k, 3.0)
+    assert max(sharp["softmax_t"]) > max(plain["softmax"]) + 0.1 > max(flat["softmax_t"]) + 0.1
+    assert sum(sharp["softmax_t"]) == pytest.approx(1.0) and sum(flat["softmax_t"]) == pytest.approx(1.0)
+
+
+def test_softmax_lab_handler_shows_the_numbers():
+    rows, text, fig = softmax_lab("pug", 0.5, *DEFAULT_ACTIVATIONS)
+    n = softmax_numbers(DEFAULT_ACTIVATIONS, CLASSES.index("pug"), 0.5)
+    assert [r[0] for r in rows] == list(CLASSES)
+    assert [r[3] for r in rows] == pytest.approx(n["softmax"], abs=1e-4)
+    assert [r[4] for r in rows] == pytest.approx(n["softmax_t"], abs=1e-4)
+    assert f"**{n['cross_entropy']:.4f}**" in text and "True class: pug" in text
+    assert fig is not None and len(fig.axes[0].patches) == 3 * len(CLASSES)
+    assert softmax_lab("pug", 1.0, 1.0, None, 0, 0, 0)[1].startswith("Give one finite activation")
+
+
+def test_log_domain_examples():
+    text = log_lab(-2)
+    assert "`math.log(-2)` -> `ValueError: math domain error`" in text and "-> `nan`" in text
+    assert "-> `-inf`" in log_lab(0)
+    table = huge_logit_lab(1000)
+    naive, engine = [line for line in table.splitlines() if line.startswith("| naive") or line.startswith("| engine")]
+    assert "nan" in naive and naive.endswith("**no** |")
+    assert "nan" not in engine and engine.endswith("yes |") and "0.7311" in engine
+
+
+# --- tab 3 ------------------------------------------------------------------------------------------
+
+def test_presize_lab_measures_both_pipelines(tmp_path):
+    photo = make_image("rgb", size=(250, 188), seed=3).resize((500, 375), Image.Resampling.BICUBIC)
+    photo.save(tmp_path / "photo.png")
+    presized, crops, naive, pre, report = presize_lab({"path": str(tmp_path / "photo.png")}, rotate=10, zoom=1.1,
+                                                      n_crops=4, seed=1)
+    assert presized.shape == (460, 460, 3) and naive.shape == pre.shape == (224, 224, 3)
+    assert len(crops) == 4 and all(c.shape == (224, 224, 3) and c.dtype == np.uint8 for c in crops)
+    assert not np.array_equal(crops[0], crops[1])  # each view has its own random augmentation
+    expected = compare_presizing(photo, rotate=10, zoom=1.1)
+    assert f"| {expected['naive']['empty_fraction']:.1%} | {expected['naive']['psnr']:.1f} dB |" in report
+    assert f"| 0.0% | {expected['presize']['psnr']:.1f} dB |" in report
+    assert expected["presize"]["psnr"] > expected["naive"]["psnr"]
+
+
+def test_presize_lab_refuses_a_bomb(tmp_path):
+    _bomb(tmp_path / "bomb.png")
+    *images, report = presize_lab(str(tmp_path / "bomb.png"))
+    assert images == [None, [], None, None] and "decompression bomb" in report
+
+
+# --- tab 4 ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """Tab 4's training on 4 generated breeds x 6 photos (small images: seconds, not minutes)."""
+    root = tmp_path_factory.mktemp("tiny_pets")
+    breeds = [PET_BREEDS[i] for i in (0, 3, 14, 20)]
+    paths = write_synthetic_pets(root / "images", breeds=breeds, n_per_breed=6, size=(96, 72), seed=1)
+    csv_path = write_labels_csv(root, paths, valid_per_breed=2)
+    reports = []
+    updates = list(train_model(csv_path, epochs=1, use_suggestion=True, freeze_epochs=6, presize=96, size=64,
+                               report=lambda fraction, text: reports.append((fraction, text))))
+    return updates, reports, breeds, paths
+
+
+def test_training_tab_shows_its_steps_and_plots(trained):
+    updates, reports, breeds, _ = trained
+    final = updates[-1]
+    assert "Done in" in final.status and "validation error" in final.status, final.status
+    assert "Data: 16 training and 8 validation photos, 4 breeds." in final.status
+    assert len(updates) >= 7  # one update per step, shown while training goes on
+    assert updates[3].lr_plot is None and updates[4].lr_plot is not None  # the LR plot appears after step 4
+    for fig in (final.lr_plot, final.loss_plot, final.sched_plot, final.confusion_plot):
+        assert fig is not None and fig.axes
+    assert set(final.suggestions) == {"minimum", "steep", "valley"}
+    assert final.valid_error is not None and 0.0 <= final.valid_error <= 1.0
+    # progress went through the LR finder, both fine_tune phases, and ended at 100%
+    phases = {text.split(":")[0] for _, text in reports}
+    assert {"LR finder", "head only (frozen body)", "whole model (unfrozen)"} <= phases
+    assert reports[-1] == (1.0, "done")
+
+
+def test_training_tab_per_group_learning_rates(trained):
+    final = trained[0][-1]
+    head, first = final.lr_rows[-1], final.lr_rows[0]
+    assert head[0] == "head" and first[2] == "frozen"
+    # fine_tune's unfrozen phase: slice(base_lr / 100, base_lr), the earliest layers change least
+    assert float(head[3]) / float(first[3]) == pytest.approx(100, rel=1e-3)
+    # its peak is base_lr / 2 (here the LR finder's valley), which one-cycle starts 5 times below (div=5)
+    base = final.suggestions["valley"] / 2
+    assert base / 5 * (1 - 1e-3) <= float(head[3]) <= base * (1 + 1e-3)
+
+
+def test_trained_model_is_used_for_the_session_only(trained, predictor):
+    final, (_, _, breeds, paths) = trained[0][-1], trained
+    session = final.predictor
+    assert session.vocab == sorted(breeds) and predictor.vocab == list(PET_BREEDS)
+    _, message, _ = classify(str(paths[0]), True, session, predictor=predictor)
+    assert "with your model from tab 4" in message
+    _, message, _ = classify(str(paths[0]), False, session, predictor=predictor)
+    assert "with the shipped model" in message
+    _, message, _ = classify(str(paths[0]), True, None, predictor=predictor)
+    assert "You have not trained a model in this session yet" in message
+
+
+def test_training_is_off_without_data():
+    (update,) = list(train_model(None))
+    assert update.status == TRAINING_DISABLED and "--train-data" in update.status and update.predictor is None
+
+
+def test_training_on_unreadable_data_says_so_without_paths(tmp_path):
+    bad = tmp_path / "secret-folder" / "labels.csv"
+    bad.parent.mkdir()
+    bad.write_text("name,breed,is_valid\n")
+    updates = list(train_model(bad))
+    assert "could not be read" in updates[-1].status and "secret-folder" not in updates[-1].status
+
+
+# --- settings and the command line ------------------------------------------------------------------
+
+def test_parse_size():
+    assert parse_size("10mb") == 10 * MB and parse_size("500KB") == 500 * 1024 and parse_size(7) == 7
+    with pytest.raises(ValueError, match="expected a number of bytes"):
+        parse_size("ten megabytes")
+
+
+def test_example_photos(pets_sample, monkeypatch):
+    photos = example_photos()
+    assert len(photos) == 4 and all(p.is_file() and p.parent == pets_sample / "images" for p in photos)
+    assert [p.name[0].isupper() for p in photos] == [True, True, False, False]  # 2 cats, then 2 dogs
+    monkeypatch.delenv("PETS_SAMPLE")
+    assert example_photos() == []
+
+
+def test_command_line_refuses_bad_options(tmp_path, capsys):
+    from demo.__main__ import main
+
+    assert main(["--max-file-size", "ten"]) == 2
+    assert main(["--train-data", str(tmp_path / "missing.csv")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    assert main(["--model", str(tmp_path / "nowhere")]) == 2
+    assert "no exported model" in capsys.readouterr().err
+    (tmp_path / "model.pt").write_bytes(b"\x80\x02pickle")
+    assert main(["--model", str(tmp_path / "model.pt")]) == 2
+    assert "never loads pickles" in capsys.readouterr().err
+
+
+def test_the_app_module_has_a_blocks_named_demo():
+    import gradio as gr
+
+    from demo.app import demo
+
+    assert isinstance(demo, gr.Blocks)
+    titles = [b.label for b in demo.blocks.values() if isinstance(b, gr.Tab)]
+    assert titles == ["Which breed is my pet?", "Softmax & cross-entropy lab", "Presizing lab", "Train"]
+
+
+def test_all_lists_are_exact():
+    import demo.__main__
+    import demo.app
+    import demo.predict_tab
+    import demo.presize_lab
+    import demo.server
+    import demo.settings
+    import demo.softmax_lab
+    import demo.train_tab
+    import demo.uploads
+
+    for module in (demo.__main__, demo.app, demo.predict_tab, demo.presize_lab, demo.server, demo.settings, demo.softmax_lab,
+                   demo.train_tab, demo.uploads):
+        missing = [name for name in module.__all__ if not hasattr(module, name)]
+        assert not missing, f"{module.__name__}.__all__ names what it lacks: {missing}"
