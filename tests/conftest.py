@@ -54,3 +54,13 @@ def synthetic_pets(tmp_path_factory) -> Path:
     paths = write_synthetic_pets(root / "images", breeds=breeds, n_per_breed=4, size=(96, 72), seed=1)
     write_labels_csv(root, paths, valid_per_breed=1)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_pets(tmp_path_factory) -> Path:
+    """4 breeds x 8 generated photos of about 48x40 pixels: enough to train a small model in seconds."""
+    from engine.synthetic import write_synthetic_pets
+
+    folder = tmp_path_factory.mktemp("tiny_pets")
+    write_synthetic_pets(folder, breeds=["pug", "beagle", "Bengal", "boxer"], n_per_breed=8, size=(48, 40), seed=2)
+    return folder

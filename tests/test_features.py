@@ -7,14 +7,11 @@ from engine.data import DataLoaders
 from engine.features import compute_features, fit_head_on_features, head_learner
 from engine.learner import Learner
 from engine.models import create_model
-from engine.synthetic import write_synthetic_pets
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    f = tmp_path_factory.mktemp("feat")
-    write_synthetic_pets(f, breeds=["pug", "beagle", "Bengal", "boxer"], n_per_breed=8, size=(48, 40), seed=3)
-    return f
+@pytest.fixture
+def folder(tiny_pets):
+    return tiny_pets
 
 
 def frozen_learner(folder, **dls_kw):

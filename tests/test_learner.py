@@ -16,14 +16,11 @@ from engine.learner import Learner, vision_learner
 from engine.models import create_model
 from engine.numerics import NonFiniteError
 from engine.schedules import one_cycle_lr, one_cycle_mom
-from engine.synthetic import write_synthetic_pets
 
 
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny")
-    write_synthetic_pets(folder, breeds=["pug", "beagle", "Bengal", "boxer"], n_per_breed=8, size=(48, 40), seed=2)
-    return folder
+@pytest.fixture
+def tiny_folder(tiny_pets):
+    return tiny_pets
 
 
 def make_dls(folder, **kw):
