@@ -5,7 +5,8 @@ the loss, smoothed with an exponentially weighted average (beta 0.98) that is de
 first steps. Stop once the smoothed loss is more than 4x its minimum: the rate is now far too high.
 Afterwards the weights and the optimizer are put back exactly as they were.
 
-Rules of thumb for reading the curve (all three are marked on the plot):
+Rules of thumb for reading the curve (all three are marked on the plot; they are read off the
+curve without its first tenth, where the average rests on a few batches, and its last 5 steps):
     minimum  the rate at the lowest loss, divided by 10 (at the minimum it is already too high);
     steep    where the loss falls fastest (the steepest downward slope on the log scale);
     valley   a point inside the longest stretch where the loss keeps going down.
@@ -139,7 +140,13 @@ def lr_find(learn, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 1
     if len(finder.losses) < 2:
         raise RuntimeError("the LR finder ran fewer than 2 batches: the training set is too small for a sweep")
     lrs, losses = finder.lrs[: len(finder.losses)], finder.losses
-    suggestions = {"minimum": suggest_minimum(lrs, losses), "steep": suggest_steep(lrs, losses),
-                   "valley": suggest_valley(lrs, losses)}
+    # Judge the curve without its ends: the first tenth of the smoothed losses rests on only a few
+    # batches, and the last few steps are the blow-up that stopped the sweep.
+    lo, hi = num_it // 10, len(losses) - 5
+    if hi - lo < 5:
+        lo, hi = 0, len(losses)
+    judged_lrs, judged = lrs[lo:hi], losses[lo:hi]
+    suggestions = {"minimum": suggest_minimum(judged_lrs, judged), "steep": suggest_steep(judged_lrs, judged),
+                   "valley": suggest_valley(judged_lrs, judged)}
     return LRFindResult(lrs, losses, finder.raw_losses, suggestions)
 

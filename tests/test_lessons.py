@@ -1,0 +1,108 @@
+"""The lessons: every notebook runs top to bottom on the real photos (its asserts are the checks),
+every question of the questionnaire has its section, and the committed notebooks carry no outputs."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lessons import build
+from lessons.questions import QUESTIONS, parse_questionnaire
+
+ROOT = Path(__file__).resolve().parents[1]
+QUESTIONNAIRE = ROOT.parent / "shared" / "QUESTIONNAIRE.md"  # beside the checkout, when it is there
+NOTEBOOKS = build.notebook_paths()
+HEADING = re.compile(r"^#{1,6}\s*Q(\d+)\.\s+(.+?)\s*$", re.MULTILINE)
+
+
+def questions() -> dict[int, str]:
+    return parse_questionnaire(QUESTIONNAIRE) if QUESTIONNAIRE.exists() else QUESTIONS
+
+
+def read(path: Path):
+    return nbformat.read(path, as_version=4)
+
+
+def question_headings(nb) -> dict[int, str]:
+    """``{n: text}`` of the markdown headings ``## Qn. text`` of a notebook."""
+    found = {}
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            found.update({int(n): " ".join(text.split()) for n, text in HEADING.findall(cell.source)})
+    return found
+
+
+def test_there_is_a_start_page_and_topic_notebooks():
+    names = [p.name for p in NOTEBOOKS]
+    assert names[0] == "00_start_here.ipynb" and len(names) >= 3, names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_top_to_bottom(path, pets_sample, tmp_path):
+    # PETS_SAMPLE is in the environment (the fixture checked it), so the kernel finds the photos;
+    # any error or failed assert in a cell raises CellExecutionError with that cell's traceback.
+    nb = build.execute(path, timeout=300)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors
+    page = build.render_html(nb, tmp_path / f"{path.stem}.html").read_text(encoding="utf-8")
+    for n in question_headings(nb):
+        assert f"Q{n}." in page
+    if any(o.output_type == "display_data" and "image/png" in o.data
+           for c in nb.cells if c.cell_type == "code" for o in c.outputs):
+        assert "data:image/png;base64" in page  # plots are embedded in the HTML
+
+
+def test_every_question_has_a_section_with_its_wording():
+    sections = {}
+    for path in NOTEBOOKS:
+        for n, text in question_headings(read(path)).items():
+            assert n not in sections, f"Q{n} has a section in both {sections.get(n)} and {path.name}"
+            sections[n] = path.name
+            assert text == " ".join(questions()[n].split()), f"{path.name}: the heading of Q{n} is not the question"
+    missing = sorted(set(questions()) - set(sections))
+    assert not missing, f"no notebook has a section for {', '.join(f'Q{n}' for n in missing)}"
+
+
+def test_readme_lists_every_question():
+    readme = (build.LESSONS_DIR / "README.md").read_text(encoding="utf-8")
+    notebook_names = {p.name for p in NOTEBOOKS}
+    for n, text in questions().items():
+        row = next((line for line in readme.splitlines() if line.startswith(f"| {n} |")), None)
+        assert row is not None, f"lessons/README.md has no table row for Q{n}"
+        assert text in row, f"lessons/README.md: the row of Q{n} does not quote the question"
+        assert any(name in row for name in notebook_names), f"lessons/README.md: the row of Q{n} names no notebook"
+
+
+@pytest.mark.skipif(not QUESTIONNAIRE.exists(), reason="shared/QUESTIONNAIRE.md is not beside the checkout")
+def test_copy_of_the_questions_matches_the_questionnaire():
+    assert QUESTIONS == parse_questionnaire(QUESTIONNAIRE)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_has_no_outputs(path):
+    nb = read(path)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: clear the outputs"
+
+
+def test_build_without_photos_says_so_without_a_traceback(tmp_path):
+    env = {**os.environ, "PETS_SAMPLE": str(tmp_path / "nowhere")}
+    done = subprocess.run([sys.executable, "-m", "lessons", "build", "--out", str(tmp_path / "out")], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "PETS_SAMPLE" in done.stderr and "nowhere" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_build_names_a_notebook_that_does_not_exist():
+    with pytest.raises(ValueError, match="no lesson notebook starts with 99"):
+        build.notebook_paths(["99"])
