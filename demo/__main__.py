@@ -1,7 +1,7 @@
 """``python -m demo``: start the web demo on http://127.0.0.1:7860.
 
     python -m demo [--host 127.0.0.1] [--port 7860] [--model demo/model]
-                   [--train-data $PETS_SAMPLE/labels.csv] [--max-file-size 10mb]
+                   [--train-data $PETS_SAMPLE/labels.csv] [--max-file-size 10mb] [--no-compile]
 
 The options are read and checked before the app (torch, gradio, the model) is loaded, so ``--help``
 and a mistyped option answer at once.
@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="labels CSV (images/ beside it) or image folder for tab 4 (default: "
                         "$PETS_SAMPLE/labels.csv when PETS_SAMPLE is set, else training is off)")
     p.add_argument("--max-file-size", default="10mb", help="largest upload, e.g. 10mb (default) or 500kb")
+    p.add_argument("--no-compile", action="store_true",
+                   help="do not compile the model in the background at start (half a minute of CPU the first "
+                        "time on a machine, then single photos are answered about 1.5 times faster)")
     return p
 
 
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:  # a missing, incomplete or pickled model
         print(f"error: --model: {err}", file=sys.stderr)
         return 2
-    app.launch(blocks, args.host, args.port, settings.max_file_size)
+    app.launch(blocks, args.host, args.port, settings.max_file_size, compile_model=not args.no_compile)
     return 0
 
 

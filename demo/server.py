@@ -68,6 +68,18 @@ class DemoServer:
     def pid(self) -> int:
         return self.process.pid
 
+    def wait_for_output(self, *texts: str, timeout: float = 300.0) -> str:
+        """Wait until the child has printed one of ``texts``; return that text (TimeoutError if not)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._log.seek(0)
+            printed = self._log.read().decode(errors="replace")
+            for text in texts:
+                if text in printed:
+                    return text
+            time.sleep(0.5)
+        raise TimeoutError(f"the demo did not print any of {texts} within {timeout:.0f} s:\n{self.output()}")
+
     def output(self) -> str:
         """What the child printed so far (the last 4000 characters)."""
         self._log.seek(0)

@@ -7,13 +7,20 @@ tests that need it fail; when it is unset they are skipped with a reason, unless
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 # Before torch loads: idle OpenMP threads sleep instead of spinning. The suite runs servers and
 # worker processes beside the test process on two cores, and spinning threads would steal their CPU.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# The tests (and the servers they start) keep their cache, e.g. compiled models, apart from the user's.
+_HOME = tempfile.mkdtemp(prefix="petbreeds-test-home-")
+os.environ["PETBREEDS_HOME"] = _HOME
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 
 import matplotlib  # noqa: E402
 import pytest  # noqa: E402

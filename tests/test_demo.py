@@ -9,6 +9,7 @@ from __future__ import annotations
 import demo  # noqa: F401, I001  (first: its process settings must precede torch's import; see demo/__init__.py)
 
 import csv
+import time
 
 import numpy as np
 import pytest
@@ -401,6 +402,25 @@ def test_command_line_refuses_bad_options(tmp_path, capsys):
     (tmp_path / "model.pt").write_bytes(b"\x80\x02pickle")
     assert main(["--model", str(tmp_path / "model.pt")]) == 2
     assert "never loads pickles" in capsys.readouterr().err
+
+
+def test_launch_compiles_the_model_in_the_background_unless_told_not_to(monkeypatch):
+    import demo.__main__
+    import demo.app
+    from engine.predict import Predictor
+
+    compiled, launched = [], []
+    monkeypatch.setattr(Predictor, "compile", lambda self, **kw: compiled.append(self) or self)
+    monkeypatch.setattr(demo.app.gr.Blocks, "launch", lambda self, **kw: launched.append(kw))
+    assert demo.__main__.main(["--port", "7999"]) == 0
+    for _ in range(100):  # the compile thread
+        if compiled:
+            break
+        time.sleep(0.05)
+    assert compiled == [demo.app.demo.petbreeds_predictor] and launched[0]["server_port"] == 7999
+    assert demo.__main__.main(["--port", "7999", "--no-compile"]) == 0
+    time.sleep(0.5)
+    assert len(compiled) == 1 and len(launched) == 2
 
 
 def test_the_app_module_has_a_blocks_named_demo():

@@ -103,3 +103,11 @@ def test_launch_options(server):
 def test_only_prediction_and_training_are_api_endpoints(client):
     endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert endpoints - {"/train"} == {"/predict", "/predict_camera"}  # the labs are page-only
+
+
+def test_the_server_compiles_its_model_in_the_background_and_keeps_answering(server, client, pets_sample):
+    said = server.wait_for_output("single photos now take the fast path", "predictions stay on the plain path",
+                                  timeout=400)
+    assert said == "single photos now take the fast path", server.output()
+    top5, message, _ = _predict(client, pets_sample / "images" / "keeshond_119.jpg")
+    assert top5["label"] == "keeshond" and "ms with the shipped model" in message
