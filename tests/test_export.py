@@ -260,3 +260,14 @@ def test_cache_key_depends_on_weights_and_shape():
     spec = {"arch": "efficientnet_lite0", "size": 224, "dtype": "bfloat16"}
     assert cache_key(b"w", spec) == cache_key(b"w", dict(spec))
     assert len({cache_key(b"w", spec), cache_key(b"v", spec), cache_key(b"w", {**spec, "size": 192})}) == 3
+
+
+def test_on_a_gpu_the_plain_path_is_kept_without_compiling(trained, monkeypatch):
+    import engine.compile
+
+    _, out = trained
+    pred = load_predictor(out, device="cpu")
+    pred.device = torch.device("cuda")  # as a predictor on a GPU would be (no GPU needed for this check)
+    monkeypatch.setattr(engine.compile, "compile_body", lambda *a, **k: pytest.fail("should not compile"))
+    assert pred.compile() is pred and not pred.compiled
+    assert pred.compile_report == "not compiled: on cuda the plain path is already fast"
