@@ -19,7 +19,6 @@ keeps the plain path, which gives the same answers.
 from __future__ import annotations
 
 import threading
-import time
 import warnings
 from pathlib import Path
 
