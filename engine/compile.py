@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["COMPILE_VERSION", "compile_body", "compiled_cache_dir", "cache_key", "build", "main"]
+__all__ = ["COMPILE_VERSION", "compile_body", "compiled_cache_dir", "cache_key", "example_input", "build", "main"]
 
 COMPILE_VERSION = 1  # bump when the way the package is built changes
 
@@ -77,10 +77,12 @@ def _body_like(spec: dict) -> nn.Module:
     return body.to(dtype=getattr(torch, spec["dtype"]), memory_format=torch.channels_last)
 
 
-def _example(spec: dict) -> torch.Tensor:
+def example_input(spec: dict) -> torch.Tensor:
+    """One prepared photo as ``Predictor.predict_details`` makes it (normalized, the body's dtype,
+    channels-last), with fixed random pixels: the input the body is compiled for and checked on."""
     with torch.inference_mode():
-        x = torch.zeros(1, 3, spec["size"], spec["size"])
-        return x.to(getattr(torch, spec["dtype"])).contiguous(memory_format=torch.channels_last)
+        x = torch.rand(1, 3, spec["size"], spec["size"], generator=torch.Generator().manual_seed(0))
+        return ((x - 0.5) / 0.5).to(getattr(torch, spec["dtype"])).contiguous(memory_format=torch.channels_last)
 
 
 def build(work_dir: str | Path, out: str | Path) -> Path:
@@ -93,7 +95,7 @@ def build(work_dir: str | Path, out: str | Path) -> Path:
     spec = json.loads((work_dir / "spec.json").read_text())
     body = _body_like(spec)
     body.load_state_dict(load_file(str(work_dir / "body.safetensors")))
-    x = _example(spec)
+    x = example_input(spec)
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.pt2")  # the packager wants .pt2
     with torch.inference_mode(), inductor_config.patch(freezing=True):
         program = torch.export.export(body, (x,))
@@ -117,14 +119,12 @@ def compile_body(body: nn.Module, spec: dict, cache_dir: str | Path | None = Non
     cache = Path(cache_dir) if cache_dir is not None else compiled_cache_dir()
     weights = save({k: v.detach().cpu().contiguous() for k, v in body.state_dict().items()})
     path = cache / f"{spec['arch']}-{cache_key(weights, spec)}.pt2"
-    from_cache = path.is_file()
-    if from_cache:
+    if path.is_file():
         try:
             return torch._inductor.aoti_load_package(str(path)), {
                 "path": path, "from_cache": True, "seconds": time.perf_counter() - start}
         except Exception:  # a damaged or foreign file: build it again
             path.unlink(missing_ok=True)
-            from_cache = False
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="petbreeds-compile-") as work:
         (Path(work) / "spec.json").write_text(json.dumps(spec))

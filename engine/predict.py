@@ -96,7 +96,7 @@ class Predictor:
         to call from a background thread while predictions are served. The outcome, in words,
         is in ``compile_report`` (and a ``RuntimeWarning`` when the plain path is kept).
         """
-        from .compile import compile_body
+        from .compile import compile_body, example_input
 
         def keep_plain(why: str) -> "Predictor":
             self.compile_report = f"{why}; predictions stay on the plain path, which gives the same answers, a little slower"
@@ -106,11 +106,8 @@ class Predictor:
         if self.device.type != "cpu":
             self.compile_report = f"not compiled: on {self.device.type} the plain path is already fast"
             return self
-        size = self.augment.size
-        with torch.inference_mode():  # a test photo made as ``predict_details`` makes its input
-            x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
-            x = ((x - 0.5) / 0.5).to(self.dtype).contiguous(memory_format=torch.channels_last)
-        spec = {"arch": self.meta["arch"], "size": size, "dtype": str(self.dtype).removeprefix("torch.")}
+        spec = {"arch": self.meta["arch"], "size": self.augment.size, "dtype": str(self.dtype).removeprefix("torch.")}
+        x = example_input(spec)
         try:
             runner, facts = compile_body(self.model.body, spec, cache_dir=cache_dir)
             with torch.inference_mode():
