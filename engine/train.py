@@ -10,6 +10,15 @@ features (``--views`` views of every training photo: as is, mirrored, then rando
 for ``--freeze-epochs`` one-cycle epochs, then ``--epochs`` unfrozen epochs (default 0: on two CPU
 cores an unfrozen epoch over the 296 sample photos takes about 30 s and did not lower the
 validation error). The report uses test-time augmentation (each photo and its mirror image).
+
+The final size defaults to 288, not the 224 the body was pretrained at. ImageNet training zooms
+into random crops, so at 224 a centre-cropped photo shows the animal smaller than the network is
+used to; a larger input makes up for that (Touvron et al., "Fixing the train-test resolution
+discrepancy", 2019). Cross-validation on the 296 training photos of the sample (5 folds, 5 fold
+draws; the 74 validation photos were not used to choose) gave 12.4% error at 288 against 13.7% at
+224 with the same head, and a head learning rate of 5e-3 did better than 2e-3 and 1e-2. A photo at
+288 costs about 1.65 times the compute of one at 224: pass ``--size 224`` where inference speed
+matters more (the demo's model does).
 """
 
 from __future__ import annotations
@@ -30,12 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default="efficientnet_lite0", help="efficientnet_lite0 (default), resnet18/34/50/101")
     p.add_argument("--epochs", type=int, default=0, help="unfrozen epochs after the frozen phase (default 0)")
     p.add_argument("--freeze-epochs", type=int, default=32, help="frozen (head-only) epochs (default 32)")
-    p.add_argument("--lr", type=float, default=2e-3, help="base learning rate of fine_tune (default 2e-3)")
+    p.add_argument("--lr", type=float, default=5e-3, help="base learning rate of fine_tune (default 5e-3)")
     p.add_argument("--views", type=int, default=2, help="cached views per training photo (default 2)")
     p.add_argument("--no-cache", action="store_true", help="run the body in every frozen epoch (slow)")
     p.add_argument("--fp16", action="store_true", help="mixed precision (bfloat16 on the CPU, fp16 on CUDA)")
     p.add_argument("--bs", type=int, default=32, help="batch size (default 32)")
-    p.add_argument("--size", type=int, default=224, help="final image size (default 224)")
+    p.add_argument("--size", type=int, default=288, help="final image size (default 288)")
     p.add_argument("--presize", type=int, default=460, help="CPU presize (default 460)")
     p.add_argument("--valid-pct", type=float, default=0.2, help="random validation share for a folder")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
