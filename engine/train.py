@@ -1,6 +1,6 @@
 """Train a pet-breed classifier from the command line and export it.
 
-    python -m engine.train --data $PETS_SAMPLE/labels.csv --export demo/model --half
+    python -m engine.train --data $PETS_SAMPLE/labels.csv --export my_model --half
 
 ``--data`` is either a CSV table (``name``, ``breed`` and, if present, ``is_valid`` columns; images
 in ``images/`` beside it) or a folder of images named like ``great_pyrenees_173.jpg``.
@@ -18,7 +18,7 @@ discrepancy", 2019). Cross-validation on the 296 training photos of the sample (
 draws; the 74 validation photos were not used to choose) gave 12.4% error at 288 against 13.7% at
 224 with the same head, and a head learning rate of 5e-3 did better than 2e-3 and 1e-2. A photo at
 288 costs about 1.65 times the compute of one at 224: pass ``--size 224`` where inference speed
-matters more (the demo's model does).
+matters more (the demo's model does: see the README).
 """
 
 from __future__ import annotations
