@@ -18,6 +18,7 @@ Modules, in the order the lesson meets them:
     schedules   one-cycle and friends as pure functions; slice -> per-group rates
     lr_finder   the learning-rate finder and its suggestions
     features    the frozen-phase speed-up: train the head on cached body features
+    head_init   start the head from the class averages (shrinkage LDA), in closed form
     plots       loss, schedule and LR-finder plots
     interpret   confusion matrix, most confused, top losses
     export      safetensors + JSON export; predict: loading it and predicting
@@ -64,6 +65,7 @@ _EXPORTS = {
     "learner": ["Learner", "vision_learner"],
     "lr_finder": ["lr_find", "LRFindResult"],
     "features": ["compute_features", "head_learner", "fit_head_on_features"],
+    "head_init": ["lda_weights", "init_head_lda"],
     "plots": ["plot_loss", "plot_sched", "plot_lr_find"],
     "interpret": ["ClassificationInterpretation"],
     "export": ["export", "read_export", "PickleRefused"],

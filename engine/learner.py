@@ -62,6 +62,7 @@ class Learner:
         self.autocast: Callable | None = None  # set by MixedPrecision
         self.scaler = None
         self.frozen, self.interrupted = False, False
+        self.head_temperature: float | None = None  # set by fine_tune(head_init="lda")
         self.epoch, self.iter, self.n_epochs, self.training = 0, -1, 0, False
         self.recorder = Recorder()
         self.cbs: list[Callback] = [self.recorder, NanGuard()]
@@ -227,7 +228,7 @@ class Learner:
 
     def fine_tune(self, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
                   pct_start: float = 0.3, div: float = 5.0, cache_features: bool = False, n_views: int = 1,
-                  head_learn=None, **kwargs) -> "Learner":
+                  head_learn=None, head_init: str | None = None, **kwargs) -> "Learner":
         """Fit the new head with the body frozen, then unfreeze and fit everything.
 
         1. ``freeze()``, one-cycle for ``freeze_epochs`` at ``base_lr`` (a short warm-up);
@@ -238,8 +239,14 @@ class Learner:
         (``n_views``) and trains the head on the stored features: the same result as running the
         body every epoch when augmentation is off, and many times faster (see ``features.py``);
         ``head_learn`` reuses the features of an earlier ``features.head_learner(learn)``.
+
+        ``head_init="lda"`` first sets the head in closed form from the class averages of the
+        body's features (shrinkage LDA, see ``head_init.py``), so the frozen phase starts from a
+        good classifier instead of a random one.
         """
         self.freeze()
+        if head_init is not None:
+            head_learn = self._init_head(head_init, cache_features, n_views, head_learn)
         if freeze_epochs > 0:
             if cache_features:
                 from .features import fit_head_on_features
@@ -253,6 +260,23 @@ class Learner:
         if epochs > 0:
             self.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div, **kwargs)
         return self
+
+    def _init_head(self, how: str, cache_features: bool, n_views: int, head_learn):
+        """Set the head from the body's features of the training set (see ``fine_tune``); return
+        the head learner whose cached features were used, if any, for the frozen phase to reuse."""
+        from .features import compute_features, head_learner
+        from .head_init import init_head_lda
+
+        if how != "lda":
+            raise ValueError(f"head_init={how!r}: expected 'lda' (start from the class averages) or None (random)")
+        if cache_features:
+            head_learn = head_learn if head_learn is not None else head_learner(self, n_views)
+            cache = head_learn.dls.cache
+        else:  # one pass over the training photos as validation sees them
+            cache = compute_features(self, n_views=1, augment=False)
+        model = getattr(self.model, "module", self.model)
+        self.head_temperature = init_head_lda(model.head, cache.train.cpu(), cache.train_y.cpu())
+        return head_learn
 
     def to_fp16(self) -> "Learner":
         """Mixed precision from now on: fp16 + gradient scaling on CUDA, bfloat16 on the CPU."""
