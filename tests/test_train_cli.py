@@ -26,6 +26,8 @@ def test_train_from_a_csv_and_export(tmp_path):
     meta = json.loads((tmp_path / "model" / "meta.json").read_text())
     assert meta["dtype"] == "float16" and meta["n_train"] == 16 and 0 <= meta["valid_error"] <= 1
     assert meta["recipe"]["freeze_epochs"] == 6 and meta["vocab"] == ["Bengal", "beagle", "boxer", "pug"]
+    # the head started from the class averages, so the frozen epochs ran at the polishing rate
+    assert meta["recipe"]["head_init"] == "lda" and meta["recipe"]["lr"] == 5e-4
 
 
 def test_missing_data_is_a_clear_error(tmp_path):
