@@ -65,7 +65,7 @@ _EXPORTS = {
     "learner": ["Learner", "vision_learner"],
     "lr_finder": ["lr_find", "LRFindResult"],
     "features": ["compute_features", "head_learner", "fit_head_on_features"],
-    "head_init": ["lda_weights", "init_head_lda"],
+    "head_init": ["lda_weights", "fit_temperature", "lda_temperature", "init_head_lda"],
     "plots": ["plot_loss", "plot_sched", "plot_lr_find"],
     "interpret": ["ClassificationInterpretation"],
     "export": ["export", "read_export", "PickleRefused"],

@@ -37,6 +37,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .numerics import check_finite
+
 __all__ = ["lda_weights", "fit_temperature", "lda_temperature", "init_head_lda"]
 
 MAX_SPREAD = 50.0  # the widest gap allowed between a photo's best and worst scores (see lda_temperature)
@@ -58,15 +60,26 @@ def lda_weights(features: Tensor, targets: Tensor, n_classes: int, shrinkage: fl
                          f"and {tuple(targets.shape)}")
     if not 0.0 <= shrinkage <= 1.0:
         raise ValueError(f"shrinkage={shrinkage}: expected a number from 0 (plain LDA) to 1 (nearest class average)")
+    check_finite(features, "the body's features", hint="check the photos and the body's weights, or train "
+                 "without mixed precision (to_fp32())")
     x = features.double()  # the covariance solve wants the extra precision
     counts = torch.bincount(targets, minlength=n_classes).double()  # (n_classes,)
     sums = torch.zeros(n_classes, x.shape[1], dtype=x.dtype).index_add_(0, targets, x)
     means = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], x.mean(0))  # (n_classes, d)
     resid = x - means[targets]  # each photo's offset from its class average
     cov = resid.T @ resid / len(x)  # (d, d), shared by all classes
-    target = torch.eye(x.shape[1], dtype=x.dtype) * cov.diagonal().mean()
-    cov = (1 - shrinkage) * cov + shrinkage * target
-    w = torch.linalg.solve(cov, means.T).T  # (n_classes, d): S^-1 m_c for every class
+    scale = cov.diagonal().mean()
+    # the covariance has rank at most (photos - classes): with no shrinkage it must be full
+    singular = scale <= 0 or (shrinkage == 0 and len(x) - int((counts > 0).sum()) < x.shape[1])
+    cov = (1 - shrinkage) * cov + shrinkage * scale * torch.eye(x.shape[1], dtype=x.dtype)
+    try:
+        if singular:
+            raise torch.linalg.LinAlgError("singular")
+        w = torch.linalg.solve(cov, means.T).T  # (n_classes, d): S^-1 m_c for every class
+    except torch.linalg.LinAlgError:
+        raise ValueError(f"the features' covariance cannot be inverted (shrinkage={shrinkage}, {len(x)} photos, "
+                         f"{x.shape[1]} features): use a shrinkage above 0, or check that the photos' features "
+                         "are not all the same within each class") from None
     prior = (counts + 0.5) / (counts.sum() + 0.5 * n_classes)  # an empty class keeps a small prior
     b = -0.5 * (w * means).sum(1) + prior.log()
     return w.float(), b.float()
