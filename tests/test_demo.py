@@ -343,11 +343,13 @@ def test_training_tab_per_group_learning_rates(trained):
     final = trained[0][-1]
     head, first = final.lr_rows[-1], final.lr_rows[0]
     assert head[0] == "head" and first[2] == "frozen"
+    # the table shows 3 significant digits, so each rate read back from it is off by up to 0.5%
+    rounding = 5e-3
     # fine_tune's unfrozen phase: slice(base_lr / 100, base_lr), the earliest layers change least
-    assert float(head[3]) / float(first[3]) == pytest.approx(100, rel=1e-3)
+    assert float(head[3]) / float(first[3]) == pytest.approx(100, rel=2 * rounding)
     # its peak is base_lr / 2 (here the LR finder's valley), which one-cycle starts 5 times below (div=5)
     base = final.suggestions["valley"] / 2
-    assert base / 5 * (1 - 1e-3) <= float(head[3]) <= base * (1 + 1e-3)
+    assert base / 5 * (1 - rounding) <= float(head[3]) <= base * (1 + rounding)
 
 
 def test_trained_model_is_used_for_the_session_only(trained, predictor):
