@@ -42,7 +42,7 @@ def build_demo(settings: DemoSettings) -> gr.Blocks:
     """The app for ``settings``: loads the model (once) and lays out the four tabs."""
     predictor = load_predictor(settings.model)
     predictor.predict_details(np.zeros((64, 64, 3), np.uint8))  # warm up, so the first visitor does not wait
-    examples = example_photos()
+    examples = example_photos(settings.train_data)
     with gr.Blocks(title="petbreeds: which breed is my pet?") as app:
         gr.Markdown("# petbreeds\nA cat and dog breed classifier, and labs that show how it works inside.")
         # The model a visitor trained in tab 4, for their session only; dropped an hour after last use.

@@ -26,6 +26,7 @@ import numpy as np
 from engine.datasets import is_cat
 from engine.transforms import Presize
 
+from .examples import example_gallery, pick
 from .uploads import NO_PHOTO, UploadRefused, read_photo, upload_path
 
 __all__ = ["NOT_A_PET_BELOW", "UNSURE_BELOW", "Verdict", "judge", "predict_photo", "classify", "build_predict_tab"]
@@ -176,9 +177,8 @@ def build_predict_tab(predictor, session_model, max_bytes: int, examples=()) -> 
                 camera = gr.Image(label="...or take one with the webcam, or paste one", type="filepath",
                                   sources=["webcam", "clipboard"], elem_id="photo-camera")
                 use_own = gr.Checkbox(label="Use the model I trained in tab 4 (this session only)", value=False)
-                if examples:
-                    gr.Examples([[str(p)] for p in examples], inputs=[upload],
-                                label="Or click an example (validation photos of the pet sample)")
+                gallery = example_gallery(examples, "Or click an example (photos the model never trained on)",
+                                          "predict-examples")
             with gr.Column():
                 message = gr.Markdown(NO_PHOTO, label="Answer", elem_id="verdict")
                 top5 = gr.Label(num_top_classes=5, label="Top 5 breeds", elem_id="top5")
@@ -194,3 +194,12 @@ def build_predict_tab(predictor, session_model, max_bytes: int, examples=()) -> 
                       concurrency_limit=4, concurrency_id="predict")
         upload.change(inputs=[upload, use_own, session_model], api_name="predict", **common)
         camera.change(inputs=[camera, use_own, session_model], api_name="predict_camera", **common)
+        if gallery is not None:
+            def predict_example(use_session_model, session_model, evt: gr.SelectData):
+                """Name the breed in the example photo that was clicked (by its position in the gallery)."""
+                photo = pick(examples, evt)
+                return predict(None if photo is None else str(photo), use_session_model, session_model)
+
+            predict_example.__annotations__["evt"] = gr.SelectData  # a class, not the postponed string
+            common["fn"] = predict_example
+            gallery.select(inputs=[use_own, session_model], api_name="predict_example", **common)

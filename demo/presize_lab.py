@@ -21,6 +21,7 @@ from engine.predict import MAX_PIXELS
 from engine.quality import compare_presizing
 from engine.transforms import Presize, load_array, pil_to_tensor
 
+from .examples import example_gallery, pick
 from .uploads import UploadRefused, read_photo
 
 __all__ = ["augmented_crops", "presize_lab", "build_presize_lab"]
@@ -100,8 +101,7 @@ def build_presize_lab(max_bytes: int, examples=()) -> None:
                 n_crops = gr.Slider(1, 12, value=6, step=1, label="Augmented training views")
                 seed = gr.Number(value=0, precision=0, label="Random seed for the views")
                 run = gr.Button("Compare", variant="primary")
-                if examples:
-                    gr.Examples([[str(p)] for p in examples], inputs=[photo], label="Examples")
+                gallery = example_gallery(examples, "Or click an example", "presize-examples")
             with gr.Column(scale=2):
                 report = gr.Markdown()
                 with gr.Row():
@@ -119,5 +119,13 @@ def build_presize_lab(max_bytes: int, examples=()) -> None:
             return presize_lab(photo, rotate, zoom, n_crops, seed, max_bytes=max_bytes)
 
         inputs, outputs = [photo, rotate, zoom, n_crops, seed], [presized, crops, naive, presized_result, report]
-        gr.on([run.click, photo.change], compare, inputs, outputs, preprocess=False, api_name=False,
-              concurrency_id="presize", concurrency_limit=2)
+        common = dict(outputs=outputs, preprocess=False, api_name=False, concurrency_id="presize", concurrency_limit=2)
+        gr.on([run.click, photo.change], compare, inputs, **common)
+        if gallery is not None:
+            def compare_example(rotate, zoom, n_crops, seed, evt: gr.SelectData):
+                """The comparison on the example photo that was clicked (by its position in the gallery)."""
+                chosen = pick(examples, evt)
+                return compare(None if chosen is None else str(chosen), rotate, zoom, n_crops, seed)
+
+            compare_example.__annotations__["evt"] = gr.SelectData  # a class, not the postponed string
+            gallery.select(compare_example, inputs[1:], **common)

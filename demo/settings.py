@@ -1,8 +1,10 @@
 """What the server operator chooses: which model to serve, what to train on, how big an upload may be.
 
 Visitors never choose paths on the server. The training data in particular is fixed when the
-server starts (``--train-data``, else ``$PETS_SAMPLE/labels.csv``); without it tab 4 is switched
-off and says how to switch it on.
+server starts: ``--train-data``, else the 370-photo sample that ``engine.datasets.pets_sample()``
+finds (``PETS_SAMPLE``, or the cache, picked out of the full download when that is all there is).
+Without any photos tab 4 is switched off and shows the one command that switches it on, and the
+photo tabs offer the few example photos that ship in ``demo/examples/``.
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SHIPPED_MODEL", "DemoSettings", "default_train_data", "parse_size", "example_photos",
-           "TRAINING_DISABLED"]
+__all__ = ["SHIPPED_MODEL", "SHIPPED_EXAMPLES", "DemoSettings", "default_train_data", "parse_size",
+           "example_photos", "TRAINING_DISABLED"]
 
 SHIPPED_MODEL = Path(__file__).resolve().parent / "model"
-TRAINING_DISABLED = ("Training is switched off on this server: it has no training data. To switch it on, "
-                     "start the demo with `python -m demo --train-data path/to/labels.csv` (a labels CSV with "
-                     "images/ beside it, or a folder of photos named like `beagle_12.jpg`), or set "
-                     "PETS_SAMPLE to the pet sample folder.")
+SHIPPED_EXAMPLES = Path(__file__).resolve().parent / "examples"
+TRAINING_DISABLED = ("Training is switched off on this server: it has no pet photos to train on. To switch it "
+                     "on, stop the server, run\n\n    python -m engine.datasets sample\n\n(it downloads the "
+                     "Oxford-IIIT Pet dataset and picks out the 370-photo sample) and start the demo again. "
+                     "Or start it with `python -m demo --train-data path/to/labels.csv` (a labels CSV with "
+                     "images/ beside it, or a folder of photos named like `beagle_12.jpg`).")
 
 _UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
 
@@ -39,10 +43,17 @@ def parse_size(value: str | int) -> int:
     return n
 
 
-def default_train_data() -> Path | None:
-    """``$PETS_SAMPLE/labels.csv`` when ``PETS_SAMPLE`` is set, else None (training switched off)."""
-    sample = os.environ.get("PETS_SAMPLE")
-    return (Path(sample) / "labels.csv").resolve() if sample else None
+def default_train_data(show=print) -> Path | None:
+    """The sample's ``labels.csv`` that ``pets_sample()`` finds (picking the sample out of the full
+    download if needed), else None: training switched off. A wrong ``PETS_SAMPLE`` is said, not hidden."""
+    from engine.datasets import pets_sample
+
+    try:
+        return (pets_sample(show=show) / "labels.csv").resolve()
+    except (OSError, ValueError) as err:
+        if os.environ.get("PETS_SAMPLE") or "No pet photos found" not in str(err):
+            show(f"petbreeds: training is off and the examples are the shipped ones: {err}")
+        return None
 
 
 @dataclass(frozen=True)
@@ -55,27 +66,29 @@ class DemoSettings:
 
     @classmethod
     def from_env(cls) -> "DemoSettings":
-        """The defaults: the shipped model, and the sample's labels.csv when PETS_SAMPLE is set."""
+        """The defaults: the shipped model, and the pet sample when there are photos (``default_train_data``)."""
         return cls(train_data=default_train_data())
 
 
-def example_photos(n_per_species: int = 2) -> list[Path]:
-    """A few validation photos of the sample, cats and dogs, to click on; none when it is absent.
+def example_photos(table: Path | None = None, n_per_species: int = 4) -> list[Path]:
+    """Photos to click on: validation photos of ``table`` (a labels CSV), cats first, one per breed,
+    ``n_per_species`` of each; without a table (or if it has none), the ones in ``demo/examples/``.
 
-    The photos stay where they are (``$PETS_SAMPLE/images``): the repository holds no photos.
+    The photos stay where they are: the repository holds only the few shipped examples.
     """
-    sample = os.environ.get("PETS_SAMPLE")
-    table = Path(sample) / "labels.csv" if sample else None
-    if table is None or not table.is_file():
-        return []
     picked: dict[str, list[Path]] = {"cat": [], "dog": []}
-    breeds: set[str] = set()
-    with open(table, newline="") as f:
-        for row in csv.DictReader(f):
-            species, breed = row.get("species"), row.get("breed")
-            path = table.parent / "images" / row.get("name", "")
-            if (row.get("is_valid") == "1" and species in picked and len(picked[species]) < n_per_species
-                    and breed not in breeds and path.is_file()):
-                picked[species].append(path)
-                breeds.add(breed)
+    if table is not None and Path(table).is_file() and Path(table).suffix.lower() == ".csv":
+        table = Path(table)
+        breeds: set[str] = set()
+        with open(table, newline="") as f:
+            for row in csv.DictReader(f):
+                species, breed = row.get("species"), row.get("breed")
+                path = table.parent / "images" / row.get("name", "")
+                if (row.get("is_valid") == "1" and species in picked and len(picked[species]) < n_per_species
+                        and breed not in breeds and path.is_file()):
+                    picked[species].append(path)
+                    breeds.add(breed)
+    if not picked["cat"] + picked["dog"]:
+        for path in sorted(SHIPPED_EXAMPLES.glob("*.jpg")):
+            picked["cat" if path.name[0].isupper() else "dog"].append(path)
     return picked["cat"] + picked["dog"]

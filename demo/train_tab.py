@@ -104,11 +104,7 @@ def _figure(fig):
 def _load_data(data: Path, presize: int, size: int, batch_size: int):
     from engine.data import DataLoaders
 
-    common = dict(presize=presize, size=size, batch_size=batch_size, seed=0, num_workers=0)
-    if data.is_file():
-        return DataLoaders.from_csv(data, **common)
-    folder = data / "images" if (data / "images").is_dir() else data
-    return DataLoaders.from_name_regex(folder, **common)
+    return DataLoaders.from_path(data, presize=presize, size=size, batch_size=batch_size, seed=0, num_workers=0)
 
 
 def train_model(data: str | Path | None, epochs: int = 0, base_lr: float = 2e-3, use_suggestion: bool = True,

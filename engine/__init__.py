@@ -2,7 +2,8 @@
 
 Modules, in the order the lesson meets them:
 
-    datasets    where the photos are; downloading the full dataset
+    datasets    where the photos are; downloading the full dataset; the lessons' sample
+    pets        the full download's layout (official split), any --data, picking the sample
     items       files, labels (regex, folder, table), splits, bad-file checks
     transforms  CPU item transforms: open, RGB, presize
     augment     batch augmentation on the device: one composed grid_sample
@@ -23,6 +24,7 @@ Modules, in the order the lesson meets them:
     interpret   confusion matrix, most confused, top losses
     export      safetensors + JSON export; predict: loading it and predicting
     distributed DistributedDataParallel under torchrun
+    progress    progress bars: live in a terminal or notebook, a few lines in a log
     train       ``python -m engine.train``: the command-line recipe
 
 Names are re-exported here by name (``from engine import cross_entropy``) but each module is only
@@ -43,7 +45,8 @@ _EXPORTS = {
         "binary_cross_entropy_with_logits",
     ],
     "numerics": ["NonFiniteError", "check_finite", "log_of", "naive_softmax", "compare_softmax"],
-    "datasets": ["PET_BREEDS", "is_cat", "pets_path", "download_pets", "default_cache_dir"],
+    "datasets": ["PET_BREEDS", "is_cat", "pets_path", "pets_sample", "download_pets", "default_cache_dir"],
+    "pets": ["open_data", "read_full_layout", "build_sample", "PetsData"],
     "download": ["download_file", "safe_extract", "UnsafeArchiveError"],
     "items": [
         "PETS_PATTERN", "get_image_files", "RegexLabeller", "parent_label", "label_items", "read_table",
@@ -64,7 +67,7 @@ _EXPORTS = {
     "metrics": ["accuracy", "error_rate"],
     "learner": ["Learner", "vision_learner"],
     "lr_finder": ["lr_find", "LRFindResult"],
-    "features": ["compute_features", "head_learner", "fit_head_on_features"],
+    "features": ["compute_features", "head_learner", "fit_head_on_features", "cached_preds"],
     "head_init": ["lda_weights", "fit_temperature", "lda_temperature", "init_head_lda"],
     "plots": ["plot_loss", "plot_sched", "plot_lr_find"],
     "interpret": ["ClassificationInterpretation"],

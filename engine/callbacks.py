@@ -85,7 +85,10 @@ class Recorder(Callback):
 
 
 class ProgressCallback(Callback):
-    """A progress bar per epoch with the live training loss, and one line per epoch of results."""
+    """A progress bar per epoch with the live training loss, and one line per epoch of results.
+
+    In a log file (not a terminal or notebook) the bar becomes a few plain lines, and none at all
+    for an epoch that takes only a few seconds (see ``engine.progress``)."""
 
     order = 10
 
@@ -96,11 +99,11 @@ class ProgressCallback(Callback):
         self._header_done = False
 
     def before_epoch(self, learn):
-        from tqdm.auto import tqdm
+        from .progress import progress_bar
 
         what = "train" if learn.training else "valid"
-        self.bar = tqdm(total=len(learn.dl), desc=f"epoch {learn.epoch + 1}/{learn.n_epochs} {what}",
-                        leave=False, dynamic_ncols=True)
+        self.bar = progress_bar(len(learn.dl), f"epoch {learn.epoch + 1}/{learn.n_epochs} {what}", unit="batch",
+                                leave=False)
 
     def after_batch(self, learn):
         self.bar.update(1)

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .augment import BatchAugment
 from .items import (PETS_PATTERN, RegexLabeller, column_split, format_bad_images, get_image_files,
-                    label_items, parent_label, random_split, read_table, verify_images)
+                    label_items, misnamed_formats, parent_label, random_split, read_table, verify_images)
 from .transforms import Presize, load_array, pil_to_tensor
 
 __all__ = ["ImageDataset", "CollateError", "collate", "DeviceLoader", "DataLoaders", "default_device"]
@@ -166,6 +166,8 @@ class DataLoaders:
                  pin_memory: bool | None = None, valid_batch_size: int | None = None,
                  train_augment: bool = True):
         self.vocab = list(vocab)
+        # What was read: set by the constructors (``from_path`` says where the photos came from).
+        self.source, self.valid_name, self.notes = None, "validation", []
         self.device = torch.device(device) if device is not None else default_device()
         self.augment = augment or BatchAugment()
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
@@ -236,13 +238,34 @@ class DataLoaders:
         if bad:
             warnings.warn(f"skipping {len(bad)} unreadable image file(s):\n{format_bad_images(list(bad.values()))}",
                           stacklevel=3)
+        odd = [(p, fmt) for p, fmt in misnamed_formats(items) if p not in bad]
+        notes = [f"{len(odd)} file(s) hold another image format than their name says, and are decoded as what "
+                 f"they are: " + ", ".join(f"{p.name} ({fmt})" for p, fmt in odd[:8])
+                 + (" ..." if len(odd) > 8 else "")] if odd else []
 
         def subset(idx, train):
             idx = [i for i in idx if Path(items[i]) not in bad]
             return ImageDataset([items[i] for i in idx], [y[i] for i in idx], pre, train=train, check=False)
 
-        return cls(subset(train_idx, True), subset(valid_idx, False), vocab,
-                   augment=augment or BatchAugment(size=size), **kwargs)
+        dls = cls(subset(train_idx, True), subset(valid_idx, False), vocab,
+                  augment=augment or BatchAugment(size=size), **kwargs)
+        dls.notes = notes + [f"{len(bad)} unreadable file(s) left out: "
+                             + ", ".join(p.name for p in list(bad)[:8]) + (" ..." if len(bad) > 8 else "")] * bool(bad)
+        return dls
+
+    @classmethod
+    def from_path(cls, data: str | Path, valid_pct: float = 0.2, seed: int | None = 42, **kwargs) -> "DataLoaders":
+        """From whatever ``data`` is: a labels CSV, the sample folder, the full Oxford-IIIT Pet download
+        (its official split) or a folder of photos named by breed (see ``engine.pets.open_data``).
+
+        ``dls.source`` then says what was read and how it was split, ``dls.notes`` what was left out.
+        """
+        from .pets import open_data
+
+        found = open_data(data, valid_pct, seed)
+        dls = cls.from_items(found.items, found.labels, found.split, seed=seed, **kwargs)
+        dls.source, dls.valid_name, dls.notes = found.description, found.valid_name, found.notes + dls.notes
+        return dls
 
     @classmethod
     def from_name_regex(cls, path: str | Path, pattern: str = PETS_PATTERN, valid_pct: float = 0.2,

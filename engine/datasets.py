@@ -2,8 +2,13 @@
 
 Every lesson, test and script asks ``pets_path()`` for its data instead of hard-coding a folder.
 It looks, in order, at an explicit path, at the ``PETS_SAMPLE`` environment variable (the
-370-photo sample CI uses), and at the full dataset in the cache folder, and when nothing is there
-it says how to get some. A wrong setting is an error, never a silent fall-through to other data.
+370-photo sample CI uses), and at the cache folder: the full dataset, else the sample built from
+it. When nothing is there it says how to get some. A wrong setting is an error, never a silent
+fall-through to other data.
+
+The lessons want the small, fixed set of 370 photos their asserted numbers were checked on:
+``pets_sample()`` gives that folder, and when only the full download is there it picks the
+sample out of it first (``engine.pets.build_sample``; hard links, a second or two).
 
 The full dataset is ~800 MB, so ``download_pets`` uses ``engine.download``: transfers resume with
 HTTP ``Range`` requests and are checked against an MD5, and archives are extracted only when no
@@ -12,6 +17,7 @@ member could write outside the destination (``../``, absolute paths, links, devi
 Command line::
 
     python -m engine.datasets download [--dest DIR] [--url URL] [--no-annotations]
+    python -m engine.datasets sample [--dest DIR] [--source DIR]    (downloads first when needed)
     python -m engine.datasets where
 """
 
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import enum
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -35,6 +42,7 @@ __all__ = [
     "OFFICIAL_MD5",
     "default_cache_dir",
     "pets_path",
+    "pets_sample",
     "download_file",
     "UnsafeArchiveError",
     "safe_extract",
@@ -60,11 +68,12 @@ PETS_ANNOTATIONS_URL = "https://www.robots.ox.ac.uk/~vgg/data/pets/data/annotati
 PETS_ANNOTATIONS_MD5 = "95a8c909bbe2e81eed6a22bccdf3f68f"
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+GET_DATA_COMMAND = "python -m engine.datasets sample"
 _HOW_TO_GET_DATA = (
-    "To get pet photos, either\n"
-    "  - point PETS_SAMPLE at the sample: export PETS_SAMPLE=/path/to/oxford-pets-sample\n"
-    "  - or download the full dataset (~800 MB) with: python -m engine.datasets download\n"
-    "    (it goes into {cache}; set PETBREEDS_HOME to put it elsewhere)"
+    "To get the pet photos, run\n"
+    f"    {GET_DATA_COMMAND}\n"
+    "It downloads the Oxford-IIIT Pet dataset (~800 MB, resumable) into {cache} and picks out the\n"
+    "370-photo sample the lessons use (set PETBREEDS_HOME to keep the cache elsewhere)."
 )
 
 
@@ -91,6 +100,10 @@ def _full_dataset_dir() -> Path:
     return default_cache_dir() / "oxford-iiit-pet"
 
 
+def _sample_dir() -> Path:
+    return default_cache_dir() / "oxford-pets-sample"
+
+
 def _check_pets_folder(folder: Path, source: str, fix: str) -> Path:
     """Return ``folder`` if it holds ``images/``; ``source`` says where the path came from."""
     if not folder.is_dir():
@@ -108,7 +121,8 @@ def _check_pets_folder(folder: Path, source: str, fix: str) -> Path:
 
 
 def pets_path(path: str | os.PathLike | None = None) -> Path:
-    """The folder that contains ``images/``: ``path``, else ``$PETS_SAMPLE``, else the cache."""
+    """The folder that contains ``images/``: ``path``, else ``$PETS_SAMPLE``, else the cache (the full
+    dataset, else the sample built from it)."""
     if path is not None:
         return _check_pets_folder(Path(path).expanduser(), f"pets_path({str(path)!r})",
                                   "Pass the folder that contains images/.")
@@ -119,12 +133,38 @@ def pets_path(path: str | os.PathLike | None = None) -> Path:
                                   "Point the PETS_SAMPLE environment variable at the sample folder, "
                                   "or unset it to use the downloaded dataset.")
     full = _full_dataset_dir()
-    if (full / "images").is_dir():
+    if _download_complete(full):
         return full
+    from .pets import sample_is_complete
+
+    if sample_is_complete(_sample_dir()):
+        return _sample_dir()
     raise FileNotFoundError(
-        "No pet photos found: PETS_SAMPLE is not set and the full dataset is not in "
-        f"{full}.\n" + _HOW_TO_GET_DATA.format(cache=full)
+        "No pet photos found: PETS_SAMPLE is not set and neither the full dataset nor the sample is in "
+        f"{default_cache_dir()}.\n" + _HOW_TO_GET_DATA.format(cache=full)
     )
+
+
+def pets_sample(path: str | os.PathLike | None = None, show=print) -> Path:
+    """The folder of the 370-photo sample (``images/`` + ``labels.csv``) that the lessons use.
+
+    ``pets_path(path)`` finds the photos. A folder with a ``labels.csv`` is used as it is (the
+    sample itself, through ``PETS_SAMPLE`` or the cache). From the full download, the sample is
+    picked out once into the cache (``engine.pets.build_sample``) and reused afterwards; ``show``
+    says which photos are used.
+    """
+    from .pets import build_sample, sample_is_complete
+
+    root = pets_path(path)
+    if (root / "labels.csv").is_file():
+        return root
+    dest = _sample_dir()
+    if not sample_is_complete(dest):
+        show(f"{root} is the full Oxford-IIIT Pet dataset; the lessons use its canonical 370-photo sample "
+             f"(10 photos per breed), picked out of it now.")
+        build_sample(root, dest, show=show)
+    show(f"Using the 370-photo sample in {dest}, picked out of the full dataset in {root}.")
+    return dest
 
 
 # --- the whole dataset ------------------------------------------------------------------------------
@@ -143,6 +183,32 @@ OFFICIAL_MD5 = _Official.MD5
 
 def _has_images(folder: Path) -> bool:
     return folder.is_dir() and any(p.suffix.lower() in _IMAGE_SUFFIXES for p in folder.iterdir())
+
+
+def _download_complete(dest: Path) -> bool:
+    """``images/`` is moved into place only once its archive is extracted whole (see ``_extract_into``)."""
+    return _has_images(dest / "images")
+
+
+def _extract_into(archive: Path, dest: Path) -> None:
+    """Extract into a temporary folder inside ``dest``, then move each top-level entry into place.
+
+    A rename is atomic, so ``dest/images`` appears only when all its files are there: an
+    interrupted extraction leaves the temporary folder (removed by the next run), never a partial
+    ``images/`` that the next run would take as complete.
+    """
+    tmp = dest / f".extracting-{archive.name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        safe_extract(archive, tmp)
+        for entry in sorted(tmp.iterdir()):
+            target = dest / entry.name
+            if target.is_dir():  # e.g. an annotations/ left by an earlier, older run
+                shutil.rmtree(target)
+            os.replace(entry, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _resolve(url: str | None, env_var: str, official_url: str, md5: str | None | _Official,
@@ -172,7 +238,7 @@ def download_pets(dest: str | os.PathLike | None = None, *, url: str | None = No
         progress: show progress bars.
     """
     dest = Path(dest).expanduser() if dest is not None else _full_dataset_dir()
-    if _has_images(dest / "images"):
+    if _download_complete(dest):
         return dest
     jobs = {"images.tar.gz": _resolve(url, "PETS_URL", PETS_IMAGES_URL, md5, PETS_IMAGES_MD5)}
     if annotations and not (dest / "annotations").is_dir():  # it survives an earlier, failed run
@@ -184,7 +250,7 @@ def download_pets(dest: str | os.PathLike | None = None, *, url: str | None = No
     archives = [download_file(job_url, dest / name, md5=job_md5, progress=progress)
                 for name, (job_url, job_md5) in jobs.items()]
     for archive in archives:
-        safe_extract(archive, dest)  # on failure the archive stays, to inspect or retry offline
+        _extract_into(archive, dest)  # on failure the archive stays, to inspect or retry offline
         archive.unlink()
     if not _has_images(dest / "images"):
         raise ValueError(
@@ -197,7 +263,7 @@ def download_pets(dest: str | os.PathLike | None = None, *, url: str | None = No
 # --- command line -----------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m engine.datasets {download,where}``; returns the exit code."""
+    """``python -m engine.datasets {download,sample,where}``; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m engine.datasets",
                                      description="Find or download the Oxford-IIIT Pet photos.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -206,19 +272,28 @@ def main(argv: list[str] | None = None) -> int:
     get.add_argument("--url", help="images archive URL (default: $PETS_URL or the official URL)")
     get.add_argument("--no-annotations", action="store_true", help="skip the annotations archive")
     get.add_argument("--quiet", action="store_true", help="no progress bars")
+    pick = commands.add_parser("sample", help="pick the lessons' 370-photo sample out of the full dataset "
+                                              "(downloading it first when needed)")
+    pick.add_argument("--dest", help=f"where the sample goes (default: {_sample_dir()})")
+    pick.add_argument("--source", help="a full download to pick from (default: the dataset in the cache, "
+                                       "downloaded there first if it is missing)")
+    pick.add_argument("--url", help="images archive URL for the download (default: $PETS_URL or the official URL)")
+    pick.add_argument("--quiet", action="store_true", help="no progress bars")
     commands.add_parser("where", help="print the folder pets_path() finds, or how to get data")
     args = parser.parse_args(argv)
     try:
         if args.command == "where":
             print(pets_path())
             return 0
+        if args.command == "sample":
+            return _sample_command(args)
         folder = download_pets(args.dest, url=args.url, annotations=not args.no_annotations,
                                progress=not args.quiet)
-    except (FileNotFoundError, ConnectionError, ValueError) as e:
+    except (FileNotFoundError, FileExistsError, ConnectionError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\ninterrupted: run the same command again to resume the download", file=sys.stderr)
+        print("\ninterrupted: run the same command again to resume", file=sys.stderr)
         return 130
     print(f"The Oxford-IIIT Pet dataset is in {folder} (photos in {folder / 'images'}).")
     if args.dest is None:
@@ -226,6 +301,26 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"Use it with pets_path({str(folder)!r}), or download into the default cache so that "
               f"pets_path() finds it without PETS_SAMPLE.")
+    return 0
+
+
+def _sample_command(args: argparse.Namespace) -> int:
+    from .pets import build_sample
+
+    if args.source is not None:
+        source = Path(args.source).expanduser()
+    else:
+        source = _full_dataset_dir()
+        if not _download_complete(source):
+            print(f"The full dataset is not in {source} yet: downloading it first (~800 MB).", flush=True)
+            download_pets(source, url=args.url, progress=not args.quiet)
+    dest = Path(args.dest).expanduser() if args.dest else _sample_dir()
+    build_sample(source, dest)
+    print(f"The 370-photo sample is in {dest} (images/ + labels.csv).")
+    if args.dest is None:
+        print("The lessons, `python -m demo` and pets_sample() find it there with no PETS_SAMPLE set.")
+    else:
+        print(f"Point PETS_SAMPLE at it (export PETS_SAMPLE={dest}) or pass it as a path.")
     return 0
 
 

@@ -11,23 +11,34 @@ exact, and the result equals training through the body (``tests/test_features.py
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Callable
 
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from .callbacks import MixedPrecision
+from .callbacks import MixedPrecision, ProgressCallback
 
 __all__ = ["FeatureCache", "FeatureLoader", "FeatureLoaders", "compute_features", "head_learner",
-           "fit_head_on_features"]
+           "fit_head_on_features", "cached_preds"]
 
 
 class FeatureCache:
-    """Pooled body features: ``train`` (views, n, features), ``valid`` (n, features), and labels."""
+    """Pooled body features: ``train`` (views, n, features), ``valid`` (n, features), and labels;
+    ``valid_mirror`` (n, features) holds the mirrored validation photos when they were computed
+    (for test-time augmentation without running the body again)."""
 
-    def __init__(self, train: Tensor, train_y: Tensor, valid: Tensor, valid_y: Tensor):
+    def __init__(self, train: Tensor, train_y: Tensor, valid: Tensor, valid_y: Tensor,
+                 valid_mirror: Tensor | None = None):
         self.train, self.train_y, self.valid, self.valid_y = train, train_y, valid, valid_y
+        self.valid_mirror = valid_mirror
+        self.seconds: float | None = None  # how long computing them took (set by compute_features)
+
+    @property
+    def n_images(self) -> int:
+        """How many images went through the body to make this cache (views counted separately)."""
+        return self.train.shape[0] * self.train.shape[1] + self.valid.shape[0] * (1 + (self.valid_mirror is not None))
 
     @property
     def n_views(self) -> int:
@@ -46,46 +57,57 @@ def _autocast(learn):
 
 
 def compute_features(learn, n_views: int = 1, augment: bool = True,
-                     on_progress: Callable[[float], None] | None = None) -> FeatureCache:
+                     on_progress: Callable[[float], None] | None = None, valid_views: int = 1) -> FeatureCache:
     """Run the frozen body (in eval mode) over the training set ``n_views`` times and the
-    validation set once; keep the output of the head's pooling layer.
+    validation set ``valid_views`` times (1, or 2 to add its mirror images); keep the output of
+    the head's pooling layer.
 
     The views: 0 is the photo as validation sees it, 1 its mirror image, and 2 onwards are random
     augmentations (when ``augment``). The first two are free of randomness and cover the commonest
-    variation (left/right); random views add rotations, zooms, warps, crops and lighting.
+    variation (left/right), and they come from one pass over the photos: each batch is decoded
+    once and mirrored on the device. Random views add rotations, zooms, warps, crops and lighting.
     A progress bar shows when the learner shows one; ``on_progress(fraction_done)`` is called after
     every batch (a web page can drive its own progress bar with it).
     """
-    from tqdm.auto import tqdm
+    from .progress import progress_bar
 
+    if valid_views not in (1, 2):
+        raise ValueError(f"valid_views must be 1 (the photos) or 2 (and their mirror images), got {valid_views}")
     model = getattr(learn.model, "module", learn.model)
     pool = model.head[0]
     model.eval()
     n_views = n_views if augment else 1
-    total = n_views * len(learn.dls.train_in_order(augment=False)) + len(learn.dls.valid)
-    show = any(type(cb).__name__ == "ProgressCallback" for cb in learn.cbs)
-    bar = tqdm(total=total, desc="caching body features", leave=False, disable=not show)
+    n_train = len(learn.dls.train_in_order(augment=False).dataset)
+    n_valid = len(learn.dls.valid.dataset)
+    total = n_views * n_train + valid_views * n_valid
+    show = any(isinstance(cb, ProgressCallback) for cb in learn.cbs)
+    bar = progress_bar(total, "caching body features", unit="img", disable=not show, leave=False)
+    done, start = 0, time.perf_counter()
 
-    def run(loader, flip: bool = False) -> tuple[Tensor, Tensor]:
-        feats, ys = [], []
+    def run(loader, mirror: bool) -> tuple[list[Tensor], Tensor]:
+        """Features of each batch (and of its mirror image when ``mirror``): ([plain, mirrored], labels)."""
+        nonlocal done
+        feats, flipped, ys = [], [], []
         with torch.inference_mode(), _autocast(learn):
             for xb, yb in loader:
-                if flip:
-                    xb = xb.flip(-1)
                 feats.append(pool(model.body(xb)).float())  # (bs, n_features)
+                if mirror:
+                    flipped.append(pool(model.body(xb.flip(-1))).float())
                 ys.append(yb)
-                bar.update(1)
+                bar.update(len(yb) * (1 + mirror))
+                done += len(yb) * (1 + mirror)
                 if on_progress is not None:
-                    on_progress(bar.n / total)
-        return torch.cat(feats), torch.cat(ys)
+                    on_progress(done / total)
+        return [torch.cat(feats)] + ([torch.cat(flipped)] if mirror else []), torch.cat(ys)
 
-    views, train_y = [], None
-    for v in range(n_views):
-        f, train_y = run(learn.dls.train_in_order(augment=v >= 2), flip=v == 1)
-        views.append(f)
-    valid, valid_y = run(learn.dls.valid)
+    views, train_y = run(learn.dls.train_in_order(augment=False), mirror=n_views >= 2)
+    for _ in range(2, n_views):
+        views += run(learn.dls.train_in_order(augment=True), mirror=False)[0]
+    valid, valid_y = run(learn.dls.valid, mirror=valid_views == 2)
     bar.close()
-    return FeatureCache(torch.stack(views), train_y, valid, valid_y)
+    cache = FeatureCache(torch.stack(views), train_y, valid[0], valid_y, valid[1] if valid_views == 2 else None)
+    cache.seconds = time.perf_counter() - start
+    return cache
 
 
 class FeatureLoader:
@@ -124,7 +146,7 @@ class FeatureLoaders:
 
 
 def head_learner(learn, n_views: int = 1, augment: bool | None = None,
-                 on_progress: Callable[[float], None] | None = None):
+                 on_progress: Callable[[float], None] | None = None, valid_views: int = 1):
     """A ``Learner`` that trains ``learn``'s head on cached body features (computed here, once).
 
     The head's parameters are shared with ``learn.model``, so training this learner trains the
@@ -137,11 +159,12 @@ def head_learner(learn, n_views: int = 1, augment: bool | None = None,
     if not hasattr(model, "body") or not hasattr(model, "head"):
         raise TypeError("feature caching needs a model with a body and a head (see engine.models.create_model)")
     augment = learn.dls.train.train if augment is None else augment
-    cache = compute_features(learn, n_views=n_views if augment else 1, augment=augment, on_progress=on_progress)
+    cache = compute_features(learn, n_views=n_views if augment else 1, augment=augment, on_progress=on_progress,
+                             valid_views=valid_views)
     train_len = cache.train.shape[1]
     loaders = FeatureLoaders(cache, learn.dls.batch_size, learn.dls.device, learn.dls.vocab, learn.dls.seed,
                              drop_last=train_len > learn.dls.batch_size)
-    progress = any(type(cb).__name__ == "ProgressCallback" for cb in learn.cbs)
+    progress = any(isinstance(cb, ProgressCallback) for cb in learn.cbs)
     head_tail = model.head[1:]  # everything after the pooling layer
     hl = Learner(loaders, head_tail, loss_func=learn.loss_func, lr=learn.lr, metrics=learn.metrics,
                  wd=learn.wd, progress=progress)
@@ -167,3 +190,30 @@ def fit_head_on_features(learn, n_epochs: int, lr: float, n_views: int = 1, augm
     learn.recorder.moms += rec.moms[start[3]:]
     learn.opt = None  # the full model's optimizer starts afresh for the next phase
     return hl
+
+
+def cached_preds(learn, tta: bool = False) -> tuple[Tensor, Tensor]:
+    """Validation logits (n, n_classes) and targets (n,) from ``learn.feature_cache``: what
+    ``learn.get_preds("valid", activation=None, tta=tta)`` gives while the body is still the frozen
+    one the features came from, without running the body again.
+
+    With ``tta`` the mirrored photos' features must be cached (``valid_views=2``); the logits are
+    then the log of the two probabilities' average, as in ``get_preds``.
+    """
+    import math
+
+    from .losses import log_softmax, logsumexp
+
+    cache = getattr(learn, "feature_cache", None)
+    if cache is None:
+        raise ValueError("cached_preds: this learner has no feature cache; train with fine_tune(cache_features=True)")
+    if tta and cache.valid_mirror is None:
+        raise ValueError("cached_preds(tta=True) needs the mirrored validation photos: cache them with valid_views=2")
+    model = getattr(learn.model, "module", learn.model)
+    tail = model.head[1:].eval()
+    with torch.no_grad():
+        logits = tail(cache.valid.to(learn.dls.device)).float()  # (n, n_classes)
+        if tta:
+            mirrored = tail(cache.valid_mirror.to(learn.dls.device)).float()
+            logits = logsumexp(torch.stack([log_softmax(logits), log_softmax(mirrored)]), dim=0) - math.log(2)
+    return logits.cpu(), cache.valid_y.cpu()

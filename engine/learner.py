@@ -228,7 +228,7 @@ class Learner:
 
     def fine_tune(self, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
                   pct_start: float = 0.3, div: float = 5.0, cache_features: bool = False, n_views: int = 1,
-                  head_learn=None, head_init: str | None = None, **kwargs) -> "Learner":
+                  head_learn=None, head_init: str | None = None, valid_views: int = 1, **kwargs) -> "Learner":
         """Fit the new head with the body frozen, then unfreeze and fit everything.
 
         1. ``freeze()``, one-cycle for ``freeze_epochs`` at ``base_lr`` (a short warm-up);
@@ -243,14 +243,19 @@ class Learner:
         ``head_init="lda"`` first sets the head in closed form from the class averages of the
         body's features (shrinkage LDA, see ``head_init.py``), so the frozen phase starts from a
         good classifier instead of a random one.
+
+        ``valid_views=2`` also caches the mirrored validation photos, so that a frozen model can be
+        scored with test-time augmentation from the cache (``features.cached_preds``).
         """
         self.freeze()
         if head_init is not None:
-            head_learn = self._init_head(head_init, cache_features, n_views, head_learn)
+            head_learn = self._init_head(head_init, cache_features, n_views, head_learn, valid_views)
         if freeze_epochs > 0:
             if cache_features:
-                from .features import fit_head_on_features
+                from .features import fit_head_on_features, head_learner
 
+                if head_learn is None:
+                    head_learn = head_learner(self, n_views, valid_views=valid_views)
                 fit_head_on_features(self, freeze_epochs, base_lr, n_views=n_views, head_learn=head_learn,
                                      pct_start=0.99, **kwargs)
             else:
@@ -261,7 +266,7 @@ class Learner:
             self.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div, **kwargs)
         return self
 
-    def _init_head(self, how: str, cache_features: bool, n_views: int, head_learn):
+    def _init_head(self, how: str, cache_features: bool, n_views: int, head_learn, valid_views: int = 1):
         """Set the head from the body's features of the training set (see ``fine_tune``); return
         the head learner whose cached features were used, if any, for the frozen phase to reuse."""
         from .features import compute_features, head_learner
@@ -270,7 +275,8 @@ class Learner:
         if how != "lda":
             raise ValueError(f"head_init={how!r}: expected 'lda' (start from the class averages) or None (random)")
         if cache_features:
-            head_learn = head_learn if head_learn is not None else head_learner(self, n_views)
+            head_learn = head_learn if head_learn is not None else head_learner(self, n_views,
+                                                                                valid_views=valid_views)
             cache = head_learn.dls.cache
         else:  # one pass over the training photos as validation sees them
             cache = compute_features(self, n_views=1, augment=False)

@@ -32,6 +32,11 @@ __all__ = [
     "breed_color",
     "write_synthetic_pets",
     "write_labels_csv",
+    "list_line",
+    "write_official_lists",
+    "AWKWARD_FILES",
+    "write_awkward_files",
+    "write_full_layout",
 ]
 
 SYNTHETIC_KINDS = ("rgb", "l", "p", "rgba", "cmyk", "i16", "exif_rotated", "tiny", "wide")
@@ -206,3 +211,99 @@ def write_labels_csv(folder: str | os.PathLike, paths: Sequence[str | os.PathLik
         writer.writerow(["name", "breed", "species", "is_valid", "width", "height", "mode"])
         writer.writerows(rows)
     return out
+
+
+# --- the full download's layout ---------------------------------------------------------------------
+
+_LIST_HEADER = ("#Image CLASS-ID SPECIES BREED ID\n#ID: 1:37 Class ids\n#SPECIES: 1:Cat 2:Dog\n"
+                "#BREED ID: 1-25:Cat 1:12:Dog\n#All images with 1st letter as captial are cat images\n"
+                "#images with small first letter are dog images\n")
+
+
+def list_line(name: str) -> str:
+    """The Oxford-IIIT list-file line of a photo name (``Abyssinian_100`` -> ``Abyssinian_100 1 1 1``)."""
+    match = _FILE_NAME.match(name if name.endswith(".jpg") else f"{name}.jpg")
+    if not match or match[1] not in PET_BREEDS:
+        raise ValueError(f"list_line: {name!r} is not named <breed>_<number> with one of the 37 breeds")
+    breed = match[1]
+    order = sorted(PET_BREEDS, key=str.lower)
+    same_species = [b for b in order if is_cat(b) == is_cat(breed)]
+    return (f"{Path(name).stem} {order.index(breed) + 1} {1 if is_cat(breed) else 2} "
+            f"{same_species.index(breed) + 1}")
+
+
+def write_official_lists(root: str | os.PathLike, trainval: Sequence[str], test: Sequence[str]) -> Path:
+    """Write ``root/annotations/{list,trainval,test}.txt`` as in the real download; returns the folder."""
+    folder = Path(root) / "annotations"
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = {name: [list_line(n) for n in names] for name, names in (("trainval", trainval), ("test", test))}
+    (folder / "trainval.txt").write_text("".join(f"{line}\n" for line in lines["trainval"]))
+    (folder / "test.txt").write_text("".join(f"{line}\n" for line in lines["test"]))
+    everything = sorted(lines["trainval"] + lines["test"], key=str.lower)
+    (folder / "list.txt").write_text(_LIST_HEADER + "".join(f"{line}\n" for line in everything))
+    return folder
+
+
+# What the real images/ holds besides plain JPEGs, by name: file -> (what it is, listed in the official lists).
+AWKWARD_FILES = {
+    "Abyssinian_100.mat": ("not an image (MATLAB data)", False),
+    "Abyssinian_34.jpg": ("a GIF named .jpg", True),
+    "Egyptian_Mau_14.jpg": ("a PNG named .jpg", True),
+    "beagle_116.jpg": ("a CMYK JPEG", True),
+    "chihuahua_121.jpg": ("a truncated JPEG", True),
+}
+
+
+def write_awkward_files(images: str | os.PathLike, seed: int = 0) -> dict[str, Path]:
+    """Write ``AWKWARD_FILES`` into ``images``: a .mat, a GIF and a PNG named .jpg, a CMYK JPEG and a
+    truncated JPEG, each a picture of its breed's colour. Returns name -> path."""
+    images = Path(images)
+    images.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name in AWKWARD_FILES:
+        path = images / name
+        if name.endswith(".mat"):
+            path.write_bytes(b"MATLAB 5.0 MAT-file, Platform: GLNXA64" + bytes(100))
+        else:
+            breed = _FILE_NAME.match(name)[1]
+            img = make_image("rgb", size=(200, 150), color=breed_color(breed), seed=seed)
+            if "GIF" in AWKWARD_FILES[name][0]:
+                img.quantize(colors=64).save(path, format="GIF")
+            elif "PNG" in AWKWARD_FILES[name][0]:
+                img.save(path, format="PNG")
+            elif "CMYK" in AWKWARD_FILES[name][0]:
+                img.convert("CMYK").save(path, format="JPEG", quality=90)
+            else:  # truncated: the first half of a JPEG
+                img.save(path, format="JPEG", quality=90)
+                data = path.read_bytes()
+                path.write_bytes(data[: len(data) // 2])
+        out[name] = path
+    return out
+
+
+def write_full_layout(root: str | os.PathLike, photos: Sequence[str | os.PathLike], test_names: Sequence[str],
+                      awkward: bool = True) -> Path:
+    """A folder laid out like the full download (``images/`` + ``annotations/``) from existing photos.
+
+    The photos are hard-linked into ``root/images`` (copied where links are impossible); the names in
+    ``test_names`` form the official test list and the others trainval. With ``awkward`` the folder
+    also gets ``AWKWARD_FILES`` (the listed ones in trainval), as the real download has such files.
+    """
+    root = Path(root)
+    images = root / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    names = []
+    for src in map(Path, photos):
+        target = images / src.name
+        if not target.exists():
+            try:
+                os.link(src, target)
+            except OSError:
+                target.write_bytes(src.read_bytes())
+        names.append(src.name)
+    if awkward:
+        write_awkward_files(images)
+        names += [n for n, (_, listed) in AWKWARD_FILES.items() if listed]
+    test = set(test_names)
+    write_official_lists(root, [n for n in names if n not in test], [n for n in names if n in test])
+    return root

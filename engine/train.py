@@ -1,9 +1,12 @@
 """Train a pet-breed classifier from the command line and export it.
 
-    python -m engine.train --data $PETS_SAMPLE/labels.csv --export my_model --half
+    python -m engine.train --data ~/.cache/petbreeds/oxford-iiit-pet --export my_model --half
 
-``--data`` is either a CSV table (``name``, ``breed`` and, if present, ``is_valid`` columns; images
-in ``images/`` beside it) or a folder of images named like ``great_pyrenees_173.jpg``.
+``--data`` is any of (see ``engine.pets.open_data``): the full Oxford-IIIT Pet download
+(``images/`` + ``annotations/``: trains on the official trainval split and reports the error on
+the official test split), the 370-photo sample folder or any CSV table (``name``, ``breed`` and, if
+present, ``is_valid`` columns; images in ``images/`` beside it), or a folder of images named like
+``great_pyrenees_173.jpg`` (a random 20% for validation).
 
 The default recipe, chosen for a small CPU: fine_tune with the frozen phase trained on cached body
 features (``--views`` views of every training photo: as is, mirrored, then random augmentations)
@@ -42,7 +45,9 @@ DEFAULT_LR = {"lda": 5e-4, "random": 5e-3}  # by --head-init, both chosen by cro
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="a labels CSV (with images/ beside it) or an image folder")
+    p.add_argument("--data", required=True,
+                   help="the full dataset folder (images/ + annotations/: official split), the sample folder or a "
+                        "labels CSV (images/ beside it), or a folder of photos named by breed")
     p.add_argument("--export", help="folder to write the trained model to (safetensors + meta.json)")
     p.add_argument("--arch", default="efficientnet_lite0", help="efficientnet_lite0 (default), resnet18/34/50/101")
     p.add_argument("--epochs", type=int, default=0, help="unfrozen epochs after the frozen phase (default 0)")
@@ -70,41 +75,50 @@ def train(args: argparse.Namespace) -> dict:
     import torch
 
     from .data import DataLoaders
+    from .features import cached_preds
     from .interpret import ClassificationInterpretation
     from .learner import vision_learner
     from .metrics import error_rate
 
     torch.manual_seed(args.seed)
     start = time.perf_counter()
-    data = Path(args.data)
-    common = dict(presize=args.presize, size=args.size, batch_size=args.bs, num_workers=args.workers, seed=args.seed)
-    if data.is_file():
-        dls = DataLoaders.from_csv(data, **common)
-    elif data.is_dir():
-        folder = data / "images" if (data / "images").is_dir() else data
-        dls = DataLoaders.from_name_regex(folder, valid_pct=args.valid_pct, **common)
-    else:
-        raise FileNotFoundError(f"--data {data}: no such file or folder")
-    print(f"data: {dls}", flush=True)
+    dls = DataLoaders.from_path(args.data, valid_pct=args.valid_pct, presize=args.presize, size=args.size,
+                                batch_size=args.bs, num_workers=args.workers, seed=args.seed)
+    print(f"data: {dls.source}\n      {dls}", flush=True)
+    for note in dls.notes:
+        print(f"note: {note}", flush=True)
     learn = vision_learner(dls, args.arch, progress=not args.quiet, train_bn=args.no_cache)
     if args.fp16:
         learn.to_fp16()
     if args.lr is None:  # a head that starts good only needs polishing; a random one, real training
         args.lr = DEFAULT_LR[args.head_init]
+    cached = not args.no_cache
     learn.fine_tune(args.epochs, base_lr=args.lr, freeze_epochs=args.freeze_epochs,
-                    cache_features=not args.no_cache, n_views=args.views,
-                    head_init=None if args.head_init == "random" else args.head_init)
+                    cache_features=cached, n_views=args.views,
+                    head_init=None if args.head_init == "random" else args.head_init,
+                    valid_views=2 if cached else 1)
     if learn.interrupted:
         raise KeyboardInterrupt
     train_s = time.perf_counter() - start
-    interp = ClassificationInterpretation.from_learner(learn, "valid", tta=True)
-    plain, targets = learn.get_preds("valid")
+    cache = getattr(learn, "feature_cache", None)
+    if cache is not None and cache.valid_mirror is not None and args.epochs == 0:
+        # The body never changed, so the cached features of the validation photos (and of their
+        # mirror images) are what it would compute again: score them without another pass.
+        (logits, targets), (plain, _) = cached_preds(learn, tta=True), cached_preds(learn, tta=False)
+    else:
+        logits, targets = learn.get_preds("valid", activation=None, tta=True)
+        plain, _ = learn.get_preds("valid", activation=None)
+    interp = ClassificationInterpretation(logits, targets, dls.vocab, dls)
     report = {
         "valid_error": float(error_rate(interp.probs, interp.targets)),
         "valid_error_no_tta": float(error_rate(plain, targets)),
         "train_s": train_s,
+        "total_s": time.perf_counter() - start,
         "n_train": len(dls.train.dataset),
         "n_valid": len(dls.valid.dataset),
+        "valid_name": dls.valid_name,
+        "cache_s": cache.seconds if cache is not None else None,
+        "n_cached": cache.n_images if cache is not None else None,
         "most_confused": interp.most_confused(min_val=1)[:8],
     }
     if args.export:
@@ -126,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"\nvalidation error {report['valid_error']:.2%} with test-time augmentation "
-          f"({report['valid_error_no_tta']:.2%} without) on {report['n_valid']} photos; "
+    print(f"\n{report['valid_name']} error {report['valid_error']:.2%} with test-time augmentation "
+          f"({report['valid_error_no_tta']:.2%} without) on {report['n_valid']} {report['valid_name']} photos; "
           f"trained on {report['n_train']} photos in {report['train_s']:.0f} s")
     if report["most_confused"]:
         print("most confused (actual -> predicted, count):")

@@ -70,7 +70,10 @@ def load_image(path: str | Path | io.BytesIO, min_size: int | None = None,
         img.draft("RGB", (min_size, min_size))
     img.load()
     ImageOps.exif_transpose(img, in_place=True)  # turn it upright (no copy when already upright)
-    return to_rgb(img)
+    rgb = to_rgb(img)
+    if rgb is not img:
+        img.close()  # a GIF, say, keeps its file open for its other frames until closed
+    return rgb
 
 
 def load_array(path: str | Path | bytes, min_size: int | None = None, max_pixels: int | None = None) -> np.ndarray:

@@ -7,7 +7,8 @@ Each notebook runs in a fresh Jupyter kernel, ``python3``: jupyter_client starts
 interpreter that runs this module (``sys.executable``), so the kernel sees the same packages. The
 working directory is ``lessons/``, exactly as under ``jupyter lab lessons/``; the notebooks find the
 repository root themselves (for ``import engine`` and ``demo/model``) and the photos through
-``engine.datasets.pets_path()`` (``PETS_SAMPLE``).
+``engine.datasets.pets_sample()``: ``PETS_SAMPLE`` when it is set, else the sample in the cache,
+picked out of the full download when that is all there is (``python -m engine.datasets sample``).
 
 The committed notebooks are never written to: they stay without outputs, and the executed copies go
 to ``lessons/_build/`` (ignored by git). The tests (``tests/test_lessons.py``) call ``execute``.
@@ -125,12 +126,11 @@ def build(selected: list[str] | tuple[str, ...] = (), out_dir: str | Path = BUIL
     A notebook that fails is still rendered, up to and including the failing cell, and the
     ``CellExecutionError`` is raised after its page is written.
     """
-    from engine.datasets import pets_path
+    from engine.datasets import pets_sample
 
-    photos = pets_path()  # a clear FileNotFoundError when there are no photos, before any kernel starts
-    if not (photos / "labels.csv").is_file():
-        raise FileNotFoundError(f"{photos} has images/ but no labels.csv: the lessons are written for the "
-                                "370-photo sample (oxford-pets-sample/, with labels.csv); point PETS_SAMPLE at it")
+    # Before any kernel starts: a clear FileNotFoundError when there are no photos, and from a full
+    # download the sample is picked out once here, not by eight notebooks at the same time.
+    photos = pets_sample(show=show)
     check_kernel()
     out_dir = Path(out_dir)
     paths = notebook_paths(selected)

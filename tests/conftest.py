@@ -71,3 +71,21 @@ def tiny_pets(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny_pets")
     write_synthetic_pets(folder, breeds=["pug", "beagle", "Bengal", "boxer"], n_per_breed=8, size=(48, 40), seed=2)
     return folder
+
+
+@pytest.fixture(scope="session")
+def full_pets_home(pets_sample, tmp_path_factory) -> Path:
+    """A cache folder (for ``PETBREEDS_HOME``) holding ``oxford-iiit-pet/`` laid out like the full
+    download: the sample's 370 photos (hard links) in ``images/``, the awkward files the real archive
+    has (a .mat, a GIF and a PNG named .jpg, a CMYK JPEG, a truncated JPEG), and ``annotations/``
+    with the official list files; the sample's validation photos form the test list."""
+    import csv
+
+    from engine.synthetic import write_full_layout
+
+    home = tmp_path_factory.mktemp("full_pets_home")
+    with open(pets_sample / "labels.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    write_full_layout(home / "oxford-iiit-pet", [pets_sample / "images" / r["name"] for r in rows],
+                      [r["name"] for r in rows if r["is_valid"] == "1"])
+    return home

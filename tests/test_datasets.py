@@ -234,17 +234,30 @@ def test_a_wrong_pets_sample_is_an_error_not_a_fall_through(tmp_path, monkeypatc
 
 def test_the_cached_full_dataset_is_found(tmp_path, monkeypatch):
     full = _dataset_folder(tmp_path / "cache" / "oxford-iiit-pet")
+    write_synthetic_pets(full / "images", breeds=["pug"], n_per_breed=1, size=(20, 20))
     assert pets_path() == full
     monkeypatch.setenv("PETS_SAMPLE", "")  # empty counts as unset
     assert pets_path() == full
+
+
+def test_the_cached_sample_is_found_when_the_full_dataset_is_not(tmp_path, full_pets_home):
+    from engine.pets import build_sample
+
+    sample = build_sample(full_pets_home / "oxford-iiit-pet", tmp_path / "cache" / "oxford-pets-sample",
+                          show=lambda s: None)
+    assert pets_path() == sample
+    full = _dataset_folder(tmp_path / "cache" / "oxford-iiit-pet")  # an empty images/: an unfinished download
+    assert pets_path() == sample
+    write_synthetic_pets(full / "images", breeds=["pug"], n_per_breed=1, size=(20, 20))
+    assert pets_path() == full  # the full dataset comes first
 
 
 def test_nothing_found_says_how_to_get_data(tmp_path):
     with pytest.raises(FileNotFoundError) as err:
         pets_path()
     message = str(err.value)
-    assert "PETS_SAMPLE=/path/to/oxford-pets-sample" in message
-    assert "python -m engine.datasets download" in message
+    assert "PETS_SAMPLE is not set" in message
+    assert "python -m engine.datasets sample" in message and "downloads the Oxford-IIIT Pet dataset" in message
     assert str(tmp_path / "cache" / "oxford-iiit-pet") in message
 
 
@@ -463,6 +476,61 @@ def test_cli_download(server, images_archive, tmp_path, capsys):
     assert main(["download", "--dest", str(tmp_path / "x"), "--url", server.url("/gone.tar.gz"),
                  "--no-annotations", "--quiet"]) == 1
     assert "error: download of" in capsys.readouterr().err
+
+
+def _archive_of(folder: Path, top: str) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tar:
+        tar.add(folder, arcname=top)
+    return buf.getvalue()
+
+
+def test_cli_sample_downloads_the_full_dataset_and_reproduces_the_sample(server, full_pets_home, pets_sample,
+                                                                         tmp_path, monkeypatch, capsys):
+    root = full_pets_home / "oxford-iiit-pet"
+    server.files.update({"/images.tar.gz": _archive_of(root / "images", "images"),
+                         "/annotations.tar.gz": _archive_of(root / "annotations", "annotations")})
+    monkeypatch.setenv("PETS_URL", server.url("/images.tar.gz"))
+    monkeypatch.setenv("PETS_ANNOTATIONS_URL", server.url("/annotations.tar.gz"))
+    assert main(["sample", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    cache = tmp_path / "cache"
+    assert "downloading it first" in out and f"The 370-photo sample is in {cache / 'oxford-pets-sample'}" in out
+    sample = cache / "oxford-pets-sample"
+    assert (sample / "labels.csv").read_bytes() == (pets_sample / "labels.csv").read_bytes()
+    for photo in (pets_sample / "images").iterdir():
+        assert hashlib.sha256((sample / "images" / photo.name).read_bytes()).digest() == \
+            hashlib.sha256(photo.read_bytes()).digest(), photo.name
+    assert sorted(p.name for p in (cache / "oxford-iiit-pet").iterdir()) == ["annotations", "images"]
+    assert len(list((cache / "oxford-iiit-pet" / "images").iterdir())) == 375  # 370 + the awkward files
+    asked = len(server.requests)
+    assert main(["sample", "--quiet"]) == 0 and len(server.requests) == asked  # all there: no network
+
+
+def test_an_interrupted_extraction_is_never_taken_as_complete(server, images_archive, tmp_path, monkeypatch):
+    import engine.download
+
+    server.files["/images.tar.gz"] = images_archive
+    real_copy = engine.download.shutil.copyfileobj
+    copied = []
+
+    def copy_then_stop(source, out, *args):
+        if copied:  # the second photo: as if Ctrl-C were pressed mid-extraction
+            raise KeyboardInterrupt
+        copied.append(1)
+        return real_copy(source, out, *args)
+
+    monkeypatch.setattr(engine.download.shutil, "copyfileobj", copy_then_stop)
+    dest = tmp_path / "pets"
+    with pytest.raises(KeyboardInterrupt):
+        download_pets(dest, url=server.url("/images.tar.gz"), annotations=False, progress=False)
+    assert not (dest / "images").exists()  # one photo was written, but only in the temporary folder
+    with pytest.raises(FileNotFoundError):
+        pets_path()  # not taken as a dataset
+    monkeypatch.setattr(engine.download.shutil, "copyfileobj", real_copy)
+    assert download_pets(dest, url=server.url("/images.tar.gz"), annotations=False, progress=False) == dest
+    assert len(list((dest / "images").iterdir())) == 4 and sorted(p.name for p in dest.iterdir()) == ["images"]
+    assert [r for r in server.requests] == [("/images.tar.gz", None)]  # the archive was kept: no second download
 
 
 def test_importing_the_module_stays_cheap():

@@ -19,10 +19,11 @@ from PIL import Image
 
 from demo.predict_tab import NOT_A_PET_BELOW, UNSURE_BELOW, classify, judge, predict_photo
 from demo.presize_lab import presize_lab
-from demo.settings import SHIPPED_MODEL, TRAINING_DISABLED, example_photos, parse_size
+from demo.settings import SHIPPED_EXAMPLES, SHIPPED_MODEL, TRAINING_DISABLED, example_photos, parse_size
 from demo.softmax_lab import CLASSES, DEFAULT_ACTIVATIONS, huge_logit_lab, log_lab, softmax_lab, softmax_numbers
 from demo.train_tab import train_model
 from engine.datasets import PET_BREEDS
+from engine.pets import SAMPLE_TABLE
 from engine.losses import cross_entropy, log_softmax, softmax
 from engine.quality import compare_presizing
 from engine.synthetic import make_image, write_image, write_labels_csv, write_synthetic_pets
@@ -367,6 +368,7 @@ def test_trained_model_is_used_for_the_session_only(trained, predictor):
 def test_training_is_off_without_data():
     (update,) = list(train_model(None))
     assert update.status == TRAINING_DISABLED and "--train-data" in update.status and update.predictor is None
+    assert "\n    python -m engine.datasets sample\n" in TRAINING_DISABLED  # the one command that switches it on
 
 
 def test_training_on_unreadable_data_says_so_without_paths(tmp_path):
@@ -385,12 +387,48 @@ def test_parse_size():
         parse_size("ten megabytes")
 
 
-def test_example_photos(pets_sample, monkeypatch):
-    photos = example_photos()
-    assert len(photos) == 4 and all(p.is_file() and p.parent == pets_sample / "images" for p in photos)
-    assert [p.name[0].isupper() for p in photos] == [True, True, False, False]  # 2 cats, then 2 dogs
-    monkeypatch.delenv("PETS_SAMPLE")
-    assert example_photos() == []
+def test_example_photos_come_from_the_data_else_from_demo_examples(pets_sample, tmp_path):
+    photos = example_photos(pets_sample / "labels.csv")
+    assert len(photos) == 8 and all(p.is_file() and p.parent == pets_sample / "images" for p in photos)
+    assert [p.name[0].isupper() for p in photos] == [True] * 4 + [False] * 4  # 4 cats, then 4 dogs
+    assert len({p.name.rsplit("_", 1)[0] for p in photos}) == 8  # one per breed
+    with open(pets_sample / "labels.csv", newline="") as f:
+        assert {p.name for p in photos} <= {r["name"] for r in csv.DictReader(f) if r["is_valid"] == "1"}
+    shipped = example_photos(None)
+    assert shipped == example_photos(tmp_path / "missing.csv") and len(shipped) == 8
+    assert all(p.parent == SHIPPED_EXAMPLES for p in shipped) and shipped[0].name[0].isupper()
+
+
+def test_the_shipped_examples_are_few_small_validation_photos_with_their_licence():
+    photos = sorted(SHIPPED_EXAMPLES.glob("*"))
+    jpegs = [p for p in photos if p.suffix == ".jpg"]
+    assert [p.name for p in photos if p not in jpegs] == ["README.md"] and len(jpegs) <= 8
+    readme = (SHIPPED_EXAMPLES / "README.md").read_text()
+    assert "CC BY-SA 4.0" in readme and "Parkhi" in readme
+    with open(SAMPLE_TABLE, newline="") as f:
+        valid = {r["name"] for r in csv.DictReader(f) if r["is_valid"] == "1"}
+    for p in jpegs:
+        with Image.open(p) as img:
+            assert max(img.size) <= 500 and p.stat().st_size <= 60_000 and p.name in valid and p.name in readme
+
+
+def test_the_demo_finds_its_data_like_everything_else(full_pets_home, tmp_path, monkeypatch):
+    from demo.settings import default_train_data
+
+    monkeypatch.delenv("PETS_SAMPLE", raising=False)
+    monkeypatch.setenv("PETBREEDS_HOME", str(tmp_path / "empty"))
+    said = []
+    assert default_train_data(show=said.append) is None and said == []  # no photos at all: off, quietly
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "oxford-iiit-pet").symlink_to(full_pets_home / "oxford-iiit-pet")
+    monkeypatch.setenv("PETBREEDS_HOME", str(home))
+    table = default_train_data(show=said.append)  # only the full download: the sample is picked out of it
+    assert table == home / "oxford-pets-sample" / "labels.csv" and table.is_file()
+    assert example_photos(table)[0].parent == home / "oxford-pets-sample" / "images"
+    monkeypatch.setenv("PETS_SAMPLE", str(tmp_path / "wrong"))
+    said.clear()
+    assert default_train_data(show=said.append) is None and "PETS_SAMPLE=" in said[0]  # said, not hidden
 
 
 def test_command_line_refuses_bad_options(tmp_path, capsys):

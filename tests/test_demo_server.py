@@ -49,6 +49,40 @@ def test_predicts_the_breed_of_a_real_photo(client, pets_sample, name, breed):
         assert seen.size == (224, 224)
 
 
+def _event(client, api_name: str, data: list, event_data=None):
+    """Call an event by its API name over raw HTTP (as any script could) and return its output list."""
+    import gradio_client.utils
+
+    fn_index = next(d["id"] for d in client.config["dependencies"] if d.get("api_name") == api_name)
+    body = {"data": data, "fn_index": fn_index, "session_hash": "raw-test", "event_data": event_data}
+    request = urllib.request.Request(client.src.rstrip("/") + "/gradio_api/queue/join", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        assert response.status == 200
+    with urllib.request.urlopen(client.src.rstrip("/") + "/gradio_api/queue/data?session_hash=raw-test",
+                                timeout=120) as stream:
+        for line in stream:
+            if line.startswith(b"data: "):
+                msg = json.loads(line[6:])
+                if msg.get("msg") == "process_completed":
+                    return msg["output"].get("data"), msg["output"].get("error")
+    raise AssertionError("no result")
+
+
+def test_example_thumbnails_are_picked_by_position_only(client):
+    # a click sends the position of the thumbnail; the server reads only its own example photos
+    output, error = _event(client, "predict_example", [False, None], {"index": 1, "value": None})
+    assert error is None, error
+    top5, message, _ = output
+    assert message.startswith("### ") and "ms with the shipped model" in message and top5["label"]
+    for index in (8, -1, 10**12, "0", 1.0, True, None, [0, 0], {"name": "x"}):
+        (top5, message, preview), _ = _event(client, "predict_example", [False, None], {"index": index, "value": None})
+        assert not top5 and preview is None and message.startswith("No photo yet"), index
+    for event in ({"index": {"path": "/etc/passwd"}, "value": None}, {"path": "/etc/passwd"}, "junk"):
+        output, error = _event(client, "predict_example", [False, None], event)  # refused before our handler
+        assert output is None and "root:" not in str(error)
+
+
 def test_webcam_and_clipboard_pictures_go_through_the_same_checks(client, pets_sample, tmp_path):
     # The webcam/paste input is a gr.Image whose event skips Gradio's decoding (preprocess=False).
     photo = gradio_client.handle_file(str(pets_sample / "images" / "Bengal_169.jpg"))
@@ -100,9 +134,10 @@ def test_launch_options(server):
     assert {"Upload a photo", "Top 5 breeds", "True class", "Presized on the CPU: 460x460"} <= labels
 
 
-def test_only_prediction_and_training_are_api_endpoints(client):
+def test_only_prediction_and_training_are_api_endpoints(client, pets_sample):
+    # PETS_SAMPLE is set (the fixture checked it), so this server has training data and its /train event
     endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert endpoints - {"/train"} == {"/predict", "/predict_camera"}  # the labs are page-only
+    assert endpoints == {"/predict", "/predict_camera", "/predict_example", "/train"}  # the labs are page-only
 
 
 def test_the_server_compiles_its_model_in_the_background_and_keeps_answering(server, client, pets_sample):

@@ -103,6 +103,31 @@ def test_build_without_photos_says_so_without_a_traceback(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_build_without_any_data_gives_the_one_command_that_gets_it(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PETS_SAMPLE"} | {"PETBREEDS_HOME": str(tmp_path / "empty")}
+    done = subprocess.run([sys.executable, "-m", "lessons", "build", "--out", str(tmp_path / "out")], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "python -m engine.datasets sample" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
+
+
+def test_the_lessons_run_on_the_full_download_with_no_pets_sample(full_pets_home, tmp_path):
+    # What a student has after `python -m engine.datasets download`: images/ + annotations/, no labels.csv.
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "oxford-iiit-pet").symlink_to(full_pets_home / "oxford-iiit-pet")
+    env = {k: v for k, v in os.environ.items() if k != "PETS_SAMPLE"} | {"PETBREEDS_HOME": str(home)}
+    done = subprocess.run([sys.executable, "-m", "lessons", "build", "--out", str(tmp_path / "out")], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "picked out of it now" in done.stdout and "Picked the 370-photo pet sample" in done.stdout
+    assert f"Running {len(NOTEBOOKS)} notebook(s) on the photos in {home / 'oxford-pets-sample'}" in done.stdout
+    pages = sorted(p.name for p in (tmp_path / "out").glob("*.html"))
+    assert pages == sorted([f"{p.stem}.html" for p in NOTEBOOKS] + ["index.html"])
+    first = (tmp_path / "out" / "00_start_here.html").read_text(encoding="utf-8")
+    assert "Using the 370-photo sample in" in first  # the notebook says which photos it uses
+
+
 def test_build_names_a_notebook_that_does_not_exist():
     with pytest.raises(ValueError, match="no lesson notebook starts with 99"):
         build.notebook_paths(["99"])

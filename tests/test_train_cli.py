@@ -5,7 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.synthetic import write_labels_csv, write_synthetic_pets
+import pytest
+
+from engine.synthetic import write_image, write_labels_csv, write_synthetic_pets
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,7 +24,7 @@ def test_train_from_a_csv_and_export(tmp_path):
     out = run("--data", str(tmp_path / "labels.csv"), "--export", str(tmp_path / "model"), "--presize", "64",
               "--size", "48", "--freeze-epochs", "6", "--bs", "8", "--quiet", "--half", "--fp16")
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "validation error" in out.stdout and "on 8 photos; trained on 16 photos" in out.stdout
+    assert "validation error" in out.stdout and "on 8 validation photos; trained on 16 photos" in out.stdout
     meta = json.loads((tmp_path / "model" / "meta.json").read_text())
     assert meta["dtype"] == "float16" and meta["n_train"] == 16 and 0 <= meta["valid_error"] <= 1
     assert meta["recipe"]["freeze_epochs"] == 6 and meta["vocab"] == ["Bengal", "beagle", "boxer", "pug"]
@@ -33,4 +35,38 @@ def test_train_from_a_csv_and_export(tmp_path):
 def test_missing_data_is_a_clear_error(tmp_path):
     out = run("--data", str(tmp_path / "nothing.csv"), timeout=120)
     assert out.returncode == 1
-    assert "error: --data" in out.stderr and "Traceback" not in out.stderr
+    assert "error: --data" in out.stderr and "no such file or folder" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_train_on_the_full_download_reports_the_official_test_split(full_pets_home, tmp_path):
+    root = full_pets_home / "oxford-iiit-pet"
+    out = run("--data", str(root), "--export", str(tmp_path / "model"), "--presize", "96", "--size", "64",
+              "--freeze-epochs", "2", "--quiet")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "the official split, trainval (300) for training, test (74) for the error" in out.stdout
+    assert "note: 1 file(s) in images/ are not photos and are ignored: Abyssinian_100.mat" in out.stdout
+    assert "Abyssinian_34.jpg (GIF)" in out.stdout and "1 unreadable file(s) left out: chihuahua_121.jpg" in out.stdout
+    assert "test error" in out.stdout and "on 74 test photos; trained on 299 photos" in out.stdout
+    assert json.loads((tmp_path / "model" / "meta.json").read_text())["n_valid"] == 74
+
+
+def _bad_list(tmp_path: Path, line: str) -> Path:
+    paths = write_synthetic_pets(tmp_path / "full" / "images", breeds=["pug", "beagle"], n_per_breed=3, size=(40, 30))
+    (tmp_path / "full" / "annotations").mkdir()
+    (tmp_path / "full" / "annotations" / "trainval.txt").write_text("pug_1 26 2 19\n" + line + "\n")
+    (tmp_path / "full" / "annotations" / "test.txt").write_text("beagle_1 5 2 4\n")
+    return paths[0].parents[1]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: (p / "empty").mkdir() or p / "empty", "has no images/ folder and no photos in it"),
+    (lambda p: _bad_list(p, "pug_9 26 2 19"), "trainval.txt, line 2: pug_9"),
+    (lambda p: _bad_list(p, "pug_2 26 2"), "trainval.txt, line 2: expected 4 fields"),
+    (lambda p: write_image(p / "photo.jpg", "rgb"), "photo.jpg is a JPEG image, not a CSV table"),
+])
+def test_bad_data_is_one_line_and_nothing_is_written(tmp_path, make, message):
+    data = make(tmp_path)
+    out = run("--data", str(data), "--export", str(tmp_path / "model"), timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("error: ") and message in out.stderr, out.stderr
+    assert not (tmp_path / "model").exists()
