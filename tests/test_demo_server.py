@@ -146,3 +146,20 @@ def test_the_server_compiles_its_model_in_the_background_and_keeps_answering(ser
     assert said == "single photos now take the fast path", server.output()
     top5, message, _ = _predict(client, pets_sample / "images" / "keeshond_119.jpg")
     assert top5["label"] == "keeshond" and "ms with the shipped model" in message
+
+
+def test_a_fresh_machine_with_the_full_download_has_examples_and_training(full_pets_home, tmp_path):
+    # PETS_SAMPLE unset, only the full download in the cache: the demo picks the sample out of it
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "oxford-iiit-pet").symlink_to(full_pets_home / "oxford-iiit-pet")
+    with DemoServer(["--no-compile"], env={"PETS_SAMPLE": None, "PETBREEDS_HOME": str(home)}) as fresh:
+        c = gradio_client.Client(fresh.url, verbose=False)
+        endpoints = set(c.view_api(print_info=False, return_format="dict")["named_endpoints"])
+        assert "/train" in endpoints and "/predict_example" in endpoints
+        assert "Picked the 370-photo pet sample" in fresh.output()
+        gallery = next(x for x in c.config["components"] if x.get("props", {}).get("elem_id") == "predict-examples")
+        shown = [item["image"]["orig_name"] for item in gallery["props"]["value"]]
+        assert len(shown) == 8 and shown[0][0].isupper() and shown[-1][0].islower()
+        output, error = _event(c, "predict_example", [False, None], {"index": 0, "value": None})
+        assert error is None and "ms with the shipped model" in output[1]
