@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.data import DataLoaders  # noqa: E402
-from engine.datasets import pets_path  # noqa: E402
+from engine.datasets import pets_sample  # noqa: E402
 from engine.items import get_image_files, random_split  # noqa: E402
 
 
@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--bs", type=int, default=32)
     args = parser.parse_args()
 
-    files = get_image_files(pets_path() / "images")
+    files = get_image_files(pets_sample() / "images")
     print(f"{len(files)} photos, batch {args.bs}, {torch.get_num_threads()} torch threads, "
           f"{os.cpu_count()} CPUs", flush=True)
     runs = {w: measure(files, w, args.epochs, args.bs) for w in args.workers}

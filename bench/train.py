@@ -35,14 +35,14 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.datasets import pets_path  # noqa: E402
+from engine.datasets import pets_sample  # noqa: E402
 from engine.items import read_table  # noqa: E402
 
 
 def run_recipe(seed: int | None = None) -> dict:
     from engine.train import build_parser, train
 
-    argv = ["--data", str(pets_path() / "labels.csv"), "--quiet"]
+    argv = ["--data", str(pets_sample() / "labels.csv"), "--quiet"]
     args = build_parser().parse_args(argv + (["--seed", str(seed)] if seed is not None else []))
     report = train(args)
     return {"valid_error": report["valid_error"], "valid_error_no_tta": report["valid_error_no_tta"],
@@ -58,7 +58,7 @@ def frozen_speedup(epochs: int = 8) -> dict:
     times = {}
     for cached in (False, True):
         torch.manual_seed(0)
-        dls = DataLoaders.from_csv(pets_path() / "labels.csv", batch_size=32, seed=0, train_augment=False)
+        dls = DataLoaders.from_csv(pets_sample() / "labels.csv", batch_size=32, seed=0, train_augment=False)
         learn = vision_learner(dls, progress=False, train_bn=False)
         start = time.perf_counter()
         if cached:
@@ -87,7 +87,7 @@ def run_baseline(epochs: int) -> dict:
 
     from engine.models import create_model
 
-    root = pets_path()
+    root = pets_sample()
     items, labels, valid = read_table(root / "labels.csv", root / "images")
     vocab = sorted(set(labels))
     y = [vocab.index(lbl) for lbl in labels]

@@ -1,7 +1,8 @@
 """``python -m demo``: start the web demo on http://127.0.0.1:7860.
 
-    python -m demo [--host 127.0.0.1] [--port 7860] [--model demo/model]
-                   [--train-data path/to/labels.csv] [--max-file-size 10mb] [--no-compile]
+    python -m demo [--host 127.0.0.1] [--port 7860] [--model demo/model] [--auth USER:PASSWORD]
+                   [--train-data path/to/labels.csv] [--max-file-size 10mb] [--trainings 1]
+                   [--training-queue 1] [--delete-after 3600] [--no-compile]
 
 The options are read and checked before the app (torch, gradio, the model) is loaded, so ``--help``
 and a mistyped option answer at once.
@@ -10,10 +11,11 @@ and a mistyped option answer at once.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from demo.settings import SHIPPED_MODEL, DemoSettings, default_train_data, parse_size
+from demo.settings import SHIPPED_MODEL, DemoSettings, default_train_data, is_loopback, parse_auth, parse_size
 
 __all__ = ["build_parser", "main"]
 
@@ -29,7 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="labels CSV (images/ beside it) or image folder for tab 4 and the examples (default: the "
                         "370-photo pet sample: PETS_SAMPLE, or the cache, picked out of the full dataset when "
                         "needed; without photos training is off: python -m engine.datasets sample gets them)")
+    p.add_argument("--auth", default=None, metavar="USER:PASSWORD",
+                   help="ask visitors to log in with this user and password (default: $PETBREEDS_AUTH, else no "
+                        "login); strongly advised with --host 0.0.0.0")
     p.add_argument("--max-file-size", default="10mb", help="largest upload, e.g. 10mb (default) or 500kb")
+    p.add_argument("--trainings", type=int, default=1, help="trainings that run at once, server-wide (default 1)")
+    p.add_argument("--training-queue", type=int, default=1,
+                   help="trainings that may wait for a place (default 1); further visitors are told to come back")
+    p.add_argument("--delete-after", type=int, default=3600, metavar="SECONDS",
+                   help="delete uploads and result files this long after they were written (default 3600; 0 keeps "
+                        "them until the server stops)")
     p.add_argument("--no-compile", action="store_true",
                    help="do not compile the model in the background at start (half a minute of CPU the first "
                         "time on a machine, then single photos are answered about 1.5 times faster)")
@@ -37,28 +48,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the options, build (or reuse) the app, serve until Ctrl-C. Returns the exit status."""
+    """Parse the options, build the app, serve until Ctrl-C. Returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        settings = DemoSettings(model=args.model.resolve(),
-                                train_data=args.train_data.resolve() if args.train_data else default_train_data(),
-                                max_file_size=parse_size(args.max_file_size))
+        max_file_size = parse_size(args.max_file_size)
     except ValueError as err:
-        print(f"error: --max-file-size: {err}", file=sys.stderr)
-        return 2
-    if settings.train_data is not None and not settings.train_data.exists():
-        print(f"error: --train-data {settings.train_data}: no such file or folder", file=sys.stderr)
-        return 2
-    from demo import app  # the heavy part: gradio, torch, and the default model
+        return _fail(f"--max-file-size: {err}")
+    auth_text = args.auth if args.auth is not None else os.environ.get("PETBREEDS_AUTH")
+    try:
+        auth = parse_auth(auth_text) if auth_text else None
+    except ValueError as err:
+        return _fail(f"--auth: {err}")
+    if args.trainings < 1 or args.training_queue < 0 or args.delete_after < 0:
+        return _fail("--trainings must be at least 1, --training-queue and --delete-after at least 0")
+    if args.train_data is not None and not args.train_data.exists():
+        return _fail(f"--train-data {args.train_data.resolve()}: no such file or folder")
+    settings = DemoSettings(model=args.model.resolve(),
+                            train_data=args.train_data.resolve() if args.train_data else default_train_data(),
+                            max_file_size=max_file_size, auth=auth, trainings=args.trainings,
+                            training_queue=args.training_queue, delete_cache_after=args.delete_after or None)
+    if not is_loopback(args.host) and auth is None:
+        print(f"warning: the demo listens on {args.host}:{args.port} without a login: anyone who can reach this "
+              "machine can use it, upload photos and start trainings. Add --auth USER:PASSWORD (or set "
+              "PETBREEDS_AUTH) to ask for one.", file=sys.stderr, flush=True)
+    from demo import app  # the heavy part: gradio, torch
 
     try:
-        # The module-level app has the default settings: reuse it (and its loaded model) when they match.
-        blocks = app.demo if settings == app.DEFAULT_SETTINGS else app.build_demo(settings)
-    except (FileNotFoundError, ValueError) as err:  # a missing, incomplete or pickled model
-        print(f"error: --model: {err}", file=sys.stderr)
-        return 2
-    app.launch(blocks, args.host, args.port, settings.max_file_size, compile_model=not args.no_compile)
+        blocks = app.build_demo(settings)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:  # missing, incomplete, pickled, damaged
+        return _fail(f"--model {settings.model}: {err}")
+    app.launch(blocks, args.host, args.port, settings.max_file_size, compile_model=not args.no_compile, auth=auth)
     return 0
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

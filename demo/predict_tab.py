@@ -27,7 +27,9 @@ from engine.datasets import is_cat
 from engine.transforms import Presize
 
 from .examples import example_gallery, pick
-from .uploads import NO_PHOTO, UploadRefused, read_photo, upload_path
+from .checks import InputRefused, flag, with_types
+from .outputs import image_file
+from .uploads import NO_PHOTO, UploadRefused, read_photo
 
 __all__ = ["NOT_A_PET_BELOW", "UNSURE_BELOW", "Verdict", "judge", "predict_photo", "classify", "build_predict_tab"]
 
@@ -106,19 +108,21 @@ def judge(details: dict, milliseconds: float | None = None, notes: list[str] = (
     return Verdict("breed", "\n\n".join(s for s in (text, extra, took, why) if s), **common)
 
 
-def predict_photo(photo, predictor, max_bytes: int = 10 * 2**20, model_name: str = "the shipped model") -> Verdict:
+def predict_photo(photo, predictor, max_bytes: int = 10 * 2**20, model_name: str = "the shipped model",
+                  allowed=None) -> Verdict:
     """One upload (a path, or Gradio's file dict) -> a ``Verdict``. Never raises for a bad file.
 
     Args:
         photo: the upload; None when there is none.
         predictor: an ``engine.predict.Predictor``.
         max_bytes: the upload limit (Gradio enforces it too; this also covers direct calls).
+        allowed: where a visitor's file may be (see ``uploads.read_photo``); None checks nothing.
     """
     start = time.perf_counter()
     try:
-        if upload_path(photo) is None:  # nothing uploaded yet, or the input was cleared
-            return Verdict("no_photo", NO_PHOTO)
-        image, info = read_photo(photo, predictor.load, max_bytes)
+        if photo is None or photo == "" or (isinstance(photo, dict) and not photo.get("path")):
+            return Verdict("no_photo", NO_PHOTO)  # nothing uploaded yet, or the input was cleared
+        image, info = read_photo(photo, predictor.load, max_bytes, allowed=allowed)
         decoded = time.perf_counter()
         with _MODEL_LOCK:
             waited = time.perf_counter()
@@ -138,12 +142,16 @@ def predict_photo(photo, predictor, max_bytes: int = 10 * 2**20, model_name: str
 
 
 def classify(photo, use_session_model: bool = False, session_model=None, *, predictor,
-             max_bytes: int = 10 * 2**20) -> tuple[dict[str, float] | None, str, np.ndarray | None]:
+             max_bytes: int = 10 * 2**20, allowed=None) -> tuple[dict[str, float] | None, str, np.ndarray | None]:
     """The handler tab 1 runs: ``(top 5 for gr.Label, message, preview)``.
 
     ``session_model`` is the Predictor this visitor trained in tab 4 (None if none); it is used
     when ``use_session_model`` is ticked, else the shipped ``predictor``.
     """
+    try:
+        use_session_model = flag(use_session_model, "\"Use the model I trained\"")
+    except InputRefused as err:
+        return None, f"### Cannot do that\n{err}", None
     note = ""
     if use_session_model and session_model is not None:
         predictor, model_name = session_model, "your model from tab 4"
@@ -152,12 +160,17 @@ def classify(photo, use_session_model: bool = False, session_model=None, *, pred
         if use_session_model:
             note = ("\n\n_You have not trained a model in this session yet (tab 4, \"Train\"), so the shipped "
                     "model answered._")
-    verdict = predict_photo(photo, predictor, max_bytes, model_name)
+    verdict = predict_photo(photo, predictor, max_bytes, model_name, allowed)
     return verdict.top5 or None, verdict.message + note, verdict.preview
 
 
-def build_predict_tab(predictor, session_model, max_bytes: int, examples=()) -> None:
-    """Tab 1's components and events (call inside ``gr.Blocks``); ``session_model`` is a ``gr.State``."""
+def build_predict_tab(predictor, sessions, max_bytes: int, examples=(), allowed=None) -> None:
+    """Tab 1's components and events (call inside ``gr.Blocks``).
+
+    Args:
+        sessions: the ``sessions.SessionModels`` that hold the models visitors trained in tab 4.
+        allowed: the folders and files a visitor's path may point into (``uploads.read_photo``).
+    """
     import gradio as gr
 
     with gr.Tab("Which breed is my pet?", id="predict"):
@@ -183,23 +196,24 @@ def build_predict_tab(predictor, session_model, max_bytes: int, examples=()) -> 
                 message = gr.Markdown(NO_PHOTO, label="Answer", elem_id="verdict")
                 top5 = gr.Label(num_top_classes=5, label="Top 5 breeds", elem_id="top5")
                 seen = gr.Image(label="What the model looks at: the centre square", interactive=False,
-                                type="numpy", format="jpeg", height=240, elem_id="seen",
+                                type="filepath", format="jpeg", height=240, elem_id="seen",
                                 buttons=["download", "fullscreen"])
 
-        def predict(photo, use_session_model, session_model):
+        def predict(photo, use_session_model, request: gr.Request):
             """Name the breed in a photo: the top 5 breeds, a message, and the square the model looked at."""
-            return classify(photo, use_session_model, session_model, predictor=predictor, max_bytes=max_bytes)
+            mine = sessions.get(getattr(request, "session_hash", None))
+            top, text, preview = classify(photo, use_session_model, mine, predictor=predictor, max_bytes=max_bytes,
+                                          allowed=allowed)
+            return top, text, None if preview is None else image_file(preview)
 
-        common = dict(fn=predict, outputs=[top5, message, seen], preprocess=False,
-                      concurrency_limit=4, concurrency_id="predict")
-        upload.change(inputs=[upload, use_own, session_model], api_name="predict", **common)
-        camera.change(inputs=[camera, use_own, session_model], api_name="predict_camera", **common)
+        common = dict(outputs=[top5, message, seen], preprocess=False, concurrency_limit=4, concurrency_id="predict")
+        upload.change(with_types(predict, request=gr.Request), [upload, use_own], api_name="predict", **common)
+        camera.change(with_types(predict, request=gr.Request), [camera, use_own], api_name="predict_camera", **common)
         if gallery is not None:
-            def predict_example(use_session_model, session_model, evt: gr.SelectData):
+            def predict_example(use_session_model, evt: gr.SelectData, request: gr.Request):
                 """Name the breed in the example photo that was clicked (by its position in the gallery)."""
                 photo = pick(examples, evt)
-                return predict(None if photo is None else str(photo), use_session_model, session_model)
+                return predict(None if photo is None else str(photo), use_session_model, request)
 
-            predict_example.__annotations__["evt"] = gr.SelectData  # a class, not the postponed string
-            common["fn"] = predict_example
-            gallery.select(inputs=[use_own, session_model], api_name="predict_example", **common)
+            gallery.select(with_types(predict_example, evt=gr.SelectData, request=gr.Request), [use_own],
+                           api_name="predict_example", **common)

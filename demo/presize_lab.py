@@ -21,7 +21,9 @@ from engine.predict import MAX_PIXELS
 from engine.quality import compare_presizing
 from engine.transforms import Presize, load_array, pil_to_tensor
 
+from .checks import InputRefused, number, whole_number, with_types
 from .examples import example_gallery, pick
+from .outputs import image_file
 from .uploads import UploadRefused, read_photo
 
 __all__ = ["augmented_crops", "presize_lab", "build_presize_lab"]
@@ -52,22 +54,32 @@ def augmented_crops(presized: np.ndarray, n: int = 6, seed: int = 0, size: int =
     return list((out * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
 
 
+# The page's ranges, which the handler enforces too (an HTTP call can send anything).
+ROTATE, ZOOM, N_CROPS, SEEDS = (0, 45), (1.0, 2.0), (1, 12), (0, 2**31 - 1)
+
+
 def presize_lab(photo, rotate: float = 10.0, zoom: float = 1.1, n_crops: int = 6, seed: int = 0,
-                max_bytes: int = 10 * 2**20):
+                max_bytes: int = 10 * 2**20, allowed=None):
     """Tab 3's handler: ``(presized, crops, naive, presizing result, report)`` for one upload.
 
     Args:
         photo: a file path or Gradio's file dict.
-        rotate: degrees; zoom: >= 1, applied by both pipelines.
-        n_crops: how many augmented training views to show; seed: their random draw.
+        rotate: degrees (0-45); zoom: 1-2, applied by both pipelines.
+        n_crops: how many augmented training views to show (1-12); seed: their random draw.
+        allowed: where a visitor's file may be (see ``uploads.read_photo``); None checks nothing.
     """
     empty = (None, [], None, None)
     try:
-        image, _ = read_photo(photo, _load_for_lab, max_bytes)
+        rotate = number(rotate, "The rotation", *ROTATE)
+        zoom = number(zoom, "The zoom", *ZOOM)
+        n_crops = whole_number(n_crops, "The number of augmented views", *N_CROPS)
+        seed = whole_number(seed, "The random seed", *SEEDS)
+        image, _ = read_photo(photo, _load_for_lab, max_bytes, allowed=allowed)
         presized = Presize(PRESIZE)(image)  # the centre square, as validation takes it
-        crops = augmented_crops(presized, int(n_crops), seed)
-        r = compare_presizing(Image.fromarray(image), size=SIZE, presize=PRESIZE, rotate=float(rotate),
-                              zoom=float(zoom))
+        crops = augmented_crops(presized, n_crops, seed)
+        r = compare_presizing(Image.fromarray(image), size=SIZE, presize=PRESIZE, rotate=rotate, zoom=zoom)
+    except InputRefused as err:
+        return *empty, f"### Cannot do that\n{err}"
     except UploadRefused as err:
         return *empty, f"### Cannot use this file\n{err}"
     except Exception:
@@ -86,8 +98,8 @@ def presize_lab(photo, rotate: float = 10.0, zoom: float = 1.1, n_crops: int = 6
     return presized, crops, naive["image"], pre["image"], report
 
 
-def build_presize_lab(max_bytes: int, examples=()) -> None:
-    """Tab 3's components and events (call inside ``gr.Blocks``)."""
+def build_presize_lab(max_bytes: int, examples=(), allowed=None) -> None:
+    """Tab 3's components and events (call inside ``gr.Blocks``); ``allowed``: see ``uploads.read_photo``."""
     import gradio as gr
 
     with gr.Tab("Presizing lab", id="presize"):
@@ -96,10 +108,11 @@ def build_presize_lab(max_bytes: int, examples=()) -> None:
         with gr.Row():
             with gr.Column(scale=1):
                 photo = gr.File(label="Photo", file_types=["image"], type="filepath", elem_id="presize-upload")
-                rotate = gr.Slider(0, 45, value=10, step=1, label="Rotation (degrees)")
-                zoom = gr.Slider(1.0, 2.0, value=1.1, step=0.05, label="Zoom")
-                n_crops = gr.Slider(1, 12, value=6, step=1, label="Augmented training views")
-                seed = gr.Number(value=0, precision=0, label="Random seed for the views")
+                rotate = gr.Slider(*ROTATE, value=10, step=1, label="Rotation (degrees)")
+                zoom = gr.Slider(*ZOOM, value=1.1, step=0.05, label="Zoom")
+                n_crops = gr.Slider(*N_CROPS, value=6, step=1, label="Augmented training views")
+                seed = gr.Number(value=0, precision=0, minimum=SEEDS[0], maximum=SEEDS[1],
+                                 label="Random seed for the views")
                 run = gr.Button("Compare", variant="primary")
                 gallery = example_gallery(examples, "Or click an example", "presize-examples")
             with gr.Column(scale=2):
@@ -116,7 +129,10 @@ def build_presize_lab(max_bytes: int, examples=()) -> None:
 
         def compare(photo, rotate, zoom, n_crops, seed):
             """Presizing against the naive order on one photo: images, augmented views and measurements."""
-            return presize_lab(photo, rotate, zoom, n_crops, seed, max_bytes=max_bytes)
+            presized, crops, naive, pre, report = presize_lab(photo, rotate, zoom, n_crops, seed, max_bytes=max_bytes,
+                                                              allowed=allowed)
+            files = [None if a is None else image_file(a) for a in (presized, naive, pre)]
+            return files[0], [image_file(c) for c in crops], files[1], files[2], report
 
         inputs, outputs = [photo, rotate, zoom, n_crops, seed], [presized, crops, naive, presized_result, report]
         common = dict(outputs=outputs, preprocess=False, api_name=False, concurrency_id="presize", concurrency_limit=2)
@@ -127,5 +143,4 @@ def build_presize_lab(max_bytes: int, examples=()) -> None:
                 chosen = pick(examples, evt)
                 return compare(None if chosen is None else str(chosen), rotate, zoom, n_crops, seed)
 
-            compare_example.__annotations__["evt"] = gr.SelectData  # a class, not the postponed string
-            gallery.select(compare_example, inputs[1:], **common)
+            gallery.select(with_types(compare_example, evt=gr.SelectData), inputs[1:], **common)

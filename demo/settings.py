@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SHIPPED_MODEL", "SHIPPED_EXAMPLES", "DemoSettings", "default_train_data", "parse_size",
-           "example_photos", "TRAINING_DISABLED"]
+__all__ = ["SHIPPED_MODEL", "SHIPPED_EXAMPLES", "DemoSettings", "default_train_data", "parse_size", "parse_auth",
+           "is_loopback", "example_photos", "TRAINING_DISABLED"]
 
 SHIPPED_MODEL = Path(__file__).resolve().parent / "model"
 SHIPPED_EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -63,11 +63,39 @@ class DemoSettings:
     model: Path = SHIPPED_MODEL
     train_data: Path | None = None
     max_file_size: int = 10 * 1024**2  # bytes
+    auth: tuple[str, str] | None = None  # (user, password) for Gradio's login page
+    trainings: int = 1  # trainings that run at once, server-wide
+    training_queue: int = 1  # trainings that may wait for a place; everyone else is told to come back
+    session_models: int = 8  # models trained in tab 4 kept at once (the least recently used goes first)
+    session_ttl: float = 3600.0  # seconds a session's model is kept after its last use
+    delete_cache_after: int | None = 3600  # seconds until uploads and results are deleted (None: keep)
 
     @classmethod
     def from_env(cls) -> "DemoSettings":
-        """The defaults: the shipped model, and the pet sample when there are photos (``default_train_data``)."""
-        return cls(train_data=default_train_data())
+        """The defaults: the shipped model, the pet sample when there are photos (``default_train_data``),
+        and a login when ``PETBREEDS_AUTH=user:password`` is set."""
+        auth = os.environ.get("PETBREEDS_AUTH")
+        return cls(train_data=default_train_data(), auth=parse_auth(auth) if auth else None)
+
+
+def parse_auth(value: str) -> tuple[str, str]:
+    """``"user:password"`` -> ``("user", "password")`` (the password may contain colons)."""
+    user, sep, password = str(value).partition(":")
+    if not sep or not user.strip() or not password:
+        raise ValueError("expected USER:PASSWORD, both non-empty (e.g. teacher:s3cret)")
+    return user.strip(), password
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to a network address
+        return False
 
 
 def example_photos(table: Path | None = None, n_per_species: int = 4) -> list[Path]:

@@ -15,7 +15,6 @@ trains with, so what a student sees here is exactly what happens in training:
 from __future__ import annotations
 
 import logging
-import math
 from typing import Sequence
 
 import torch
@@ -23,6 +22,8 @@ import torch
 from engine.losses import (binary_cross_entropy_with_logits, cross_entropy, log_softmax, nll_loss, sigmoid,
                            softmax)
 from engine.numerics import compare_softmax, log_of
+
+from .checks import InputRefused, choice, number
 
 __all__ = ["CLASSES", "DEFAULT_ACTIVATIONS", "softmax_numbers", "softmax_lab", "log_lab", "huge_logit_lab",
            "build_softmax_lab"]
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 CLASSES = ("Abyssinian", "Bengal", "beagle", "boxer", "pug")
 DEFAULT_ACTIVATIONS = (1.0, -0.5, 3.0, 0.5, 2.0)
 HEADERS = ["class", "activation", "exp(activation)", "softmax", "softmax at T", "log_softmax", "sigmoid"]
+ACTIVATION, TEMPERATURE = (-10.0, 10.0), (0.1, 5.0)  # the sliders' ranges, enforced by the handler too
 
 
 def softmax_numbers(activations: Sequence[float], true_class: int, temperature: float = 1.0) -> dict:
@@ -90,14 +92,19 @@ def _temperature_note(n: dict, temperature: float) -> str:
 
 
 def softmax_lab(true_class: str, temperature: float, *activations: float):
-    """Tab 2's handler: ``(table rows, explanation, figure)`` for the activations of ``CLASSES``."""
+    """Tab 2's handler: ``(table rows, explanation, figure)`` for the activations of ``CLASSES``.
+
+    The inputs must be what the page's controls can give (``ACTIVATION`` and ``TEMPERATURE``
+    ranges, one of ``CLASSES``): anything else gets a message and no numbers."""
     try:
-        if any(a is None or not math.isfinite(a) for a in activations) or len(activations) != len(CLASSES):
+        if len(activations) != len(CLASSES) or any(a is None for a in activations):
             return [], f"Give one finite activation for each of the {len(CLASSES)} classes.", None
-        if true_class not in CLASSES:
-            return [], f"Pick the true class: one of {', '.join(CLASSES)}.", None
-        if temperature is None or not temperature > 0:
-            return [], "The temperature must be above 0.", None
+        try:
+            activations = tuple(number(a, f"The activation of {c}", *ACTIVATION) for a, c in zip(activations, CLASSES))
+            temperature = number(temperature, "The temperature", *TEMPERATURE)
+            true_class = choice(true_class, "The true class", CLASSES)
+        except InputRefused as err:
+            return [], str(err), None
         k = CLASSES.index(true_class)
         n = softmax_numbers(activations, k, temperature)
         a, b = sorted(range(len(CLASSES)), key=lambda i: -activations[i])[:2]  # the two largest
@@ -126,7 +133,11 @@ def log_lab(x: float) -> str:
     """What ``math.log`` and ``torch.log`` do with ``x`` (try -2 and 0), as Markdown."""
     if x is None:
         return "Type a number."
-    out = log_of(float(x))
+    try:
+        x = number(x, "x", -1e300, 1e300)
+    except InputRefused as err:
+        return str(err)
+    out = log_of(x)
     return (f"- `math.log({x:g})` -> `{out['math.log']}`\n- `torch.log(torch.tensor({x:g}))` -> "
             f"`{out['torch.log']}`\n\nA nan or -inf does not stop anything by itself: it silently spreads into "
             "every number computed from it, so the engine never takes the log of a probability.")
@@ -134,8 +145,10 @@ def log_lab(x: float) -> str:
 
 def huge_logit_lab(big: float) -> str:
     """Naive ``exp(x) / exp(x).sum()`` against the engine's softmax on ``[big, big - 1, 0]``, as Markdown."""
-    if big is None or not math.isfinite(big):
-        return "Type a finite number."
+    try:
+        big = number(big, "The logit", -1e30, 1e30)  # float32 holds up to about 3e38
+    except InputRefused:
+        return "Type a finite number (between -1e30 and 1e30)."
     logits = torch.tensor([[float(big), float(big) - 1.0, 0.0]])
     r = compare_softmax(logits)
 
@@ -162,24 +175,27 @@ def build_softmax_lab() -> None:
                     "softmax, log-softmax, NLL and cross-entropy make of them (all computed by the engine).")
         with gr.Row():
             with gr.Column(scale=1):
-                sliders = [gr.Slider(-10, 10, value=v, step=0.1, label=f"activation: {c}")
+                sliders = [gr.Slider(*ACTIVATION, value=v, step=0.1, label=f"activation: {c}")
                            for c, v in zip(CLASSES, DEFAULT_ACTIVATIONS)]
                 true_class = gr.Radio(list(CLASSES), value="beagle", label="True class")
-                temperature = gr.Slider(0.1, 5, value=1.0, step=0.1, label="Temperature T (softmax of activations / T)")
+                temperature = gr.Slider(*TEMPERATURE, value=1.0, step=0.1,
+                                        label="Temperature T (softmax of activations / T)")
             with gr.Column(scale=2):
                 plot = gr.Plot(fig, label="Probabilities")
                 explanation = gr.Markdown(text)
         table = gr.Dataframe(rows, headers=HEADERS, label="Per class", interactive=False)
         inputs = [true_class, temperature, *sliders]
+        # preprocess=False: the handler gets the values as sent and checks them itself (see checks.py),
+        # so a wrong type gets a message too, not only a value out of the sliders' range
         gr.on([control.change for control in inputs], softmax_lab, inputs, [table, explanation, plot],
-              trigger_mode="always_last", show_progress="hidden", api_name=False)
+              trigger_mode="always_last", show_progress="hidden", api_name=False, preprocess=False)
         gr.Markdown("### Why the engine works in the log domain")
         with gr.Row():
             with gr.Column():
                 x = gr.Number(value=-2, label="x for log(x)")
                 log_out = gr.Markdown(log_lab(-2))
-                x.change(log_lab, x, log_out, api_name=False)
+                x.change(log_lab, x, log_out, api_name=False, preprocess=False)
             with gr.Column():
                 big = gr.Number(value=1000, label="a huge logit")
                 big_out = gr.Markdown(huge_logit_lab(1000))
-                big.change(huge_logit_lab, big, big_out, api_name=False)
+                big.change(huge_logit_lab, big, big_out, api_name=False, preprocess=False)

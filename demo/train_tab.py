@@ -9,9 +9,11 @@
    discriminative learning rates (the earliest layers change least);
 6. interpretation on the validation photos: confusion matrix and the most confused pairs;
 7. export (safetensors + JSON) and load it back as a ``Predictor`` that tab 1 can use for this
-   visitor's session only: the shipped model is never replaced.
+   visitor's session only (kept in ``sessions.SessionModels``): the shipped model is never replaced.
 
-Visitors choose numbers, never paths: the data is fixed by ``--train-data`` when the server starts.
+Visitors choose numbers, never paths: the data is fixed by ``--train-data`` when the server starts,
+and every number is checked against the page's ranges by the handler. Who may train is decided by
+``sessions.TrainingSlots`` before any work starts.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from typing import Callable, Iterator
 from engine.callbacks import Callback
 from engine.numerics import NonFiniteError
 
+from .checks import InputRefused, flag, number, whole_number, with_types
+from .sessions import Refused
 from .settings import TRAINING_DISABLED
 
 __all__ = ["TrainResult", "ReportProgress", "lr_table", "train_model", "build_train_tab"]
@@ -207,8 +211,18 @@ def train_model(data: str | Path | None, epochs: int = 0, base_lr: float = 2e-3,
         yield dataclasses.replace(r)
 
 
-def build_train_tab(data: Path | None, session_model) -> None:
-    """Tab 4's components and events (call inside ``gr.Blocks``); ``session_model`` is a ``gr.State``."""
+# The page's ranges, which the handler enforces too (an HTTP call can send anything).
+EPOCHS, FREEZE_EPOCHS, BASE_LR = (0, 3), (1, 32), (1e-6, 1.0)
+
+
+def build_train_tab(data: Path | None, sessions, slots) -> None:
+    """Tab 4's components and events (call inside ``gr.Blocks``).
+
+    Args:
+        data: the operator's training data, or None (training off).
+        sessions: the ``sessions.SessionModels`` where a finished model is kept for its session.
+        slots: the server-wide ``sessions.TrainingSlots``: who may train now.
+    """
     import gradio as gr
 
     with gr.Tab("Train", id="train"):
@@ -216,17 +230,19 @@ def build_train_tab(data: Path | None, session_model) -> None:
             gr.Markdown(TRAINING_DISABLED, elem_id="train-status")
             return
         gr.Markdown("Fine-tune the pretrained model on the server's pet photos, watch the LR finder, the losses "
-                    "and the confusion matrix, then try your model in tab 1 (for this session only). One "
-                    "training runs at a time; others wait in the queue.")
+                    "and the confusion matrix, then try your model in tab 1 (for this session only). "
+                    f"{slots.running} training runs at a time and {slots.waiting} can wait; when more visitors ask, "
+                    "they are told how long to wait.")
         with gr.Row():
-            epochs = gr.Slider(0, 3, value=0, step=1, label="Unfrozen epochs",
+            epochs = gr.Slider(*EPOCHS, value=0, step=1, label="Unfrozen epochs",
                                info="0 by default: each takes about 30 s over the 296 sample photos on 2 CPU "
                                     "cores (the head-only phase on cached features takes about 20 s in all)")
-            freeze_epochs = gr.Slider(1, 32, value=8, step=1, label="Head-only epochs (on cached features: fast)")
+            freeze_epochs = gr.Slider(*FREEZE_EPOCHS, value=8, step=1,
+                                      label="Head-only epochs (on cached features: fast)")
         with gr.Row():
             use_suggestion = gr.Checkbox(value=True, label="Use the LR finder's 'valley' suggestion as base LR")
-            base_lr = gr.Number(value=2e-3, label="Base LR (when not using the suggestion)", minimum=1e-6,
-                                maximum=1.0)
+            base_lr = gr.Number(value=2e-3, label="Base LR (when not using the suggestion)", minimum=BASE_LR[0],
+                                maximum=BASE_LR[1])
             mixed = gr.Checkbox(value=False, label="Mixed precision (bfloat16 on this CPU)")
         run = gr.Button("Find a learning rate, then train", variant="primary")
         status = gr.Markdown(elem_id="train-status")
@@ -241,19 +257,45 @@ def build_train_tab(data: Path | None, session_model) -> None:
             confusion = gr.Plot(label="Confusion matrix (validation)")
             confused = gr.Dataframe(headers=["actual", "predicted", "count"], label="Most confused pairs",
                                     interactive=False)
+        outputs = [status, lr_plot, loss_plot, sched_plot, lr_rows, confusion, confused]
 
-        def run_training(epochs, freeze_epochs, use_suggestion, base_lr, mixed, current_model,
+        def run_training(epochs, freeze_epochs, use_suggestion, base_lr, mixed, request: gr.Request,
                          progress=gr.Progress()):
-            def report(fraction, description):
-                progress(fraction, desc=description)
+            def only(text):  # a message, the rest of the page as it is
+                return text, *[gr.skip()] * (len(outputs) - 1)
 
-            if base_lr is None or not 0 < base_lr <= 1:
-                yield "The base LR must be a number between 0 and 1 (e.g. 0.002).", *[gr.skip()] * 7
+            try:
+                epochs = whole_number(epochs, "The number of unfrozen epochs", *EPOCHS)
+                freeze_epochs = whole_number(freeze_epochs, "The number of head-only epochs", *FREEZE_EPOCHS)
+                use_suggestion = flag(use_suggestion, "\"Use the LR finder's suggestion\"")
+                mixed = flag(mixed, "\"Mixed precision\"")
+                base_lr = number(base_lr, "The base LR", *BASE_LR)
+            except InputRefused as err:
+                yield only(f"**Cannot train:** {err}")
                 return
-            for r in train_model(data, epochs, base_lr, use_suggestion, mixed, freeze_epochs, report=report):
-                yield (r.status, r.lr_plot, r.loss_plot, r.sched_plot, r.lr_rows, r.confusion_plot,
-                       r.confused_rows, r.predictor if r.predictor is not None else current_model)
+            session = getattr(request, "session_hash", None) or ""
+            try:
+                ticket = slots.enter(session)
+            except Refused as err:
+                yield only(str(err))
+                return
+            try:
+                if not ticket.start(block=False):
+                    yield only(f"Waiting for the training before yours to finish (about {slots.minutes_left()} min); "
+                               "yours starts right after it.")
+                    ticket.start()
+                for r in train_model(data, epochs, base_lr, use_suggestion, mixed, freeze_epochs,
+                                     report=lambda fraction, description: progress(fraction, desc=description)):
+                    if r.predictor is not None:
+                        sessions.put(session, r.predictor)
+                    yield (r.status, r.lr_plot, r.loss_plot, r.sched_plot, r.lr_rows, r.confusion_plot,
+                           r.confused_rows)
+            finally:
+                ticket.release()
 
-        run.click(run_training, [epochs, freeze_epochs, use_suggestion, base_lr, mixed, session_model],
-                  [status, lr_plot, loss_plot, sched_plot, lr_rows, confusion, confused, session_model],
-                  concurrency_limit=1, concurrency_id="train", api_name="train")
+        # No concurrency limit and no place in the queue: every click is answered at once, by the
+        # admission desk (``slots``), so trainings can never fill the queue that photos need.
+        # preprocess=False: the handler checks the values as sent (see checks.py), wrong types included.
+        run.click(with_types(run_training, request=gr.Request),
+                  [epochs, freeze_epochs, use_suggestion, base_lr, mixed], outputs, preprocess=False,
+                  concurrency_limit=None, concurrency_id="train", api_name="train")

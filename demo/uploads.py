@@ -10,6 +10,12 @@ which takes 200 MB to 600 MB of memory to decode). ``read_photo`` checks, cheape
    against the list of formats we accept and the engine's pixel limit;
 4. and only then decodes it, upright and in RGB, with the engine's loader.
 
+Before any of that, the file must be one the visitor may have sent: a file inside Gradio's upload
+folder, or one of the server's own example photos (``allowed_files``). A payload can name any path
+(an event that skips Gradio's preprocessing, as the webcam input does, receives it as sent), so a
+path anywhere else is answered exactly like an upload that did not arrive: no preview, no hint of
+whether such a file exists or how big it is.
+
 Every refusal is an ``UploadRefused`` whose text is written for the visitor: what is wrong and what
 to do. It never contains a path on the server.
 """
@@ -21,15 +27,15 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from engine.predict import MAX_PIXELS
 
-__all__ = ["UploadRefused", "PhotoInfo", "FORMATS", "upload_path", "check_upload", "decode", "read_photo",
-           "NO_PHOTO"]
+__all__ = ["UploadRefused", "PhotoInfo", "FORMATS", "upload_path", "upload_folder", "may_read", "check_upload",
+           "decode", "read_photo", "NO_PHOTO", "NOT_ARRIVED"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +44,7 @@ log = logging.getLogger(__name__)
 FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 Image.init()
 NO_PHOTO = "No photo yet: upload one (JPEG, PNG, WebP or GIF), take one with the webcam, or click an example."
+NOT_ARRIVED = "The upload did not arrive completely: please upload the photo again."
 
 
 class UploadRefused(ValueError):
@@ -76,6 +83,26 @@ def upload_path(value) -> Path | None:
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"an upload is a file path or Gradio's file dict, got {type(value).__name__}")
     return Path(value)
+
+
+def upload_folder() -> Path:
+    """Where Gradio stores uploads (and its cache): ``$GRADIO_TEMP_DIR``, else the system's temp/gradio."""
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder()).resolve()
+
+
+def may_read(path: Path, allowed: Sequence[Path]) -> bool:
+    """Whether ``path``, links resolved, is inside one of the ``allowed`` folders or is one of its files."""
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):  # missing, a loop of links, a NUL in the name
+        return False
+    for entry in allowed:
+        entry = Path(entry).resolve()
+        if real == entry or (entry.is_dir() and real.is_relative_to(entry)):
+            return True
+    return False
 
 
 def _too_many_pixels(limit: int, width: int | None = None, height: int | None = None) -> UploadRefused:
@@ -127,19 +154,24 @@ def decode(load: Callable[[Path], np.ndarray], path: Path) -> np.ndarray:
                             "Upload it again, or try another photo.") from None
 
 
-def read_photo(value, load: Callable[[Path], np.ndarray], max_bytes: int,
-               max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, PhotoInfo]:
+def read_photo(value, load: Callable[[Path], np.ndarray], max_bytes: int, max_pixels: int = MAX_PIXELS,
+               allowed: Sequence[Path] | None = None) -> tuple[np.ndarray, PhotoInfo]:
     """An upload -> ``(photo, info)``: the decoded (H, W, 3) uint8 RGB photo and its header facts.
 
     Args:
         value: a file path or Gradio's file dict; None when nothing was uploaded.
         load: the decoder, e.g. ``predictor.load`` (upright RGB, shrinks big JPEGs while decoding).
         max_bytes: the upload limit in bytes. max_pixels: the pixel limit, checked on the header.
+        allowed: the folders and files a visitor's path may point into (the server passes Gradio's
+            upload folder and its example photos); None, for direct calls, checks nothing.
     """
-    path = upload_path(value)
+    try:
+        path = upload_path(value)
+    except TypeError:
+        raise UploadRefused(NOT_ARRIVED) from None
     if path is None:
         raise UploadRefused(NO_PHOTO)
-    if not path.is_file():
-        raise UploadRefused("The upload did not arrive completely: please upload the photo again.")
+    if (allowed is not None and not may_read(path, allowed)) or not path.is_file():
+        raise UploadRefused(NOT_ARRIVED)  # the same words whether it is elsewhere, missing or a folder
     info = check_upload(path, max_bytes, max_pixels)
     return decode(load, path), info

@@ -19,11 +19,12 @@ from typing import Callable, Sequence
 
 import torch
 
-from .numerics import check_finite
+from .numerics import NonFiniteError, check_finite
 
 __all__ = [
     "CancelFitException", "CancelEpochException", "CancelBatchException", "Callback", "Recorder",
-    "ProgressCallback", "NanGuard", "ParamScheduler", "MixedPrecision", "EarlyStopping", "SaveBestModel",
+    "ProgressCallback", "NanGuard", "gradients_finite", "LastGoodState", "ParamScheduler", "MixedPrecision", "EarlyStopping",
+    "SaveBestModel",
 ]
 
 
@@ -124,11 +125,54 @@ class ProgressCallback(Callback):
 
 
 class NanGuard(Callback):
-    """Stop at the first NaN or infinite loss, naming the epoch and batch."""
+    """Stop at the first NaN or infinite loss or gradient, naming the epoch and batch, *before* the
+    optimizer step could write it into the weights (the learner then restores the last good state).
+
+    With a gradient scaler (fp16) the gradients are not checked: overflowing gradients are the
+    scaler's normal signal to skip that step and lower its scale."""
 
     def after_loss(self, learn):
         check_finite(learn.loss, "loss" if learn.training else "validation loss",
                      epoch=learn.epoch + 1, batch=learn.iter + 1)
+
+    def after_backward(self, learn):
+        if learn.scaler is None and not gradients_finite(learn):
+            raise NonFiniteError(f"the gradients became NaN or infinite at epoch {learn.epoch + 1}, batch "
+                                 f"{learn.iter + 1} (the loss was still finite): the learning rate may be too high: "
+                                 "run lr_find() and pick a smaller one")
+
+
+def gradients_finite(learn) -> bool:
+    """Whether every gradient the optimizer would apply is finite (one check, one sync, per step)."""
+    grads = [p.grad for group in learn.opt.param_groups for p in group["params"] if p.grad is not None]
+    return not grads or bool(torch.stack([g.isfinite().all() for g in grads]).all())
+
+
+class LastGoodState(Callback):
+    """Keeps a copy of the weights from the start of fit and after every completed epoch, so that a
+    run stopped half-way (Ctrl-C, a NaN) can put the model back as it was at the last epoch's end."""
+
+    order = -20  # first: the snapshot is taken before anyone else acts on the epoch
+
+    def __init__(self):
+        self.state, self.epochs_done = None, 0
+
+    def _take(self, learn):
+        self.state = {k: v.detach().clone() for k, v in learn.model.state_dict().items()}
+
+    def before_fit(self, learn):
+        self._take(learn)
+        self.epochs_done = 0
+
+    def after_epoch(self, learn):
+        if not learn.training:  # the validation pass ends an epoch
+            self._take(learn)
+            self.epochs_done = learn.epoch + 1
+
+    def restore(self, learn) -> None:
+        """Load the kept weights back into ``learn.model``."""
+        if self.state is not None:
+            learn.model.load_state_dict(self.state)
 
 
 class ParamScheduler(Callback):

@@ -100,11 +100,13 @@ def compute_features(learn, n_views: int = 1, augment: bool = True,
                     on_progress(done / total)
         return [torch.cat(feats)] + ([torch.cat(flipped)] if mirror else []), torch.cat(ys)
 
-    views, train_y = run(learn.dls.train_in_order(augment=False), mirror=n_views >= 2)
-    for _ in range(2, n_views):
-        views += run(learn.dls.train_in_order(augment=True), mirror=False)[0]
-    valid, valid_y = run(learn.dls.valid, mirror=valid_views == 2)
-    bar.close()
+    try:  # a Ctrl-C here stops the whole run (it propagates); the bar is closed either way
+        views, train_y = run(learn.dls.train_in_order(augment=False), mirror=n_views >= 2)
+        for _ in range(2, n_views):
+            views += run(learn.dls.train_in_order(augment=True), mirror=False)[0]
+        valid, valid_y = run(learn.dls.valid, mirror=valid_views == 2)
+    finally:
+        bar.close()
     cache = FeatureCache(torch.stack(views), train_y, valid[0], valid_y, valid[1] if valid_views == 2 else None)
     cache.seconds = time.perf_counter() - start
     return cache

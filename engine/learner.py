@@ -22,10 +22,11 @@ from typing import Callable, Iterable, Sequence
 import torch
 from torch import nn
 
-from .callbacks import (Callback, CancelBatchException, CancelEpochException, CancelFitException, MixedPrecision,
-                        NanGuard, ParamScheduler, ProgressCallback, Recorder)
+from .callbacks import (Callback, CancelBatchException, CancelEpochException, CancelFitException, LastGoodState,
+                        MixedPrecision, NanGuard, ParamScheduler, ProgressCallback, Recorder)
 from .losses import cross_entropy, log_softmax, logsumexp, softmax
 from .metrics import error_rate
+from .numerics import NonFiniteError
 from .schedules import lr_for_groups, one_cycle_lr, one_cycle_mom
 
 __all__ = ["Learner", "vision_learner"]
@@ -64,8 +65,8 @@ class Learner:
         self.frozen, self.interrupted = False, False
         self.head_temperature: float | None = None  # set by fine_tune(head_init="lda")
         self.epoch, self.iter, self.n_epochs, self.training = 0, -1, 0, False
-        self.recorder = Recorder()
-        self.cbs: list[Callback] = [self.recorder, NanGuard()]
+        self.recorder, self.last_good = Recorder(), LastGoodState()
+        self.cbs: list[Callback] = [self.recorder, NanGuard(), self.last_good]
         if progress:
             self.cbs.append(ProgressCallback())
         self.cbs += list(cbs)
@@ -115,8 +116,11 @@ class Learner:
     def fit(self, n_epochs: int, lr: float | slice | None = None, cbs: Iterable[Callback] = ()) -> "Learner":
         """Train for ``n_epochs`` at a constant ``lr`` (unless a callback schedules it).
 
-        Ctrl-C stops cleanly: the current optimizer step finishes, every cleanup runs, and the
-        model keeps the weights of the last completed step (``learn.interrupted`` is then True).
+        Ctrl-C stops the run: the current optimizer step finishes (no tensor is left half-updated),
+        every cleanup runs, the model is put back as it was at the end of the last completed epoch
+        (or the start of the fit), ``learn.interrupted`` becomes True, and the ``KeyboardInterrupt``
+        goes on up, so that whatever called ``fit`` (``fine_tune``, a script) stops too. A NaN or
+        infinite loss or gradient does the same with a ``NonFiniteError``.
         """
         cbs = list(cbs)
         self.cbs += cbs
@@ -129,12 +133,21 @@ class Learner:
             self._with_events("fit", self._all_epochs, CancelFitException)
         except KeyboardInterrupt:
             self.interrupted = True
-            print(f"Training stopped by Ctrl-C at epoch {self.epoch + 1}, batch {self.iter + 1}: "
-                  "the model keeps the weights of the last completed step.")
+            self.last_good.restore(self)
+            print(f"Training stopped by Ctrl-C at epoch {self.epoch + 1}, batch {self.iter + 1}: the model is back "
+                  f"to {self._good_state_words()}.")
+            raise
+        except NonFiniteError as err:
+            self.last_good.restore(self)  # the step that would have written the bad values was skipped
+            raise NonFiniteError(f"{err}. Training stopped; the model is back to {self._good_state_words()}.") from None
         finally:
             for cb in cbs:
                 self.cbs.remove(cb)
         return self
+
+    def _good_state_words(self) -> str:
+        done = self.last_good.epochs_done
+        return f"the end of epoch {done} of this fit" if done else "where it was before this fit"
 
     def _all_epochs(self) -> None:
         for self.epoch in range(self.n_epochs):

@@ -18,7 +18,7 @@ import copy
 import math
 from dataclasses import dataclass, field
 
-from .callbacks import Callback, CancelEpochException, CancelFitException
+from .callbacks import Callback, CancelEpochException, CancelFitException, gradients_finite
 from .schedules import exp_anneal
 
 __all__ = ["LRFinder", "LRFindResult", "lr_find", "suggest_minimum", "suggest_steep", "suggest_valley"]
@@ -54,6 +54,10 @@ class LRFinder(Callback):
         self.raw_losses.append(loss)
         self.losses.append(smooth)
         self.best = min(self.best, smooth)
+
+    def after_backward(self, learn):
+        if learn.scaler is None and not gradients_finite(learn):  # diverging: the loss is next
+            raise CancelFitException()
 
     def after_batch(self, learn):
         if not learn.training:

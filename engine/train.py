@@ -97,8 +97,6 @@ def train(args: argparse.Namespace) -> dict:
                     cache_features=cached, n_views=args.views,
                     head_init=None if args.head_init == "random" else args.head_init,
                     valid_views=2 if cached else 1)
-    if learn.interrupted:
-        raise KeyboardInterrupt
     train_s = time.perf_counter() - start
     cache = getattr(learn, "feature_cache", None)
     if cache is not None and cache.valid_mirror is not None and args.epochs == 0:
@@ -132,12 +130,14 @@ def train(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .numerics import NonFiniteError
+
     try:
         report = train(args)
     except KeyboardInterrupt:
-        print("\ninterrupted: nothing was exported", file=sys.stderr)
+        print("\ninterrupted: training stopped, nothing was exported", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, ValueError, NonFiniteError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"\n{report['valid_name']} error {report['valid_error']:.2%} with test-time augmentation "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import demo  # noqa: F401, I001  (first: its process settings must precede torch's import; see demo/__init__.py)
 
 import csv
-import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -353,7 +353,8 @@ def test_training_tab_per_group_learning_rates(trained):
     assert base / 5 * (1 - rounding) <= float(head[3]) <= base * (1 + rounding)
 
 
-def test_trained_model_is_used_for_the_session_only(trained, predictor):
+def test_classify_answers_with_the_model_it_is_given(trained, predictor):
+    # (that each visitor gets only the model of their own session is tested on the real server)
     final, (_, _, breeds, paths) = trained[0][-1], trained
     session = final.predictor
     assert session.vocab == sorted(breeds) and predictor.vocab == list(PET_BREEDS)
@@ -442,24 +443,126 @@ def test_command_line_refuses_bad_options(tmp_path, capsys):
     (tmp_path / "model.pt").write_bytes(b"\x80\x02pickle")
     assert main(["--model", str(tmp_path / "model.pt")]) == 2
     assert "never loads pickles" in capsys.readouterr().err
+    for bad in (["--auth", "nopassword"], ["--auth", ":x"], ["--trainings", "0"], ["--delete-after", "-1"]):
+        assert main(bad) == 2 and capsys.readouterr().err.startswith("error: "), bad
+
+
+def test_a_broken_model_is_one_line_and_exit_2(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    broken = tmp_path / "broken"
+    shutil.copytree(SHIPPED_MODEL, broken)
+    (broken / "meta.json").write_text('{"format_version": 1, "arch": ')  # cut off mid-file
+    done = subprocess.run([sys.executable, "-m", "demo", "--model", str(broken), "--port", "1"], capture_output=True,
+                          text=True, timeout=120, cwd=SHIPPED_MODEL.parents[1])
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"error: --model {broken}: {broken / 'meta.json'} is not valid JSON")
+
+
+def test_another_model_never_touches_the_shipped_one(tmp_path, monkeypatch):
+    import shutil
+
+    import demo.__main__
+    import demo.app
+    import engine.export
+
+    mine = tmp_path / "mine"
+    shutil.copytree(SHIPPED_MODEL, mine)
+    real = engine.export.read_export
+    read = []
+
+    def read_export(path):
+        read.append(Path(path).resolve())
+        if Path(path).resolve() == SHIPPED_MODEL.resolve():
+            raise ValueError("the shipped model is broken")  # as if its meta.json were damaged
+        return real(path)
+
+    monkeypatch.setattr(engine.export, "read_export", read_export)
+    monkeypatch.setattr("engine.predict.read_export", read_export)
+    launched = []
+    monkeypatch.setattr(demo.app.gr.Blocks, "launch", lambda self, **kw: launched.append(kw))
+    assert demo.__main__.main(["--model", str(mine), "--no-compile"]) == 0
+    assert read == [mine.resolve()] and launched
+
+
+def test_launch_options_and_the_warning_for_an_open_server(monkeypatch, capsys):
+    import demo.__main__
+    import demo.app
+
+    launched = []
+    monkeypatch.setattr(demo.app.gr.Blocks, "launch", lambda self, **kw: launched.append(kw))
+    assert demo.__main__.main(["--no-compile"]) == 0
+    options = launched[-1]
+    assert options["server_name"] == "127.0.0.1" and options["auth"] is None
+    assert (options["ssr_mode"], options["run_history"], options["show_error"], options["share"]) == (False,) * 4
+    assert "warning" not in capsys.readouterr().err
+    assert demo.__main__.main(["--no-compile", "--host", "0.0.0.0"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the demo listens on 0.0.0.0:7860 without a login" in err and "--auth USER:PASSWORD" in err
+    assert demo.__main__.main(["--no-compile", "--host", "0.0.0.0", "--auth", "teacher:pw"]) == 0
+    assert launched[-1]["auth"] == ("teacher", "pw") and "warning" not in capsys.readouterr().err
+    monkeypatch.setenv("PETBREEDS_AUTH", "room12:secret")
+    assert demo.__main__.main(["--no-compile", "--host", "192.168.1.5"]) == 0
+    assert launched[-1]["auth"] == ("room12", "secret") and "warning" not in capsys.readouterr().err
+
+
+def test_session_models_are_an_lru_with_a_time_to_live():
+    from demo.sessions import SessionModels
+
+    now = [0.0]
+    store = SessionModels(capacity=3, ttl=100, clock=lambda: now[0])
+    for name in "abcd":
+        store.put(name, f"model {name}")
+        now[0] += 1
+    assert store.get("a") is None and len(store) == 3  # the least recently used went first
+    assert store.get("b") == "model b"  # b is now the most recent
+    store.put("e", "model e")
+    assert store.get("c") is None and store.get("b") == "model b"
+    now[0] += 101
+    assert store.get("b") is None and len(store) == 0  # unused for longer than the ttl
+    assert store.get(None) is None and store.get("") is None
+
+
+def test_training_slots_admit_one_running_one_waiting_and_one_per_session():
+    from demo.sessions import Refused, TrainingSlots
+
+    now = [0.0]
+    slots = TrainingSlots(running=1, waiting=1, expected_s=120, clock=lambda: now[0])
+    first = slots.enter("a")
+    assert first.start(block=False)
+    second = slots.enter("b")
+    assert not second.start(block=False)  # waits for the first
+    with pytest.raises(Refused, match="You already have a training that is running"):
+        slots.enter("a")
+    with pytest.raises(Refused, match="You already have a training that is waiting to start"):
+        slots.enter("b")
+    with pytest.raises(Refused, match=r"Training is busy: 1 running and 1 waiting.*about 4 min"):
+        slots.enter("c")  # 2 min left of the first, 2 for the second
+    now[0] += 90
+    first.release()
+    assert slots.expected_s == 90 and second.start(block=False) and slots.busy == 1
+    third = slots.enter("c")
+    second.release()
+    second.release()  # twice is harmless
+    assert third.start(block=False)
+    third.release()
+    assert slots.busy == 0
 
 
 def test_launch_compiles_the_model_in_the_background_unless_told_not_to(monkeypatch):
     import demo.__main__
     import demo.app
-    from engine.predict import Predictor
 
     compiled, launched = [], []
-    monkeypatch.setattr(Predictor, "compile", lambda self, **kw: compiled.append(self) or self)
-    monkeypatch.setattr(demo.app.gr.Blocks, "launch", lambda self, **kw: launched.append(kw))
+    monkeypatch.setattr(demo.app, "compile_in_background", compiled.append)  # called at launch, or not at all
+    monkeypatch.setattr(demo.app.gr.Blocks, "launch", lambda self, **kw: launched.append((self, kw)))
     assert demo.__main__.main(["--port", "7999"]) == 0
-    for _ in range(100):  # the compile thread
-        if compiled:
-            break
-        time.sleep(0.05)
-    assert compiled == [demo.app.demo.petbreeds_predictor] and launched[0]["server_port"] == 7999
+    app, options = launched[0]
+    assert compiled == [app.petbreeds_predictor] and options["server_port"] == 7999
     assert demo.__main__.main(["--port", "7999", "--no-compile"]) == 0
-    time.sleep(0.5)
     assert len(compiled) == 1 and len(launched) == 2
 
 

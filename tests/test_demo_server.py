@@ -1,25 +1,33 @@
-"""The real server: ``python -m demo`` in a child process, called over HTTP with gradio_client.
+"""The real server: ``python -m demo`` in a child process, called over HTTP with gradio_client and
+with raw payloads (``demo.server.RawClient``: any event by its ``fn_index``, any JSON), as an
+attacker on a classroom network would.
 
-One server for the module (starting it takes a few seconds); it is stopped at the end.
+One server for most of the module (starting it takes a few seconds); the tests that need other
+options (tiny training data, a login, a short cache life) start their own.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from demo.server import DemoServer
+from demo.server import DemoServer, RawClient
+from engine.synthetic import write_labels_csv, write_synthetic_pets
 
-gradio_client = pytest.importorskip("gradio_client")
+import gradio_client  # noqa: E402  (a test dependency: missing, the suite fails rather than skips)
 MB = 2**20
 
 
 @pytest.fixture(scope="module")
-def server():
-    with DemoServer() as running:
+def server(tmp_path_factory):
+    # its own upload folder, so that what the tests leave there cannot meet another server's files
+    with DemoServer(env={"GRADIO_TEMP_DIR": str(tmp_path_factory.mktemp("gradio"))}) as running:
         yield running
 
 
@@ -32,11 +40,14 @@ def _predict(client, path):
     return client.predict(gradio_client.handle_file(str(path)), False, api_name="/predict")
 
 
+PHOTO = Path(__file__).resolve().parents[1] / "demo" / "examples" / "pug_140.jpg"  # shipped with the demo
+
+
 def _assert_answers(client, server):
-    """The server is alive and still predicts (after whatever the test sent it)."""
+    """The server is alive and still predicts a photo (after whatever the test sent it)."""
     assert server.process.poll() is None, server.output()
-    with urllib.request.urlopen(server.url, timeout=10) as response:
-        assert response.status == 200
+    top5, message, _ = _predict(client, PHOTO)
+    assert top5["label"] == "pug" and "ms with the shipped model" in message
 
 
 @pytest.mark.parametrize("name,breed", [("keeshond_119.jpg", "keeshond"), ("Bengal_169.jpg", "Bengal")])
@@ -50,23 +61,13 @@ def test_predicts_the_breed_of_a_real_photo(client, pets_sample, name, breed):
 
 
 def _event(client, api_name: str, data: list, event_data=None):
-    """Call an event by its API name over raw HTTP (as any script could) and return its output list."""
-    import gradio_client.utils
-
-    fn_index = next(d["id"] for d in client.config["dependencies"] if d.get("api_name") == api_name)
-    body = {"data": data, "fn_index": fn_index, "session_hash": "raw-test", "event_data": event_data}
-    request = urllib.request.Request(client.src.rstrip("/") + "/gradio_api/queue/join", json.dumps(body).encode(),
-                                     {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        assert response.status == 200
-    with urllib.request.urlopen(client.src.rstrip("/") + "/gradio_api/queue/data?session_hash=raw-test",
-                                timeout=120) as stream:
-        for line in stream:
-            if line.startswith(b"data: "):
-                msg = json.loads(line[6:])
-                if msg.get("msg") == "process_completed":
-                    return msg["output"].get("data"), msg["output"].get("error")
-    raise AssertionError("no result")
+    """Call an event by its API name over raw HTTP (as any script could): ``(output list, error)``."""
+    raw = RawClient(client.src)
+    try:
+        output, error, _ = raw.call(raw.fn_index(api_name), data, event_data)
+        return output, error
+    finally:
+        raw.close()
 
 
 def test_example_thumbnails_are_picked_by_position_only(client):
@@ -123,8 +124,13 @@ def test_uploads_over_the_size_limit_are_refused_by_the_server(server, client):
     _assert_answers(client, server)
 
 
-def test_launch_options(server):
-    assert server.url.startswith("http://127.0.0.1:")
+def test_launch_options_read_from_the_running_server(server):
+    import psutil
+
+    process = psutil.Process(server.pid)
+    listening = {c.laddr for c in process.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+    assert listening == {("127.0.0.1", server.port)}  # this machine only, one socket
+    assert not [p for p in process.children(recursive=True) if "node" in p.name()]  # no server-side rendering
     with urllib.request.urlopen(server.url + "config", timeout=10) as response:
         config = json.load(response)
     assert config["max_file_size"] == 10 * MB
@@ -163,3 +169,248 @@ def test_a_fresh_machine_with_the_full_download_has_examples_and_training(full_p
         assert len(shown) == 8 and shown[0][0].isupper() and shown[-1][0].islower()
         output, error = _event(c, "predict_example", [False, None], {"index": 0, "value": None})
         assert error is None and "ms with the shipped model" in output[1]
+
+
+# --- attacks: files, inputs, load -----------------------------------------------------------------
+
+def _file_events(raw):
+    """Every event that takes a file: (name, fn_index, data for a given file payload)."""
+    photo_events = [("predict", raw.fn_index("predict")), ("predict_camera", raw.fn_index("predict_camera"))]
+    compare = raw.fn_index(first_input="Photo", trigger="click")
+    return [(name, fn, lambda f: [f, False]) for name, fn in photo_events] + \
+        [("presize lab", compare, lambda f: [f, 10, 1.1, 2, 0])]
+
+
+def test_no_file_outside_the_upload_folder_reaches_a_handler(server, pets_sample, tmp_path):
+    raw = RawClient(server.url)
+    inside = raw.upload(PHOTO)
+    secret = tmp_path / "secret.png"  # a real image on the server, outside the upload folder
+    Image.new("RGB", (64, 64), (250, 10, 10)).save(secret)
+    link = Path(inside["path"]).parent / f"link-{time.monotonic_ns()}.png"  # inside the upload folder, to outside
+    link.symlink_to(secret)
+    outside = [str(secret), "/etc/passwd", str(pets_sample / "images" / "pug_140.jpg"), str(tmp_path / "missing.png"),
+               str(tmp_path), inside["path"] + "/../../../../etc/passwd", str(link), "/dev/zero", "/proc/self/environ"]
+    for name, fn, data in _file_events(raw):
+        answers = set()
+        for path in outside:
+            for payload in ({"path": path}, {"path": path, "meta": {"_type": "gradio.FileData"}}, path):
+                output, error, _ = raw.call(fn, data(payload))
+                if output is None:  # refused by Gradio itself (a FileData outside its cache)
+                    assert "root:" not in str(error) and "secret" not in str(error), (name, path, error)
+                    continue
+                text = output[1] if name != "presize lab" else output[-1]
+                images = [output[2]] if name != "presize lab" else [output[0], output[2], output[3], *output[1]]
+                assert all(not i for i in images), (name, path, output)  # no preview of anything
+                answers.add(text)
+        # the same words for every path, there or not, image or not (or Gradio refused the payload itself)
+        assert len(answers) <= 1 and all("did not arrive completely" in a for a in answers), (name, answers)
+        output, _, _ = raw.call(fn, data(inside))  # a real upload still works
+        assert "did not arrive" not in str(output)
+    raw.close()
+
+
+def _rss_mb(server) -> float:
+    import psutil
+
+    process = psutil.Process(server.pid)
+    return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)]) / 2**20
+
+
+def test_every_event_checks_its_inputs(server):
+    raw = RawClient(server.url)
+    photo = raw.upload(PHOTO)
+    before = _rss_mb(server)
+    nan, inf = float("nan"), float("inf")
+    softmax = raw.fn_index(first_input="True class")
+    log_fn, huge_fn = raw.fn_index(first_input="x for log(x)"), raw.fn_index(first_input="a huge logit")
+    compare = raw.fn_index(first_input="Photo", trigger="click")
+    compare_example = raw.fn_index(first_input="Rotation (degrees)", trigger="select")
+    train = raw.fn_index("train")
+    ok_softmax = ["beagle", 1.0, 1.0, -0.5, 3.0, 0.5, 2.0]
+    cases = [
+        (softmax, ["beagle", 1e6, *ok_softmax[2:]], "The temperature must be between 0.1 and 5"),
+        (softmax, ["beagle", nan, *ok_softmax[2:]], "The temperature must be between 0.1 and 5"),
+        (softmax, ["beagle", 1.0, "abc", *ok_softmax[3:]], "must be a number between -10 and 10, not str"),
+        (softmax, ["beagle", 1.0, -1e308, *ok_softmax[3:]], "must be between -10 and 10"),
+        (softmax, ["wolf", *ok_softmax[1:]], "The true class must be one of"),
+        (log_fn, ["abc"], "x must be a number"),
+        (log_fn, [inf], "x must be between"),
+        (huge_fn, [inf], "Type a finite number"),
+        (huge_fn, [[1, 2]], "Type a finite number"),
+        (compare, [photo, 10, 1.1, 10**6, 0], "The number of augmented views must be between 1 and 12"),
+        (compare, [photo, 10, 1.1, 40, 0], "between 1 and 12"),
+        (compare, [photo, 10, 1.1, -5, 0], "between 1 and 12"),
+        (compare, [photo, 10, 1.1, "6", 0], "must be a number between 1 and 12, not str"),
+        (compare, [photo, 10, 1.1, 2.5, 0], "must be a whole number"),
+        (compare, [photo, 1e9, 1.1, 2, 0], "The rotation must be between 0 and 45"),
+        (compare, [photo, 10, 0.5, 2, 0], "The zoom must be between 1 and 2"),
+        (compare, [photo, 10, nan, 2, 0], "The zoom must be between 1 and 2"),
+        (compare, [photo, 10, 1.1, 2, -1], "The random seed must be between 0 and"),
+        (compare, [photo, 10, 1.1, 2, 2**40], "The random seed must be between 0 and"),
+        (train, [99, 8, True, 0.002, False], "The number of unfrozen epochs must be between 0 and 3"),
+        (train, [0, 10**6, True, 0.002, False], "The number of head-only epochs must be between 1 and 32"),
+        (train, [0, 0, True, 0.002, False], "between 1 and 32"),
+        (train, [0, 8, True, 5.0, False], "The base LR must be between 1e-06 and 1"),
+        (train, [0, 8, True, nan, False], "The base LR must be between"),
+        (train, [0, 8, "yes", 0.002, False], "must be ticked or not"),
+        (train, [0, 8, True, 0.002, 1], "must be ticked or not"),
+        (raw.fn_index("predict"), [photo, "yes"], "must be ticked or not"),
+    ]
+    for fn, data, expected in cases:
+        output, error, _ = raw.call(fn, data)
+        assert error is None and output is not None, (data, error)  # our handler answered, with a message
+        shown = " ".join(str(o) for o in output if isinstance(o, str))
+        assert expected in shown, (data, shown[:300])
+    output, error, _ = raw.call(compare_example, [10, 1.1, 10**6, 0], {"index": 0, "value": None})
+    assert "between 1 and 12" in output[-1]
+    assert _rss_mb(server) - before < 200  # nothing huge was even tried
+    _assert_answers(gradio_client.Client(server.url, verbose=False), server)
+    raw.close()
+
+
+def test_result_files_are_unique_and_complete_under_concurrent_reads(server):
+    # Identical previews used to share one cache file, rewritten while others downloaded it.
+    raw = RawClient(server.url)
+    photo = raw.upload(PHOTO)
+    fn = raw.fn_index("predict")
+    urls, errors = [], []
+
+    def visitor():
+        me = RawClient(server.url)
+        try:
+            for _ in range(4):
+                output, error, _ = me.call(fn, [photo, False])
+                urls.append(output[2]["url"])
+                Image.open(__import__("io").BytesIO(me.fetch(output[2]))).load()  # complete and decodable
+        except Exception as err:  # noqa: BLE001 (collected, then asserted)
+            errors.append(repr(err))
+        finally:
+            me.close()
+
+    threads = [threading.Thread(target=visitor) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(urls) == 16 and len(set(urls)) == 16  # same photo, 16 different files
+    raw.close()
+
+
+# --- training: admission and sessions -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_server(tmp_path_factory):
+    """A server whose training data is 4 breeds x 6 small generated photos: a training takes seconds."""
+    folder = tmp_path_factory.mktemp("tiny_train")
+    paths = write_synthetic_pets(folder / "images", breeds=["pug", "beagle", "Bengal", "boxer"], n_per_breed=6,
+                                 size=(96, 80), seed=3)
+    table = write_labels_csv(folder, paths, valid_per_breed=2)
+    with DemoServer(["--no-compile", "--train-data", str(table)]) as running:
+        yield running
+
+
+TRAIN = [0, 2, True, 0.002, False]  # no unfrozen epoch, 2 head-only epochs, the LR finder's suggestion
+
+
+def test_twenty_trainings_admit_two_and_photos_keep_flowing(tiny_server):
+    raw = RawClient(tiny_server.url)
+    photo, train, predict = raw.upload(PHOTO), raw.fn_index("train"), raw.fn_index("predict")
+    events, lock, stop = [], threading.Lock(), threading.Event()
+
+    def note(*what):
+        with lock:
+            events.append((time.monotonic(), *what))
+
+    def predicting():
+        me = RawClient(tiny_server.url)
+        while not stop.is_set():
+            output, error, _ = me.call(predict, [photo, False])
+            note("prediction", output is not None and "ms with the shipped model" in output[1], error)
+        me.close()
+
+    def training(i):
+        me = RawClient(tiny_server.url, session=f"visitor-{i}")
+        output, error, messages = me.call(train, TRAIN)
+        note("training", i, [v for v in RawClient.values(messages) if isinstance(v, str)], error)
+        me.close()
+
+    predictor = threading.Thread(target=predicting)
+    predictor.start()
+    trainers = [threading.Thread(target=training, args=(i,)) for i in range(20)]
+    for t in trainers:
+        t.start()
+    for t in trainers:
+        t.join()
+    stop.set()
+    predictor.join()
+    trainings = [e for e in events if e[1] == "training"]
+    admitted = [e for e in trainings if any("Done in" in s for s in e[3])]
+    busy = [e for e in trainings if e[3] and e[3][-1].startswith("Training is busy")]
+    assert len(trainings) == 20 and len(admitted) == 2 and len(busy) == 18, [e[3][-1][:80] for e in trainings]
+    assert "Try again in about" in busy[0][3][-1]
+    assert any(s.startswith("Waiting for the training before yours") for e in admitted for s in e[3])
+    predictions = [e for e in events if e[1] == "prediction"]
+    assert predictions and all(ok for _, _, ok, _ in predictions), [e for e in predictions if not e[2]][:3]
+    # a prediction finished while a training was still running: between the first training's
+    # first progress message and its end (order of events, not a duration)
+    first_end = min(e[0] for e in admitted)
+    assert any(t < first_end for t, *_ in predictions[1:])
+    assert _rss_mb(tiny_server) < 3000
+    raw.close()
+
+
+def test_a_visitor_gets_one_training_at_a_time(tiny_server):
+    page = RawClient(tiny_server.url)  # one page, one result stream, two clicks on "train"
+    train = page.fn_index("train")
+    first, second = page.join(train, TRAIN), page.join(train, TRAIN)
+    answers = sorted(out[0][0] if out[0] else str(out[1]) for out in page.results([first, second]).values())
+    assert answers[0].startswith("1. Data:") and "Done in" in answers[0], answers
+    assert answers[1].startswith("You already have a training that is running in this session"), answers
+    page.close()
+
+
+def test_a_trained_model_belongs_to_its_session_only(tiny_server):
+    mine, other = RawClient(tiny_server.url, session="mine"), RawClient(tiny_server.url, session="other")
+    output, error, _ = mine.call(mine.fn_index("train"), TRAIN)
+    assert error is None and "Done in" in output[0], output
+    photo = mine.upload(PHOTO)
+    predict = mine.fn_index("predict")
+    assert "with your model from tab 4" in mine.call(predict, [photo, True])[0][1]
+    assert "with the shipped model" in mine.call(predict, [photo, False])[0][1]
+    answer = other.call(predict, [photo, True])[0][1]
+    assert "You have not trained a model in this session yet" in answer and "with the shipped model" in answer
+    mine.close()
+    other.close()
+
+
+# --- options: cache life, login -------------------------------------------------------------------
+
+def test_uploads_and_results_are_deleted_after_their_time(tmp_path):
+    temp = tmp_path / "gradio"
+    with DemoServer(["--no-compile", "--delete-after", "2"], env={"GRADIO_TEMP_DIR": str(temp)}) as short:
+        raw = RawClient(short.url)
+        photo = raw.upload(PHOTO)
+        output, _, _ = raw.call(raw.fn_index("predict"), [photo, False])
+        files = [Path(photo["path"]), Path(output[2]["path"])]
+        assert all(f.is_file() and f.is_relative_to(temp) for f in files)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(f.exists() for f in files):
+            time.sleep(0.5)
+        assert not any(f.exists() for f in files), files
+        assert "ms with the shipped model" in raw.call(raw.fn_index("predict"), [raw.upload(PHOTO), False])[0][1]
+        raw.close()
+
+
+def test_a_login_keeps_everyone_else_out(tmp_path):
+    with DemoServer(["--no-compile", "--auth", "teacher:s3cr:et"]) as locked:
+        stranger = RawClient(locked.url)
+        assert stranger.http.get(locked.url + "config").status_code == 401
+        assert stranger.login("teacher", "wrong") == 400
+        assert stranger.http.post(locked.url + "gradio_api/queue/join",
+                                  json={"data": [], "fn_index": 0, "session_hash": "x"}).status_code == 401
+        teacher = RawClient(locked.url)
+        assert teacher.login("teacher", "s3cr:et") == 200  # the password may hold a colon
+        output, error, _ = teacher.call(teacher.fn_index("predict"), [teacher.upload(PHOTO), False])
+        assert error is None and "ms with the shipped model" in output[1]
+        stranger.close()
+        teacher.close()

@@ -28,15 +28,21 @@ def trained(tmp_path_factory):
     return learn, out
 
 
+def weights_of(folder):
+    """The weights file an export's meta.json names."""
+    return folder / json.loads((folder / "meta.json").read_text())["weights"]
+
+
 def test_export_writes_two_plain_files(trained):
     learn, out = trained
-    assert sorted(p.name for p in out.iterdir()) == ["meta.json", "model.safetensors"]
     meta = json.loads((out / "meta.json").read_text())
+    assert sorted(p.name for p in out.iterdir()) == ["meta.json", meta["weights"]]
+    assert meta["weights"] == f"model-{meta['sha256'][:16]}.safetensors"
     assert meta["arch"] == "efficientnet_lite0" and meta["vocab"] == learn.dls.vocab
     assert meta["normalization"] == {"mean": [0.5] * 3, "std": [0.5] * 3}
     assert (meta["presize"], meta["size"], meta["dtype"]) == (64, 48, "float32")
     assert meta["imagenet_classifier"] is True and len(meta["sha256"]) == 64
-    assert (out / "model.safetensors").read_bytes()[:1] != b"\x80"  # not a pickle
+    assert weights_of(out).read_bytes()[:1] != b"\x80"  # not a pickle
 
 
 def test_predictor_gives_the_learners_predictions(trained):
@@ -89,7 +95,7 @@ def test_fold_batchnorm_keeps_outputs(trained):
 def test_half_export_is_half_the_size_and_still_predicts(trained, tmp_path):
     learn, out = trained
     half = learn.export(tmp_path / "half", half=True)
-    full_size, half_size = (out / "model.safetensors").stat().st_size, (half / "model.safetensors").stat().st_size
+    full_size, half_size = weights_of(out).stat().st_size, weights_of(half).stat().st_size
     assert half_size < 0.55 * full_size
     path = learn.dls.valid.dataset.items[0]
     assert load_predictor(half).predict(path)[0] == load_predictor(out).predict(path)[0]
@@ -120,11 +126,20 @@ def test_damaged_exports_are_clear_errors(trained, tmp_path):
     _, out = trained
     bad = tmp_path / "bad"
     shutil.copytree(out, bad)
-    data = bytearray((bad / "model.safetensors").read_bytes())
+    data = bytearray(weights_of(bad).read_bytes())
     data[-10] ^= 0xFF
-    (bad / "model.safetensors").write_bytes(bytes(data))
+    weights_of(bad).write_bytes(bytes(data))
     with pytest.raises(ValueError, match="does not match meta.json"):
         read_export(bad)
+    meta = json.loads((bad / "meta.json").read_text())
+    for elsewhere in ("../../etc/passwd", "/etc/passwd", "model.pth"):  # meta.json can only name a file beside it
+        (bad / "meta.json").write_text(json.dumps({**meta, "weights": elsewhere}))
+        with pytest.raises(ValueError, match="not a model-\\*.safetensors file beside it"):
+            read_export(bad)
+    for broken in ("{not json", "[1, 2]", ""):
+        (bad / "meta.json").write_text(broken)
+        with pytest.raises(ValueError, match="meta.json"):
+            read_export(bad)
     (bad / "meta.json").unlink()
     with pytest.raises(FileNotFoundError, match="missing meta.json"):
         read_export(bad)
@@ -132,23 +147,54 @@ def test_damaged_exports_are_clear_errors(trained, tmp_path):
         read_export(tmp_path / "nowhere")
 
 
-def test_export_is_atomic(trained, tmp_path, monkeypatch):
-    """A crash while writing leaves the previous export whole and no temporary files."""
+@pytest.mark.parametrize("where", ["weights", "meta.json"])
+def test_a_failed_export_leaves_the_previous_one_loadable(trained, tmp_path, monkeypatch, where):
+    """Exporting over an existing export fails half-way: before the weights are written, or after
+    them while meta.json is written. The previous export still loads, with its own weights."""
     import engine.export as E
 
     learn, _ = trained
     target = learn.export(tmp_path / "m")
-    good = (target / "model.safetensors").read_bytes()
+    before = sorted(p.name for p in target.iterdir())
+    old_meta, old_state = read_export(target)
+    with torch.no_grad():  # a different model, so the new export would differ
+        for p in learn.model.head.parameters():
+            p.add_(1.0)
 
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("safetensors.torch.save_file", crash)
-    with pytest.raises(OSError, match="disk full"):
-        E.export(learn, target)
-    assert (target / "model.safetensors").read_bytes() == good
-    assert sorted(p.name for p in target.iterdir()) == ["meta.json", "model.safetensors"]
-    read_export(target)  # still consistent
+    if where == "weights":
+        monkeypatch.setattr("safetensors.torch.save_file", crash)
+    else:
+        monkeypatch.setattr(E, "_write_atomically", crash)
+    try:
+        with pytest.raises(OSError, match="disk full"):
+            E.export(learn, target)
+    finally:
+        with torch.no_grad():
+            for p in learn.model.head.parameters():
+                p.sub_(1.0)
+    assert sorted(p.name for p in target.iterdir()) == before  # nothing new left behind, nothing old gone
+    meta, state = read_export(target)
+    assert meta == old_meta and all(torch.equal(state[k], old_state[k]) for k in old_state)
+    monkeypatch.undo()
+    E.export(learn, target, half=True)  # and a later export replaces it completely
+    meta = json.loads((target / "meta.json").read_text())
+    assert sorted(p.name for p in target.iterdir()) == ["meta.json", meta["weights"]] and meta["dtype"] == "float16"
+    read_export(target)
+
+
+def test_an_export_from_before_content_named_weights_still_loads(trained, tmp_path):
+    import shutil
+
+    _, out = trained
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    meta = json.loads((old / "meta.json").read_text())
+    (old / meta.pop("weights")).rename(old / "model.safetensors")
+    (old / "meta.json").write_text(json.dumps(meta))
+    assert load_predictor(old).vocab == meta["vocab"]
 
 
 def test_bad_images_are_clear_errors(trained, tmp_path):

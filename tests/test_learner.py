@@ -110,55 +110,110 @@ def test_cancel_epoch_and_fit_still_clean_up(tiny_folder):
     assert names.count("after_step") == 2 and "after_fit" not in names and names[-1] == "cleanup_fit"
 
 
-def test_nan_loss_names_epoch_and_batch(tiny_folder):
+def state_of(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def same_state(model, state):
+    return all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+
+
+class Snapshot(Callback):
+    """Keeps the weights at the end of every completed epoch (after validation), by epoch number."""
+
+    order = 50
+
+    def __init__(self):
+        self.states = {}
+
+    def after_epoch(self, learn):
+        if not learn.training:
+            self.states[learn.epoch + 1] = state_of(learn.model)
+
+
+def test_nan_loss_names_epoch_and_batch_and_restores_the_last_epoch(tiny_folder):
     calls = []
+    dls = make_dls(tiny_folder)
+    n_batches = len(dls.train) + len(dls.valid)
 
     def loss_that_breaks(preds, targets):
         calls.append(1)
         loss = nn.functional.cross_entropy(preds, targets)
-        return loss * float("nan") if len(calls) == 3 else loss
+        return loss * float("nan") if len(calls) == n_batches + 3 else loss  # all of epoch 1, then 3 batches
 
     learn = make_learner(tiny_folder, loss_func=loss_that_breaks)
-    with pytest.raises(NonFiniteError, match=r"^loss became NaN at epoch 1, batch 3: the learning rate may be too high"):
-        learn.fit(1)
+    snap = Snapshot()
+    with pytest.raises(NonFiniteError, match=r"^loss became NaN at epoch 2, batch 3: the learning rate may be too high"
+                                             r".*the model is back to the end of epoch 1 of this fit"):
+        learn.fit(3, lr=1e-3, cbs=[snap])
+    assert same_state(learn.model, snap.states[1]) and list(snap.states) == [1]
 
 
-def test_huge_learning_rate_is_caught(tiny_folder):
+def test_a_nan_gradient_with_a_finite_loss_is_never_applied(tiny_folder):
+    class PoisonGradient(Callback):
+        order = -1  # before the guard looks at the gradients
+
+        def after_backward(self, learn):
+            if learn.iter == 1:
+                next(learn.model.parameters()).grad[0].fill_(float("nan"))
+
     learn = make_learner(tiny_folder)
-    with pytest.raises(NonFiniteError, match=r"became (NaN|infinite) at epoch \d+, batch \d+"):
+    before = state_of(learn.model)
+    with pytest.raises(NonFiniteError, match=r"^the gradients became NaN or infinite at epoch 1, batch 2 \(the loss "
+                                             r"was still finite\).*back to where it was before this fit"):
+        learn.fit(2, lr=1e-3, cbs=[PoisonGradient()])
+    assert same_state(learn.model, before)  # one step was applied, then undone: the snapshot is back
+
+
+def test_a_huge_learning_rate_leaves_finite_weights_equal_to_the_snapshot(tiny_folder):
+    learn = make_learner(tiny_folder)
+    before = state_of(learn.model)
+    with pytest.raises(NonFiniteError, match=r"became (NaN|NaN or infinite|infinite) at epoch 1, batch \d+"):
         learn.fit(20, lr=1e8)
+    assert same_state(learn.model, before)
+    assert all(torch.isfinite(v).all() for v in learn.model.state_dict().values() if v.is_floating_point())
 
 
 class Interrupt(Callback):
-    """Presses Ctrl-C (a real SIGINT) in the middle of the third step, between backward and step."""
+    """Presses Ctrl-C (a real SIGINT, raised in this thread so it lands at once) in the middle of a
+    step, between backward and the optimizer step, at the ``at``-th step of the fit."""
 
-    def __init__(self):
-        self.steps, self.after = 0, None
+    def __init__(self, at: int):
+        self.at, self.steps, self.after = at, 0, None
 
     def after_backward(self, learn):
         self.steps += 1
-        if self.steps == 3:
-            os.kill(os.getpid(), signal.SIGINT)
+        if self.steps == self.at:
+            signal.raise_signal(signal.SIGINT)
 
     def after_step(self, learn):
-        if self.steps == 3:
-            self.after = params_of(learn.model)
+        if self.steps == self.at:
+            self.after = state_of(learn.model)  # the step that was running when Ctrl-C came, finished
 
 
-def test_ctrl_c_finishes_the_step_and_keeps_the_model(tiny_folder, capsys):
+def test_ctrl_c_finishes_the_step_stops_and_restores_the_last_epoch(tiny_folder, capsys):
     learn = make_learner(tiny_folder)
-    cb, log = Interrupt(), EventLog()
-    learn.fit(2, lr=1e-3, cbs=[cb, log])
+    n = len(learn.dls.train)
+    cb, log, snap = Interrupt(at=n + 3), EventLog(), Snapshot()
+    with pytest.raises(KeyboardInterrupt):
+        learn.fit(3, lr=1e-3, cbs=[cb, log, snap])
     assert learn.interrupted
-    assert "stopped by Ctrl-C at epoch 1, batch 3" in capsys.readouterr().out
-    # the interrupted step completed: the weights are exactly those after step 3
-    for p, q in zip(params_of(learn.model), cb.after):
-        assert torch.equal(p, q)
-    assert all(torch.isfinite(p).all() for p in learn.model.parameters())
-    assert [e for e, _ in log.events][-1] == "cleanup_fit"
+    assert "stopped by Ctrl-C at epoch 2, batch 3: the model is back to the end of epoch 1 of this fit" in \
+        capsys.readouterr().out
+    assert cb.after is not None and not same_state(learn.model, cb.after)  # the step ran (no half-updated tensor) ...
+    assert same_state(learn.model, snap.states[1])  # ... and then the model went back to the end of epoch 1
+    assert [e for e, _ in log.events][-1] == "cleanup_fit" and "after_fit" not in [e for e, _ in log.events]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
     learn.fit(1, lr=1e-3)  # and it can go on training
     assert not learn.interrupted
+
+
+def test_ctrl_c_in_the_first_epoch_puts_the_model_back_as_before_fit(tiny_folder):
+    learn = make_learner(tiny_folder)
+    before = state_of(learn.model)
+    with pytest.raises(KeyboardInterrupt):
+        learn.fit(2, lr=1e-3, cbs=[Interrupt(at=2)])
+    assert same_state(learn.model, before)
 
 
 def test_one_cycle_sets_the_scheduled_rates(tiny_folder):

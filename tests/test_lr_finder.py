@@ -41,10 +41,37 @@ def test_lr_find_restores_weights_and_optimizer(learn):
     assert result.lrs[0] == pytest.approx(1e-7)
 
 
-def test_lr_find_stops_when_the_loss_explodes(learn):
+def test_lr_find_stops_when_the_loss_explodes_and_restores_the_weights(learn):
+    before = copy.deepcopy(learn.model.state_dict())
     result = learn.lr_find(start_lr=1e-4, end_lr=1e4, num_it=60)
     assert len(result.losses) < 60  # stopped early: 4x the minimum, or a NaN
     assert result.lrs[-1] < 1e4
+    assert all(torch.equal(v, before[k]) for k, v in learn.model.state_dict().items())
+
+
+def test_ctrl_c_during_lr_find_stops_it_and_restores_the_weights(learn):
+    import signal
+
+    from engine.callbacks import Callback
+
+    class Press(Callback):
+        steps = 0
+
+        def after_step(self, learn):
+            self.steps += 1
+            if self.steps == 5:
+                signal.raise_signal(signal.SIGINT)
+
+    before = copy.deepcopy(learn.model.state_dict())
+    history = len(learn.recorder.losses)
+    learn.add_cb(press := Press())
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            learn.lr_find(num_it=40)
+    finally:
+        learn.cbs.remove(press)
+    assert all(torch.equal(v, before[k]) for k, v in learn.model.state_dict().items())
+    assert len(learn.recorder.losses) == history  # the sweep left nothing in the history
 
 
 def test_smoothing_is_debiased(learn):

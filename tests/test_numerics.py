@@ -8,10 +8,8 @@ from engine.numerics import NonFiniteError, check_finite, compare_softmax, log_o
 
 def test_log_of_negative_two():
     out = log_of(-2)
-    assert math.isnan(out["torch.log"])
-    assert out["math.log"] == "ValueError: math domain error"
-    with pytest.raises(ValueError):
-        math.log(-2)
+    assert out["x"] == -2 and math.isnan(out["torch.log"])  # torch carries on with a NaN ...
+    assert out["math.log"] == "ValueError: math domain error"  # ... where Python refuses (reported, not raised)
 
 
 def test_log_of_zero_is_minus_inf_in_torch():

@@ -5,12 +5,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_import_engine_is_quick_and_lazy():
-    code = "import sys, time; t = time.perf_counter(); import engine; dt = time.perf_counter() - t; " \
-           "print(dt, 'torch' in sys.modules, 'timm' in sys.modules)"
+def test_import_engine_is_lazy():
+    code = "import sys, engine; print(sorted(m for m in ('torch', 'timm', 'numpy', 'PIL') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
-    dt, torch_loaded, timm_loaded = out.stdout.split()
-    assert float(dt) < 0.5 and torch_loaded == "False" and timm_loaded == "False"
+    assert (out.returncode, out.stdout.strip()) == (0, "[]")
 
 
 def test_every_exported_name_resolves():

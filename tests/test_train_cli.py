@@ -70,3 +70,66 @@ def test_bad_data_is_one_line_and_nothing_is_written(tmp_path, make, message):
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert out.stderr.startswith("error: ") and message in out.stderr, out.stderr
     assert not (tmp_path / "model").exists()
+
+
+# A child process runs the real command; a hook presses Ctrl-C (a real SIGINT, raised in the child's
+# own main thread, so it lands at a known point) when the chosen phase is under way.
+_INTERRUPT = """
+import signal, sys
+import torch
+from torch import nn
+import engine.features as features
+from engine.learner import Learner
+from engine.train import main
+
+PHASE = sys.argv[1]
+real_compute, real_one_batch = features.compute_features, Learner.one_batch
+
+def compute_features(learn, *args, **kwargs):
+    if PHASE == "caching":
+        body = getattr(learn.model, "module", learn.model).body
+        calls = []
+        def press(module, inputs):
+            calls.append(1)
+            if len(calls) == 2:
+                signal.raise_signal(signal.SIGINT)
+        body.register_forward_pre_hook(press)
+    return real_compute(learn, *args, **kwargs)
+
+def one_batch(self):
+    head_phase = isinstance(self.model, nn.Sequential)  # the head learner trains the head on features
+    if self.training and self.epoch == 1 and self.iter == 1 and PHASE == ("head" if head_phase else "unfrozen"):
+        signal.raise_signal(signal.SIGINT)
+    return real_one_batch(self)
+
+features.compute_features = compute_features
+Learner.one_batch = one_batch
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("phase", ["caching", "head", "unfrozen"])
+def test_ctrl_c_in_any_phase_stops_the_run_and_exports_nothing(tmp_path, phase):
+    paths = write_synthetic_pets(tmp_path / "images", breeds=["pug", "beagle", "Bengal"], n_per_breed=6,
+                                 size=(64, 56), seed=9)
+    write_labels_csv(tmp_path, paths, valid_per_breed=2)
+    args = ["--data", str(tmp_path / "labels.csv"), "--export", str(tmp_path / "model"), "--presize", "56",
+            "--size", "48", "--freeze-epochs", "3", "--epochs", "2", "--bs", "4", "--quiet"]
+    done = subprocess.run([sys.executable, "-c", _INTERRUPT, phase, *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=300)
+    assert done.returncode == 130, (done.stdout[-1500:], done.stderr[-1500:])
+    assert "interrupted: training stopped, nothing was exported" in done.stderr and "Traceback" not in done.stderr
+    if phase != "caching":  # a fit was under way: it put its model back to its last completed epoch
+        assert "Training stopped by Ctrl-C at epoch 2, batch 2: the model is back to the end of epoch 1" in done.stdout
+    assert not (tmp_path / "model").exists()
+    assert "validation error" not in done.stdout  # nothing after the interrupted phase ran
+
+
+def test_a_nan_in_training_is_one_line_and_exit_1(tmp_path):
+    paths = write_synthetic_pets(tmp_path / "images", breeds=["pug", "beagle"], n_per_breed=5, size=(64, 56), seed=9)
+    write_labels_csv(tmp_path, paths, valid_per_breed=1)
+    out = run("--data", str(tmp_path / "labels.csv"), "--export", str(tmp_path / "model"), "--presize", "56", "--size",
+              "48", "--freeze-epochs", "2", "--head-init", "random", "--lr", "1e8", "--bs", "4", "--quiet")
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert out.stderr.startswith("error: ") and "became NaN" in out.stderr and "the model is back to" in out.stderr
+    assert not (tmp_path / "model").exists()
