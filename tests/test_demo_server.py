@@ -263,6 +263,9 @@ def test_every_event_checks_its_inputs(server):
         assert expected in shown, (data, shown[:300])
     output, error, _ = raw.call(compare_example, [10, 1.1, 10**6, 0], {"index": 0, "value": None})
     assert "between 1 and 12" in output[-1]
+    rows, text, _ = raw.call(softmax, ok_softmax)[0]  # and values the page can send still work
+    assert len(rows["data"]) == 5 and "cross-entropy" in text
+    assert "math.log(-2)" in raw.call(log_fn, [-2])[0][0]
     assert _rss_mb(server) - before < 200  # nothing huge was even tried
     _assert_answers(gradio_client.Client(server.url, verbose=False), server)
     raw.close()
