@@ -13,7 +13,7 @@ the same number of DataLoader worker processes:
 Each figure is the best of ``--epochs`` epochs (the first one warms caches and workers). By
 default it runs with 0 workers (everything in one process) and with one worker per CPU.
 The quality side (empty pixels, PSNR against a high-quality reference) is measured on every
-photo with engine.quality.
+photo with engine.data.quality.
 The last line is one JSON object with all figures.
 """
 
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.data import DataLoaders  # noqa: E402
 from engine.datasets import pets_sample  # noqa: E402
-from engine.items import get_image_files, random_split  # noqa: E402
+from engine.data.items import get_image_files, random_split  # noqa: E402
 
 
 class DecodeOnly(Dataset):
@@ -117,7 +117,7 @@ def main() -> None:
           f"{os.cpu_count()} CPUs", flush=True)
     runs = {w: measure(files, w, args.epochs, args.bs) for w in args.workers}
 
-    from engine.quality import compare_presizing
+    from engine.data.quality import compare_presizing
 
     quality = [compare_presizing(p) for p in files]
     q = {

@@ -43,7 +43,7 @@ import demo  # noqa: E402, F401  (the server's process settings, before torch is
 from demo.server import DemoServer  # noqa: E402
 from demo.settings import SHIPPED_MODEL  # noqa: E402
 from engine.datasets import pets_sample  # noqa: E402
-from engine.items import get_image_files  # noqa: E402
+from engine.data.items import get_image_files  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -72,7 +72,7 @@ def latency(files: list[Path], warmup: int) -> dict:
     import torch
     from torchvision.transforms import v2
 
-    from engine.predict import load_predictor
+    from engine.serving.predictor import load_predictor
 
     start = time.perf_counter()
     predictor = load_predictor(SHIPPED_MODEL).compile()  # what the demo serves once it has compiled

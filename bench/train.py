@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.datasets import pets_sample  # noqa: E402
-from engine.items import read_table  # noqa: E402
+from engine.data.items import read_table  # noqa: E402
 
 
 def run_recipe(seed: int | None = None) -> dict:
@@ -52,8 +52,8 @@ def run_recipe(seed: int | None = None) -> dict:
 def frozen_speedup(epochs: int = 8) -> dict:
     """The frozen phase with and without cached features, augmentation off, same epochs."""
     from engine.data import DataLoaders
-    from engine.features import fit_head_on_features
-    from engine.learner import vision_learner
+    from engine.learning.features import fit_head_on_features
+    from engine.learning.learner import vision_learner
 
     times = {}
     for cached in (False, True):

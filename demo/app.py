@@ -32,7 +32,7 @@ matplotlib.use("Agg")  # the server has no screen; figures are rendered to image
 
 import gradio as gr  # noqa: E402
 
-from engine.predict import load_predictor  # noqa: E402
+from engine.serving.predictor import load_predictor  # noqa: E402
 
 from .predict_tab import build_predict_tab  # noqa: E402
 from .presize_lab import build_presize_lab  # noqa: E402

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.datasets import is_cat
-from engine.transforms import Presize
+from engine.data.transforms import Presize
 
 from .examples import example_gallery, pick
 from .checks import InputRefused, flag, with_types
@@ -114,7 +114,7 @@ def predict_photo(photo, predictor, max_bytes: int = 10 * 2**20, model_name: str
 
     Args:
         photo: the upload; None when there is none.
-        predictor: an ``engine.predict.Predictor``.
+        predictor: an ``engine.serving.predictor.Predictor``.
         max_bytes: the upload limit (Gradio enforces it too; this also covers direct calls).
         allowed: where a visitor's file may be (see ``uploads.read_photo``); None checks nothing.
     """

@@ -1,9 +1,9 @@
 """Tab 3, "Presizing lab": one photo through presizing and through the naive order, measured.
 
-Presizing (``engine.transforms.Presize`` + ``engine.augment.BatchAugment``) resizes once to a large
+Presizing (``engine.data.transforms.Presize`` + ``engine.data.augment.BatchAugment``) resizes once to a large
 square on the CPU, then does every augmentation and the final resize to 224 in *one* interpolation.
 The naive order resizes to 224 first, then rotates, then zooms: three interpolations, and black
-corners where the rotation had no pixels. ``engine.quality.compare_presizing`` measures both: the
+corners where the rotation had no pixels. ``engine.data.quality.compare_presizing`` measures both: the
 share of empty pixels, and the PSNR against a reference rendered from the full-size photo.
 """
 
@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine.augment import BatchAugment
-from engine.predict import MAX_PIXELS
-from engine.quality import compare_presizing
-from engine.transforms import Presize, load_array, pil_to_tensor
+from engine.data.augment import BatchAugment
+from engine.data.transforms import MAX_PIXELS
+from engine.data.quality import compare_presizing
+from engine.data.transforms import Presize, load_array, pil_to_tensor
 
 from .checks import InputRefused, number, whole_number, with_types
 from .examples import example_gallery, pick

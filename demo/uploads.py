@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from engine.predict import MAX_PIXELS
+from engine.data.transforms import MAX_PIXELS
 
 __all__ = ["UploadRefused", "PhotoInfo", "FORMATS", "upload_path", "upload_folder", "may_read", "check_upload",
            "decode", "read_photo", "NO_PHOTO", "NOT_ARRIVED"]

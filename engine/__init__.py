@@ -34,61 +34,47 @@ load when they are needed.
 
 from __future__ import annotations
 
-import importlib
+from ._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it
+# public name -> the module that defines it (relative to engine/)
 _EXPORTS = {
     "losses": [
         "where_loss", "softmax", "logsumexp", "log_softmax", "nll_loss", "cross_entropy", "sigmoid",
         "binary_cross_entropy_with_logits",
     ],
     "numerics": ["NonFiniteError", "check_finite", "log_of", "naive_softmax", "compare_softmax"],
+    "metrics": ["accuracy", "error_rate"],
+    "models": ["create_model", "create_head", "Classifier", "ARCHS", "imagenet_categories"],
     "datasets": ["PET_BREEDS", "is_cat", "pets_path", "pets_sample", "download_pets", "default_cache_dir"],
-    "pets": ["open_data", "read_full_layout", "build_sample", "PetsData"],
-    "download": ["download_file", "safe_extract", "UnsafeArchiveError"],
-    "items": [
+    "data.download": ["download_file", "safe_extract", "UnsafeArchiveError"],
+    "data.pets": ["open_data", "read_full_layout", "build_sample", "PetsData"],
+    "data.items": [
         "PETS_PATTERN", "get_image_files", "RegexLabeller", "parent_label", "label_items", "read_table",
         "random_split", "column_split", "official_split", "verify_images",
     ],
-    "transforms": ["load_image", "load_array", "to_rgb", "Presize"],
-    "augment": ["BatchAugment", "AugmentParams"],
-    "data": ["DataLoaders", "ImageDataset", "CollateError", "default_device"],
-    "show": ["show_batch", "show_images"],
-    "summary": ["summary"],
-    "quality": ["compare_presizing", "psnr"],
-    "models": ["create_model", "create_head", "Classifier", "ARCHS", "imagenet_categories"],
-    "schedules": ["one_cycle_lr", "one_cycle_mom", "lr_for_groups", "cos_anneal"],
-    "callbacks": [
+    "data.transforms": ["load_image", "load_array", "to_rgb", "Presize"],
+    "data.augment": ["BatchAugment", "AugmentParams"],
+    "data.loaders": ["DataLoaders", "ImageDataset", "CollateError", "default_device"],
+    "data.show": ["show_batch", "show_images"],
+    "data.summary": ["summary"],
+    "data.quality": ["compare_presizing", "psnr"],
+    "learning.schedules": ["one_cycle_lr", "one_cycle_mom", "lr_for_groups", "cos_anneal"],
+    "learning.callbacks": [
         "Callback", "CancelFitException", "CancelEpochException", "CancelBatchException", "Recorder",
         "ProgressCallback", "NanGuard", "ParamScheduler", "MixedPrecision", "EarlyStopping", "SaveBestModel",
     ],
-    "metrics": ["accuracy", "error_rate"],
-    "learner": ["Learner", "vision_learner"],
-    "lr_finder": ["lr_find", "LRFindResult"],
-    "features": ["compute_features", "head_learner", "fit_head_on_features", "cached_preds"],
-    "head_init": ["lda_weights", "fit_temperature", "lda_temperature", "init_head_lda"],
-    "plots": ["plot_loss", "plot_sched", "plot_lr_find"],
-    "interpret": ["ClassificationInterpretation"],
-    "export": ["export", "read_export", "PickleRefused"],
-    "predict": ["Predictor", "load_predictor", "fold_batchnorm"],
-    "distributed": ["setup_distributed", "DistributedTrainer"],
+    "learning.learner": ["Learner", "vision_learner"],
+    "learning.lr_finder": ["lr_find", "LRFindResult"],
+    "learning.features": ["compute_features", "head_learner", "fit_head_on_features", "cached_preds"],
+    "learning.head_init": ["lda_weights", "fit_temperature", "lda_temperature", "init_head_lda"],
+    "learning.plots": ["plot_loss", "plot_sched", "plot_lr_find"],
+    "learning.interpret": ["ClassificationInterpretation"],
+    "learning.distributed": ["setup_distributed", "DistributedTrainer"],
+    "serving.export": ["export", "read_export", "PickleRefused"],
+    "serving.predictor": ["Predictor", "load_predictor"],
+    "serving.fold": ["fold_batchnorm"],
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    """Import the defining module on first use of one of its names (PEP 562)."""
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'engine' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -8,9 +8,9 @@ fall-through to other data.
 
 The lessons want the small, fixed set of 370 photos their asserted numbers were checked on:
 ``pets_sample()`` gives that folder, and when only the full download is there it picks the
-sample out of it first (``engine.pets.build_sample``; hard links, a second or two).
+sample out of it first (``engine.data.pets.build_sample``; hard links, a second or two).
 
-The full dataset is ~800 MB, so ``download_pets`` uses ``engine.download``: transfers resume with
+The full dataset is ~800 MB, so ``download_pets`` uses ``engine.data.download``: transfers resume with
 HTTP ``Range`` requests and are checked against an MD5, and archives are extracted only when no
 member could write outside the destination (``../``, absolute paths, links, devices).
 
@@ -30,7 +30,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from .download import UnsafeArchiveError, download_file, safe_extract
+from .data.breeds import PET_BREEDS, is_cat
+from .data.download import UnsafeArchiveError, download_file, safe_extract
 
 __all__ = [
     "PET_BREEDS",
@@ -50,18 +51,6 @@ __all__ = [
     "main",
 ]
 
-# Sorted as Python sorts strings: the 12 cats (upper-case first letter) come before the 25 dogs.
-PET_BREEDS: tuple[str, ...] = (
-    "Abyssinian", "Bengal", "Birman", "Bombay", "British_Shorthair", "Egyptian_Mau", "Maine_Coon",
-    "Persian", "Ragdoll", "Russian_Blue", "Siamese", "Sphynx",
-    "american_bulldog", "american_pit_bull_terrier", "basset_hound", "beagle", "boxer",
-    "chihuahua", "english_cocker_spaniel", "english_setter", "german_shorthaired",
-    "great_pyrenees", "havanese", "japanese_chin", "keeshond", "leonberger",
-    "miniature_pinscher", "newfoundland", "pomeranian", "pug", "saint_bernard", "samoyed",
-    "scottish_terrier", "shiba_inu", "staffordshire_bull_terrier", "wheaten_terrier",
-    "yorkshire_terrier",
-)  # fmt: skip
-
 PETS_IMAGES_URL = "https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz"
 PETS_IMAGES_MD5 = "5c4f3ee8e5d25df40f4fd59a7f44e54c"
 PETS_ANNOTATIONS_URL = "https://www.robots.ox.ac.uk/~vgg/data/pets/data/annotations.tar.gz"
@@ -75,14 +64,6 @@ _HOW_TO_GET_DATA = (
     "It downloads the Oxford-IIIT Pet dataset (~800 MB, resumable) into {cache} and picks out the\n"
     "370-photo sample the lessons use (set PETBREEDS_HOME to keep the cache elsewhere)."
 )
-
-
-def is_cat(name: str) -> bool:
-    """True for a cat breed or file name (``Bengal``, ``Bengal_12.jpg``): cats start upper-case."""
-    base = Path(name).name
-    if not base:
-        raise ValueError(f"is_cat: expected a breed or file name like 'Bengal_12.jpg', got {name!r}")
-    return base[0].isupper()
 
 
 # --- where the data is ------------------------------------------------------------------------------
@@ -135,7 +116,7 @@ def pets_path(path: str | os.PathLike | None = None) -> Path:
     full = _full_dataset_dir()
     if _download_complete(full):
         return full
-    from .pets import sample_is_complete
+    from .data.pets import sample_is_complete
 
     if sample_is_complete(_sample_dir()):
         return _sample_dir()
@@ -150,10 +131,10 @@ def pets_sample(path: str | os.PathLike | None = None, show=print) -> Path:
 
     ``pets_path(path)`` finds the photos. A folder with a ``labels.csv`` is used as it is (the
     sample itself, through ``PETS_SAMPLE`` or the cache). From the full download, the sample is
-    picked out once into the cache (``engine.pets.build_sample``) and reused afterwards; ``show``
+    picked out once into the cache (``engine.data.pets.build_sample``) and reused afterwards; ``show``
     says which photos are used.
     """
-    from .pets import build_sample, sample_is_complete
+    from .data.pets import build_sample, sample_is_complete
 
     root = pets_path(path)
     if (root / "labels.csv").is_file():
@@ -305,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _sample_command(args: argparse.Namespace) -> int:
-    from .pets import build_sample
+    from .data.pets import build_sample
 
     if args.source is not None:
         source = Path(args.source).expanduser()

@@ -2,7 +2,7 @@
 
     python -m engine.train --data ~/.cache/petbreeds/oxford-iiit-pet --export my_model --half
 
-``--data`` is any of (see ``engine.pets.open_data``): the full Oxford-IIIT Pet download
+``--data`` is any of (see ``engine.data.pets.open_data``): the full Oxford-IIIT Pet download
 (``images/`` + ``annotations/``: trains on the official trainval split and reports the error on
 the official test split), the 370-photo sample folder or any CSV table (``name``, ``breed`` and, if
 present, ``is_valid`` columns; images in ``images/`` beside it), or a folder of images named like
@@ -16,7 +16,7 @@ validation error). The report uses test-time augmentation (each photo and its mi
 
 The head does not start from random numbers: ``--head-init lda`` (the default) sets it in closed
 form from the class averages of the cached features (shrinkage LDA with a cross-validated
-temperature, see ``engine/head_init.py``), and the frozen epochs only polish it, at a learning rate
+temperature, see ``engine/learning/head_init.py``), and the frozen epochs only polish it, at a learning rate
 of 5e-4. Cross-validation on the 296 training photos of the sample (5 folds, 5 fold draws; the 74
 validation photos were not used to choose anything) gave 9.7% error and a cross-entropy of 0.28,
 against 12.4% and 0.39 for a random head trained at its best rate (5e-3, which ``--head-init
@@ -74,10 +74,10 @@ def train(args: argparse.Namespace) -> dict:
     """Run the recipe described by ``args``; return the figures of the report."""
     import torch
 
-    from .data import DataLoaders
-    from .features import cached_preds
-    from .interpret import ClassificationInterpretation
-    from .learner import vision_learner
+    from .data.loaders import DataLoaders
+    from .learning.features import cached_preds
+    from .learning.interpret import ClassificationInterpretation
+    from .learning.learner import vision_learner
     from .metrics import error_rate
 
     torch.manual_seed(args.seed)

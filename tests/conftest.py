@@ -54,7 +54,7 @@ def pets_sample() -> Path:
 def synthetic_pets(tmp_path_factory) -> Path:
     """A folder like the sample's, with generated images: 6 breeds x 4 photos, varied sizes."""
     from engine.datasets import PET_BREEDS
-    from engine.synthetic import write_labels_csv, write_synthetic_pets
+    from engine.testing import write_labels_csv, write_synthetic_pets
 
     root = tmp_path_factory.mktemp("synthetic_pets")
     breeds = [PET_BREEDS[i] for i in (0, 3, 7, 14, 20, 30)]
@@ -66,7 +66,7 @@ def synthetic_pets(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_pets(tmp_path_factory) -> Path:
     """4 breeds x 8 generated photos of about 48x40 pixels: enough to train a small model in seconds."""
-    from engine.synthetic import write_synthetic_pets
+    from engine.testing import write_synthetic_pets
 
     folder = tmp_path_factory.mktemp("tiny_pets")
     write_synthetic_pets(folder, breeds=["pug", "beagle", "Bengal", "boxer"], n_per_breed=8, size=(48, 40), seed=2)
@@ -81,7 +81,7 @@ def full_pets_home(pets_sample, tmp_path_factory) -> Path:
     with the official list files; the sample's validation photos form the test list."""
     import csv
 
-    from engine.synthetic import write_full_layout
+    from engine.testing import write_full_layout
 
     home = tmp_path_factory.mktemp("full_pets_home")
     with open(pets_sample / "labels.csv", newline="") as f:

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine import augment as A
-from engine.augment import AugmentParams, BatchAugment, warp_images
+from engine.data import augment as A
+from engine.data.augment import AugmentParams, BatchAugment, warp_images
 
 
 def smooth_images(n=2, size=128, seed=0):

@@ -33,7 +33,7 @@ from engine.datasets import (
     pets_path,
     safe_extract,
 )
-from engine.synthetic import write_synthetic_pets
+from engine.testing import write_synthetic_pets
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -241,7 +241,7 @@ def test_the_cached_full_dataset_is_found(tmp_path, monkeypatch):
 
 
 def test_the_cached_sample_is_found_when_the_full_dataset_is_not(tmp_path, full_pets_home):
-    from engine.pets import build_sample
+    from engine.data.pets import build_sample
 
     sample = build_sample(full_pets_home / "oxford-iiit-pet", tmp_path / "cache" / "oxford-pets-sample",
                           show=lambda s: None)
@@ -508,10 +508,10 @@ def test_cli_sample_downloads_the_full_dataset_and_reproduces_the_sample(server,
 
 
 def test_an_interrupted_extraction_is_never_taken_as_complete(server, images_archive, tmp_path, monkeypatch):
-    import engine.download
+    import engine.data.download
 
     server.files["/images.tar.gz"] = images_archive
-    real_copy = engine.download.shutil.copyfileobj
+    real_copy = engine.data.download.shutil.copyfileobj
     copied = []
 
     def copy_then_stop(source, out, *args):
@@ -520,14 +520,14 @@ def test_an_interrupted_extraction_is_never_taken_as_complete(server, images_arc
         copied.append(1)
         return real_copy(source, out, *args)
 
-    monkeypatch.setattr(engine.download.shutil, "copyfileobj", copy_then_stop)
+    monkeypatch.setattr(engine.data.download.shutil, "copyfileobj", copy_then_stop)
     dest = tmp_path / "pets"
     with pytest.raises(KeyboardInterrupt):
         download_pets(dest, url=server.url("/images.tar.gz"), annotations=False, progress=False)
     assert not (dest / "images").exists()  # one photo was written, but only in the temporary folder
     with pytest.raises(FileNotFoundError):
         pets_path()  # not taken as a dataset
-    monkeypatch.setattr(engine.download.shutil, "copyfileobj", real_copy)
+    monkeypatch.setattr(engine.data.download.shutil, "copyfileobj", real_copy)
     assert download_pets(dest, url=server.url("/images.tar.gz"), annotations=False, progress=False) == dest
     assert len(list((dest / "images").iterdir())) == 4 and sorted(p.name for p in dest.iterdir()) == ["images"]
     assert [r for r in server.requests] == [("/images.tar.gz", None)]  # the archive was kept: no second download

@@ -23,10 +23,10 @@ from demo.settings import SHIPPED_EXAMPLES, SHIPPED_MODEL, TRAINING_DISABLED, ex
 from demo.softmax_lab import CLASSES, DEFAULT_ACTIVATIONS, huge_logit_lab, log_lab, softmax_lab, softmax_numbers
 from demo.train_tab import train_model
 from engine.datasets import PET_BREEDS
-from engine.pets import SAMPLE_TABLE
+from engine.data.pets import SAMPLE_TABLE
 from engine.losses import cross_entropy, log_softmax, softmax
-from engine.quality import compare_presizing
-from engine.synthetic import make_image, write_image, write_labels_csv, write_synthetic_pets
+from engine.data.quality import compare_presizing
+from engine.testing import make_image, write_image, write_labels_csv, write_synthetic_pets
 
 MB = 2**20
 
@@ -34,7 +34,7 @@ MB = 2**20
 @pytest.fixture(scope="session")
 def predictor():
     """The shipped model, loaded once as the app loads it."""
-    from engine.predict import load_predictor
+    from engine.serving.predictor import load_predictor
 
     return load_predictor(SHIPPED_MODEL)
 
@@ -467,11 +467,11 @@ def test_another_model_never_touches_the_shipped_one(tmp_path, monkeypatch):
 
     import demo.__main__
     import demo.app
-    import engine.export
+    import engine.serving.export
 
     mine = tmp_path / "mine"
     shutil.copytree(SHIPPED_MODEL, mine)
-    real = engine.export.read_export
+    real = engine.serving.export.read_export
     read = []
 
     def read_export(path):
@@ -480,8 +480,8 @@ def test_another_model_never_touches_the_shipped_one(tmp_path, monkeypatch):
             raise ValueError("the shipped model is broken")  # as if its meta.json were damaged
         return real(path)
 
-    monkeypatch.setattr(engine.export, "read_export", read_export)
-    monkeypatch.setattr("engine.predict.read_export", read_export)
+    monkeypatch.setattr(engine.serving.export, "read_export", read_export)
+    monkeypatch.setattr("engine.serving.predictor.read_export", read_export)
     launched = []
     monkeypatch.setattr(demo.app.gr.Blocks, "launch", lambda self, **kw: launched.append(kw))
     assert demo.__main__.main(["--model", str(mine), "--no-compile"]) == 0

@@ -67,7 +67,7 @@ def test_upload_a_bad_file_and_read_the_message(page, tmp_path):
     text = page.locator("#verdict").inner_text()
     assert "not an image the demo can read" in text and "Error" not in text
     # the page keeps working: a plain generated picture gets an answer (not a cat or dog)
-    from engine.synthetic import write_image
+    from engine.testing import write_image
 
     _upload(page, write_image(tmp_path / "stripes.jpg", "rgb", size=(320, 240)))
     page.wait_for_function("document.querySelector('#verdict').innerText.includes('does not look like a cat')")

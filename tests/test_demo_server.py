@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from demo.server import DemoServer, RawClient
-from engine.synthetic import write_labels_csv, write_synthetic_pets
+from engine.testing import write_labels_csv, write_synthetic_pets
 
 import gradio_client  # noqa: E402  (a test dependency: missing, the suite fails rather than skips)
 MB = 2**20

@@ -11,10 +11,10 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = textwrap.dedent('''
     import json, sys, torch, torch.distributed as dist
     from pathlib import Path
-    from engine.callbacks import Callback
+    from engine.learning.callbacks import Callback
     from engine.data import DataLoaders
-    from engine.distributed import DistributedTrainer, rank, setup_distributed, world_size
-    from engine.learner import Learner
+    from engine.learning.distributed import DistributedTrainer, rank, setup_distributed, world_size
+    from engine.learning.learner import Learner
     from engine.models import create_model
 
     folder, out = Path(sys.argv[1]), Path(sys.argv[2])
@@ -54,7 +54,7 @@ SCRIPT = textwrap.dedent('''
 
 
 def test_two_processes_stay_in_sync(tmp_path):
-    from engine.synthetic import write_synthetic_pets
+    from engine.testing import write_synthetic_pets
 
     write_synthetic_pets(tmp_path / "img", breeds=["pug", "beagle", "Bengal", "boxer"], n_per_breed=6,
                          size=(48, 40), seed=8)

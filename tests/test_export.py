@@ -9,10 +9,11 @@ import torch
 from PIL import Image
 
 from engine.data import DataLoaders
-from engine.export import PickleRefused, read_export
-from engine.learner import vision_learner
-from engine.predict import fold_batchnorm, load_predictor
-from engine.synthetic import write_image, write_synthetic_pets
+from engine.serving.export import PickleRefused, read_export
+from engine.learning.learner import vision_learner
+from engine.serving.fold import fold_batchnorm
+from engine.serving.predictor import load_predictor
+from engine.testing import write_image, write_synthetic_pets
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +152,7 @@ def test_damaged_exports_are_clear_errors(trained, tmp_path):
 def test_a_failed_export_leaves_the_previous_one_loadable(trained, tmp_path, monkeypatch, where):
     """Exporting over an existing export fails half-way: before the weights are written, or after
     them while meta.json is written. The previous export still loads, with its own weights."""
-    import engine.export as E
+    import engine.serving.export as E
 
     learn, _ = trained
     target = learn.export(tmp_path / "m")
@@ -213,7 +214,7 @@ def test_bad_images_are_clear_errors(trained, tmp_path):
         assert label in probs
 
 
-# --- compiled inference (engine/compile.py) -----------------------------------------------------------
+# --- compiled inference (engine/serving/compile.py) -----------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def compiled(trained, tmp_path_factory):
@@ -248,7 +249,7 @@ def test_compiled_predictor_agrees_and_is_used_for_single_photos(trained, compil
 
 
 def test_compiled_model_comes_from_the_cache_the_second_time(trained, compiled, monkeypatch):
-    import engine.compile
+    import engine.serving.compile
 
     _, out = trained
     _, cache = compiled
@@ -256,7 +257,7 @@ def test_compiled_model_comes_from_the_cache_the_second_time(trained, compiled, 
     def no_child(*args, **kwargs):
         raise AssertionError("the cache should have been used")
 
-    monkeypatch.setattr(engine.compile.subprocess, "run", no_child)
+    monkeypatch.setattr(engine.serving.compile.subprocess, "run", no_child)
     again = load_predictor(out, device="cpu").compile(cache_dir=cache)
     assert again.compiled and again.compile_report.startswith("model loaded from the cache in ")
 
@@ -264,7 +265,7 @@ def test_compiled_model_comes_from_the_cache_the_second_time(trained, compiled, 
 def test_a_damaged_cache_or_a_failed_compiler_keeps_the_plain_path(trained, monkeypatch, tmp_path):
     import subprocess
 
-    import engine.compile
+    import engine.serving.compile
 
     learn, out = trained
     pred = load_predictor(out, device="cpu")
@@ -272,10 +273,10 @@ def test_a_damaged_cache_or_a_failed_compiler_keeps_the_plain_path(trained, monk
     from safetensors.torch import save
 
     weights = save({k: v.contiguous() for k, v in pred.model.body.state_dict().items()})
-    damaged = tmp_path / f"efficientnet_lite0-{engine.compile.cache_key(weights, spec)}.pt2"
+    damaged = tmp_path / f"efficientnet_lite0-{engine.serving.compile.cache_key(weights, spec)}.pt2"
     damaged.write_bytes(b"not a package")
     failed = subprocess.CompletedProcess([], 1, "", "building...\nerror: command 'g++' failed: No such file or directory\n")
-    monkeypatch.setattr(engine.compile.subprocess, "run", lambda *a, **k: failed)
+    monkeypatch.setattr(engine.serving.compile.subprocess, "run", lambda *a, **k: failed)
     path = learn.dls.valid.dataset.items[0]
     before = pred.predict(path)
     with pytest.warns(RuntimeWarning, match="compiling the model failed .*exit code 1.*'g\\+\\+' failed"):
@@ -286,7 +287,7 @@ def test_a_damaged_cache_or_a_failed_compiler_keeps_the_plain_path(trained, monk
 
 
 def test_a_compiled_body_that_disagrees_is_not_used(trained, monkeypatch):
-    import engine.compile
+    import engine.serving.compile
 
     learn, out = trained
     pred = load_predictor(out, device="cpu")
@@ -294,14 +295,14 @@ def test_a_compiled_body_that_disagrees_is_not_used(trained, monkeypatch):
     def wrong_body(body, spec, cache_dir=None):
         return (lambda x: body(x).flip(1)), {"path": None, "from_cache": False, "seconds": 0.0}
 
-    monkeypatch.setattr(engine.compile, "compile_body", wrong_body)
+    monkeypatch.setattr(engine.serving.compile, "compile_body", wrong_body)
     with pytest.warns(RuntimeWarning, match="differs from the plain one"):
         pred.compile()
     assert not pred.compiled
 
 
 def test_cache_key_depends_on_weights_and_shape():
-    from engine.compile import cache_key
+    from engine.serving.compile import cache_key
 
     spec = {"arch": "efficientnet_lite0", "size": 224, "dtype": "bfloat16"}
     assert cache_key(b"w", spec) == cache_key(b"w", dict(spec))
@@ -309,11 +310,11 @@ def test_cache_key_depends_on_weights_and_shape():
 
 
 def test_on_a_gpu_the_plain_path_is_kept_without_compiling(trained, monkeypatch):
-    import engine.compile
+    import engine.serving.compile
 
     _, out = trained
     pred = load_predictor(out, device="cpu")
     pred.device = torch.device("cuda")  # as a predictor on a GPU would be (no GPU needed for this check)
-    monkeypatch.setattr(engine.compile, "compile_body", lambda *a, **k: pytest.fail("should not compile"))
+    monkeypatch.setattr(engine.serving.compile, "compile_body", lambda *a, **k: pytest.fail("should not compile"))
     assert pred.compile() is pred and not pred.compiled
     assert pred.compile_report == "not compiled: on cuda the plain path is already fast"

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from engine.data import DataLoaders
-from engine.features import compute_features, fit_head_on_features, head_learner
-from engine.learner import Learner
+from engine.learning.features import compute_features, fit_head_on_features, head_learner
+from engine.learning.learner import Learner
 from engine.models import create_model
 
 

@@ -6,9 +6,9 @@ import torch.nn.functional as F
 from torch.distributions import MultivariateNormal
 
 from engine.data import DataLoaders
-from engine.features import compute_features
-from engine.head_init import MAX_SPREAD, fit_temperature, init_head_lda, lda_temperature, lda_weights
-from engine.learner import Learner
+from engine.learning.features import compute_features
+from engine.learning.head_init import MAX_SPREAD, fit_temperature, init_head_lda, lda_temperature, lda_weights
+from engine.learning.learner import Learner
 from engine.numerics import NonFiniteError
 from engine.models import create_head, create_model
 
@@ -186,7 +186,7 @@ def test_unknown_head_init_is_a_clear_error(tiny_pets):
 
 
 def test_on_real_photos_the_lda_head_beats_a_random_one_before_any_training(pets_sample):
-    from engine.learner import vision_learner
+    from engine.learning.learner import vision_learner
 
     torch.manual_seed(0)
     dls = DataLoaders.from_csv(pets_sample / "labels.csv", batch_size=32, seed=0, train_augment=False, size=160)

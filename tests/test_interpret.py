@@ -2,7 +2,7 @@ import matplotlib
 import pytest
 import torch
 
-from engine.interpret import ClassificationInterpretation
+from engine.learning.interpret import ClassificationInterpretation
 from engine.losses import cross_entropy
 
 
@@ -44,9 +44,9 @@ def test_plot_top_losses_needs_data():
 
 def test_from_learner_and_plot_top_losses(tmp_path):
     from engine.data import DataLoaders
-    from engine.learner import Learner
+    from engine.learning.learner import Learner
     from engine.models import create_model
-    from engine.synthetic import write_synthetic_pets
+    from engine.testing import write_synthetic_pets
 
     write_synthetic_pets(tmp_path, breeds=["pug", "beagle", "Bengal"], n_per_breed=6, size=(40, 32))
     dls = DataLoaders.from_name_regex(tmp_path, presize=32, size=24, batch_size=6, device="cpu", valid_pct=0.33)

@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from engine.items import (PETS_PATTERN, RegexLabeller, column_split, format_bad_images, get_image_files,
+from engine.data.items import (PETS_PATTERN, RegexLabeller, column_split, format_bad_images, get_image_files,
                           label_items, official_split, parent_label, random_split, read_table, verify_images)
-from engine.synthetic import write_image
+from engine.testing import write_image
 
 
 def test_get_image_files_recursive_sorted_filtered(tmp_path):

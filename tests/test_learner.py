@@ -9,13 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from engine.callbacks import (Callback, CancelBatchException, CancelEpochException, CancelFitException,
+from engine.learning.callbacks import (Callback, CancelBatchException, CancelEpochException, CancelFitException,
                               EarlyStopping, MixedPrecision, SaveBestModel)
 from engine.data import DataLoaders
-from engine.learner import Learner, vision_learner
+from engine.learning.learner import Learner, vision_learner
 from engine.models import create_model
 from engine.numerics import NonFiniteError
-from engine.schedules import one_cycle_lr, one_cycle_mom
+from engine.learning.schedules import one_cycle_lr, one_cycle_mom
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from engine.data import DataLoaders
-from engine.learner import Learner
-from engine.lr_finder import suggest_minimum, suggest_steep, suggest_valley
+from engine.learning.learner import Learner
+from engine.learning.lr_finder import suggest_minimum, suggest_steep, suggest_valley
 from engine.models import create_model
-from engine.plots import plot_lr_find
-from engine.synthetic import write_synthetic_pets
+from engine.learning.plots import plot_lr_find
+from engine.testing import write_synthetic_pets
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_lr_find_stops_when_the_loss_explodes_and_restores_the_weights(learn):
 def test_ctrl_c_during_lr_find_stops_it_and_restores_the_weights(learn):
     import signal
 
-    from engine.callbacks import Callback
+    from engine.learning.callbacks import Callback
 
     class Press(Callback):
         steps = 0

@@ -48,8 +48,8 @@ def test_param_groups_cover_every_trainable_parameter_once(lite0):
 
 def test_pretrained_imagenet_head_names_the_breed(pets_sample, lite0):
     """Proof that the packaged weights are real and mapped right: ImageNet's own dog/cat classes."""
-    from engine.augment import BatchAugment
-    from engine.transforms import Presize, load_image, pil_to_tensor
+    from engine.data.augment import BatchAugment
+    from engine.data.transforms import Presize, load_image, pil_to_tensor
 
     expected = {"pug": "pug", "keeshond": "keeshond", "samoyed": "Samoyed", "beagle": "beagle",
                 "Siamese": "Siamese cat"}

@@ -1,4 +1,4 @@
-"""engine/pets.py: the full download's layout, any --data a user passes, and the canonical sample.
+"""engine/data/pets.py: the full download's layout, any --data a user passes, and the canonical sample.
 
 The full-layout fixture (``full_pets_home`` in conftest.py) is built from the real sample's photos
 plus the awkward files the real archive has; everything else is generated here.
@@ -18,9 +18,9 @@ import pytest
 
 from engine.data import DataLoaders
 from engine.datasets import PET_BREEDS, pets_sample
-from engine.pets import (SAMPLE_TABLE, breed_of_class, build_sample, open_data, read_full_layout, read_list,
+from engine.data.pets import (SAMPLE_TABLE, breed_of_class, build_sample, open_data, read_full_layout, read_list,
                          sample_is_complete)
-from engine.synthetic import AWKWARD_FILES, list_line, write_full_layout, write_labels_csv, write_synthetic_pets
+from engine.testing import AWKWARD_FILES, list_line, write_full_layout, write_labels_csv, write_synthetic_pets
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -109,8 +109,8 @@ def test_awkward_files_are_listed_once_and_decoded_or_skipped(full_pets_home):
 def test_an_awkward_file_decodes_to_its_picture(full_pets_home):
     import numpy as np
 
-    from engine.synthetic import breed_color
-    from engine.transforms import load_array
+    from engine.testing import breed_color
+    from engine.data.transforms import load_array
 
     images = full_pets_home / "oxford-iiit-pet" / "images"
     for name, breed in [("Abyssinian_34.jpg", "Abyssinian"), ("Egyptian_Mau_14.jpg", "Egyptian_Mau"),

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.quality import compare_presizing, psnr
-from engine.synthetic import make_image
+from engine.data.quality import compare_presizing, psnr
+from engine.testing import make_image
 
 
 def test_psnr_values():

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from engine.schedules import (combine, cos_anneal, exp_anneal, lin_anneal, lr_for_groups, one_cycle_lr,
+from engine.learning.schedules import (combine, cos_anneal, exp_anneal, lin_anneal, lr_for_groups, one_cycle_lr,
                               one_cycle_mom)
 
 

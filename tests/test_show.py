@@ -3,7 +3,7 @@ import numpy as np
 import torch
 
 from engine.data import DataLoaders
-from engine.show import show_batch, show_images, to_display
+from engine.data.show import show_batch, show_images, to_display
 
 
 def test_show_batch_draws_labelled_images(synthetic_pets):

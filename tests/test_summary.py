@@ -1,7 +1,7 @@
 import warnings
 
 from engine.data import DataLoaders
-from engine.summary import summary
+from engine.data.summary import summary
 
 
 def test_summary_of_a_working_pipeline(synthetic_pets):

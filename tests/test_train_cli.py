@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.synthetic import write_image, write_labels_csv, write_synthetic_pets
+from engine.testing import write_image, write_labels_csv, write_synthetic_pets
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,8 +78,8 @@ _INTERRUPT = """
 import signal, sys
 import torch
 from torch import nn
-import engine.features as features
-from engine.learner import Learner
+import engine.learning.features as features
+from engine.learning.learner import Learner
 from engine.train import main
 
 PHASE = sys.argv[1]

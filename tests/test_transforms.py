@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.synthetic import SYNTHETIC_KINDS, make_image, write_image
-from engine.transforms import Presize, load_image, pil_to_tensor, to_rgb
+from engine.testing import SYNTHETIC_KINDS, make_image, write_image
+from engine.data.transforms import Presize, load_image, pil_to_tensor, to_rgb
 
 
 @pytest.mark.parametrize("kind", SYNTHETIC_KINDS)
@@ -116,7 +116,7 @@ def test_pil_to_tensor_is_chw_uint8_channels_last():
 
 @pytest.mark.parametrize("kind", SYNTHETIC_KINDS)
 def test_load_array_equals_load_image(tmp_path, kind):
-    from engine.transforms import load_array
+    from engine.data.transforms import load_array
 
     path = write_image(tmp_path / f"y_{kind}.jpg", kind=kind, size=(80, 60))
     a, b = load_array(path), np.asarray(load_image(path))
@@ -125,7 +125,7 @@ def test_load_array_equals_load_image(tmp_path, kind):
 
 
 def test_load_array_reduced_jpeg_decoding_and_errors(tmp_path):
-    from engine.transforms import load_array
+    from engine.data.transforms import load_array
 
     path = tmp_path / "big.jpg"
     make_image("rgb", size=(2000, 1500)).save(path, quality=90)

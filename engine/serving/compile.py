@@ -12,7 +12,7 @@ Why a child process: compiling traces Python code, and tracing temporarily patch
 thread at the same moment (a web server keeps answering while it compiles). The child does the
 tracing; the parent only loads the finished library.
 
-    python -m engine.compile WORK_DIR OUT.pt2     # what the child runs (WORK_DIR from ``compile_body``)
+    python -m engine.serving.compile WORK_DIR OUT.pt2     # what the child runs (WORK_DIR from ``compile_body``)
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ COMPILE_VERSION = 1  # bump when the way the package is built changes
 
 def compiled_cache_dir() -> Path:
     """Where compiled packages are kept: ``<petbreeds cache>/compiled`` (see ``default_cache_dir``)."""
-    from .datasets import default_cache_dir
+    from ..datasets import default_cache_dir
 
     return default_cache_dir() / "compiled"
 
@@ -69,8 +69,8 @@ def cache_key(weights: bytes, spec: dict) -> str:
 
 def _body_like(spec: dict) -> nn.Module:
     """An untrained body with the structure of the prepared one (BatchNorm folded, dtype, layout)."""
-    from .models import create_model
-    from .predict import fold_batchnorm
+    from ..models import create_model
+    from .fold import fold_batchnorm
 
     body = create_model(spec["arch"], n_classes=2, pretrained=False).body.eval()
     fold_batchnorm(body)
@@ -131,7 +131,7 @@ def compile_body(body: nn.Module, spec: dict, cache_dir: str | Path | None = Non
         (Path(work) / "body.safetensors").write_bytes(weights)
         env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
         try:
-            done = subprocess.run([sys.executable, "-m", "engine.compile", work, str(path)], env=env,
+            done = subprocess.run([sys.executable, "-m", "engine.serving.compile", work, str(path)], env=env,
                                   cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
                                   timeout=timeout)
         except subprocess.TimeoutExpired as err:
@@ -146,7 +146,7 @@ def compile_body(body: nn.Module, spec: dict, cache_dir: str | Path | None = Non
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print("usage: python -m engine.compile WORK_DIR OUT.pt2 (run by engine.compile.compile_body)", file=sys.stderr)
+        print("usage: python -m engine.serving.compile WORK_DIR OUT.pt2 (run by engine.serving.compile.compile_body)", file=sys.stderr)
         return 2
     build(*args)
     return 0

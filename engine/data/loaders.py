@@ -256,7 +256,7 @@ class DataLoaders:
     @classmethod
     def from_path(cls, data: str | Path, valid_pct: float = 0.2, seed: int | None = 42, **kwargs) -> "DataLoaders":
         """From whatever ``data`` is: a labels CSV, the sample folder, the full Oxford-IIIT Pet download
-        (its official split) or a folder of photos named by breed (see ``engine.pets.open_data``).
+        (its official split) or a folder of photos named by breed (see ``engine.data.pets.open_data``).
 
         ``dls.source`` then says what was read and how it was split, ``dls.notes`` what was left out.
         """

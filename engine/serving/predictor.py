@@ -10,7 +10,7 @@ inference a BatchNorm is a fixed per-channel scale and shift, which the convolut
 bias can absorb, so one pass over the data disappears per layer (same outputs to ~1e-6).
 
 ``Predictor.compile()`` goes one step further, for a server that answers many photos: it swaps in a
-body compiled ahead of time for this CPU (``engine/compile.py``), about twice as fast. It costs
+body compiled ahead of time for this CPU (``engine/serving/compile.py``), about twice as fast. It costs
 half a minute once per model and machine (then it is cached), needs a C++ compiler, and is
 checked against the plain body before it is used; when anything fails the predictor says why and
 keeps the plain path, which gives the same answers.
@@ -27,35 +27,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .augment import BatchAugment
+from ..data.augment import BatchAugment
 from .export import read_export
-from .models import PET_IMAGENET_CLASSES, create_model, imagenet_categories
-from .transforms import Presize, load_array, pil_to_tensor, to_rgb
+from .fold import fold_batchnorm
+from ..models import PET_IMAGENET_CLASSES, create_model, imagenet_categories
+from ..data.transforms import MAX_PIXELS, Presize, load_array, pil_to_tensor, to_rgb
 
-__all__ = ["Predictor", "load_predictor", "fold_batchnorm", "MAX_PIXELS"]
-
-MAX_PIXELS = 40_000_000  # refuse larger images before decoding them (decompression bombs)
-
-
-def fold_batchnorm(module: nn.Module) -> nn.Module:
-    """Fold every BatchNorm that directly follows a convolution into it (eval mode only), in place."""
-    from timm.layers import BatchNormAct2d
-
-    names = list(module._modules)
-    for i, name in enumerate(names):
-        child = module._modules[name]
-        prev = module._modules[names[i - 1]] if i > 0 else None
-        if isinstance(child, nn.BatchNorm2d) and isinstance(prev, nn.Conv2d):
-            scale = child.weight / (child.running_var + child.eps).sqrt()  # (C,)
-            bias = prev.bias if prev.bias is not None else torch.zeros_like(child.running_mean)
-            prev.weight = nn.Parameter((prev.weight * scale.view(-1, 1, 1, 1)).detach())
-            prev.bias = nn.Parameter(((bias - child.running_mean) * scale + child.bias).detach())
-            # what remains of a BatchNorm + activation layer is its activation
-            module._modules[name] = nn.Sequential(child.drop, child.act) if isinstance(child, BatchNormAct2d) \
-                else nn.Identity()
-        elif child is not None:
-            fold_batchnorm(child)
-    return module
+__all__ = ["Predictor", "load_predictor"]
 
 
 class Predictor:
@@ -85,7 +63,7 @@ class Predictor:
         self.compile_report: str | None = None  # what ``compile`` did, in words
 
     def compile(self, cache_dir: str | Path | None = None, tolerance: float = 0.02) -> "Predictor":
-        """Use a compiled body for single photos (see ``engine/compile.py``); returns self.
+        """Use a compiled body for single photos (see ``engine/serving/compile.py``); returns self.
 
         On a CPU only (on a GPU the plain half-precision path is already fast). The first time
         for a model and machine it builds the package in a child process (half a minute or more);

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from engine.data import CollateError, DataLoaders, collate
-from engine.synthetic import write_synthetic_pets
+from engine.testing import write_synthetic_pets
 
 
 def small_dls(folder, **kw):

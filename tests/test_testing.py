@@ -1,4 +1,4 @@
-"""Tests for engine/synthetic.py: every kind of picture, and a fake dataset folder that looks real."""
+"""Tests for engine/testing.py: every kind of picture, and a fake dataset folder that looks real."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from engine.datasets import PET_BREEDS, is_cat
-from engine.synthetic import (
+from engine.testing import (
     SYNTHETIC_KINDS,
     breed_color,
     make_image,

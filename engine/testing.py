@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from engine.datasets import PET_BREEDS, is_cat
+from .data.breeds import PET_BREEDS, is_cat
 
 __all__ = [
     "SYNTHETIC_KINDS",

@@ -24,9 +24,9 @@ from torch import nn
 
 from .callbacks import (Callback, CancelBatchException, CancelEpochException, CancelFitException, LastGoodState,
                         MixedPrecision, NanGuard, ParamScheduler, ProgressCallback, Recorder)
-from .losses import cross_entropy, log_softmax, logsumexp, softmax
-from .metrics import error_rate
-from .numerics import NonFiniteError
+from ..losses import cross_entropy, log_softmax, logsumexp, softmax
+from ..metrics import error_rate
+from ..numerics import NonFiniteError
 from .schedules import lr_for_groups, one_cycle_lr, one_cycle_mom
 
 __all__ = ["Learner", "vision_learner"]
@@ -334,7 +334,7 @@ class Learner:
 
     def export(self, path, **kwargs):
         """Save for prediction: safetensors weights + JSON metadata (see ``export.py``)."""
-        from .export import export
+        from ..serving.export import export
 
         return export(self, path, **kwargs)
 
@@ -342,7 +342,7 @@ class Learner:
 def vision_learner(dls, arch: str = "efficientnet_lite0", pretrained: bool = True, **kwargs) -> Learner:
     """A Learner on ``create_model(arch)`` for ``dls``'s classes, frozen, with the data normalized
     the way the pretrained model expects."""
-    from .models import create_model
+    from ..models import create_model
 
     model = create_model(arch, n_classes=len(dls.vocab), pretrained=pretrained)
     dls.set_normalization(*model.normalization)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .losses import cross_entropy, softmax
+from ..losses import cross_entropy, softmax
 
 __all__ = ["ClassificationInterpretation"]
 
@@ -77,7 +77,7 @@ class ClassificationInterpretation:
 
     def plot_top_losses(self, k: int = 9, ncols: int = 3):
         """The ``k`` worst items: image, predicted / actual, loss, probability of the prediction."""
-        from .show import show_images
+        from ..data.show import show_images
 
         if self.dls is None:
             raise ValueError("plot_top_losses needs the DataLoaders to load the images: use from_learner")

@@ -16,13 +16,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .data import collate
+from .loaders import collate
 
 __all__ = ["StepRecord", "PipelineSummary", "describe", "summary"]
 
 HINTS = {
     "collate": "add an item transform that resizes every image to the same size (presize=460)",
-    "open image": "the file is not a readable image: run engine.items.verify_images() on the folder "
+    "open image": "the file is not a readable image: run engine.data.items.verify_images() on the folder "
                   "and remove or replace the files it lists",
     "presize": "check the presize settings (size, method) and that the image has pixels",
     "augment": "check the BatchAugment settings (size, min_scale, max_zoom) and that the batch is uint8 "

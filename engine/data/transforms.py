@@ -17,11 +17,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-__all__ = ["IMAGE_EXTENSIONS", "PRESIZE_METHODS", "load_image", "load_array", "to_rgb", "Presize", "square_box",
+__all__ = ["IMAGE_EXTENSIONS", "PRESIZE_METHODS", "MAX_PIXELS", "load_image", "load_array", "to_rgb", "Presize", "square_box",
            "pil_to_tensor"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 PRESIZE_METHODS = ("crop", "squish", "pad")
+# The largest image decoded for a visitor or a prediction: refused from its header, before any
+# pixel is decoded (a 24 KB PNG can claim 14000 x 14000 pixels, a decompression bomb).
+MAX_PIXELS = 40_000_000
 
 def to_rgb(img: Image.Image) -> Image.Image:
     """Convert any PIL mode (L, P, RGBA, CMYK, I;16, I, F, 1, LA ...) to 8-bit RGB."""

@@ -69,7 +69,7 @@ def compute_features(learn, n_views: int = 1, augment: bool = True,
     A progress bar shows when the learner shows one; ``on_progress(fraction_done)`` is called after
     every batch (a web page can drive its own progress bar with it).
     """
-    from .progress import progress_bar
+    from ..progress import progress_bar
 
     if valid_views not in (1, 2):
         raise ValueError(f"valid_views must be 1 (the photos) or 2 (and their mirror images), got {valid_views}")
@@ -204,7 +204,7 @@ def cached_preds(learn, tta: bool = False) -> tuple[Tensor, Tensor]:
     """
     import math
 
-    from .losses import log_softmax, logsumexp
+    from ..losses import log_softmax, logsumexp
 
     cache = getattr(learn, "feature_cache", None)
     if cache is None:

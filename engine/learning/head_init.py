@@ -37,7 +37,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .numerics import check_finite
+from ..numerics import check_finite
 
 __all__ = ["lda_weights", "fit_temperature", "lda_temperature", "init_head_lda"]
 

@@ -31,7 +31,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .datasets import PET_BREEDS, is_cat
+from .breeds import PET_BREEDS, is_cat
 from .items import (PETS_PATTERN, RegexLabeller, column_split, get_image_files, label_items, random_split,
                     read_table)
 

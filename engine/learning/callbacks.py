@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .numerics import NonFiniteError, check_finite
+from ..numerics import NonFiniteError, check_finite
 
 __all__ = [
     "CancelFitException", "CancelEpochException", "CancelBatchException", "Callback", "Recorder",
@@ -100,7 +100,7 @@ class ProgressCallback(Callback):
         self._header_done = False
 
     def before_epoch(self, learn):
-        from .progress import progress_bar
+        from ..progress import progress_bar
 
         what = "train" if learn.training else "valid"
         self.bar = progress_bar(len(learn.dl), f"epoch {learn.epoch + 1}/{learn.n_epochs} {what}", unit="batch",
