@@ -128,7 +128,7 @@ def predict_photo(photo, predictor, max_bytes: int = 10 * 2**20, model_name: str
             waited = time.perf_counter()
             details = predictor.predict_details(image)
         done = time.perf_counter()
-        preview = Presize(predictor.augment.size)(image)  # the square the model saw, at its size
+        preview = Presize(predictor.preprocessing.size, "crop")(image)  # the square the model saw, at its size
     except UploadRefused as err:
         return Verdict("refused", f"### Cannot use this file\n{err}")
     except Exception:  # a bug, not a bad file: log it for the operator, tell the visitor plainly

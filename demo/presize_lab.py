@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine.data.augment import BatchAugment
+from engine.data.preprocessing import Preprocessing
 from engine.data.transforms import MAX_PIXELS
 from engine.data.quality import compare_presizing
 from engine.data.transforms import Presize, load_array, pil_to_tensor
@@ -30,7 +30,7 @@ __all__ = ["augmented_crops", "presize_lab", "build_presize_lab"]
 
 log = logging.getLogger(__name__)
 
-PRESIZE, SIZE = 460, 224
+PRESIZE, SIZE = Preprocessing.presize, Preprocessing.size  # the library's defaults, as training uses them
 NO_SHARE = ["download", "fullscreen"]  # no "share" button: it would post to Hugging Face
 REFERENCE_SIDE = 2000  # the reference needs detail beyond 460 pixels, not a 40-megapixel original
 
@@ -48,7 +48,7 @@ def _load_for_lab(path: Path) -> np.ndarray:
 def augmented_crops(presized: np.ndarray, n: int = 6, seed: int = 0, size: int = SIZE) -> list[np.ndarray]:
     """``n`` random training views of one presized photo: flip, rotate, zoom, warp, crop, lighting, all
     in one ``grid_sample`` per view, as in training. Returns (size, size, 3) uint8 arrays."""
-    aug = BatchAugment(size=size)  # a fresh one per call: BatchAugment reuses buffers between calls
+    aug = Preprocessing(size=size).batch_augment()  # a fresh one per call: it reuses buffers between calls
     xb = pil_to_tensor(presized)[None].repeat(n, 1, 1, 1)  # (n, 3, H, W) uint8
     out = aug.decode(aug(xb, train=True, generator=torch.Generator().manual_seed(int(seed))))  # (n, 3, s, s)
     return list((out * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
@@ -75,7 +75,7 @@ def presize_lab(photo, rotate: float = 10.0, zoom: float = 1.1, n_crops: int = 6
         n_crops = whole_number(n_crops, "The number of augmented views", *N_CROPS)
         seed = whole_number(seed, "The random seed", *SEEDS)
         image, _ = read_photo(photo, _load_for_lab, max_bytes, allowed=allowed)
-        presized = Presize(PRESIZE)(image)  # the centre square, as validation takes it
+        presized = Presize(PRESIZE, "crop")(image)  # the centre square, as validation takes it
         crops = augmented_crops(presized, n_crops, seed)
         r = compare_presizing(Image.fromarray(image), size=SIZE, presize=PRESIZE, rotate=rotate, zoom=zoom)
     except InputRefused as err:

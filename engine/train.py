@@ -37,6 +37,8 @@ import sys
 import time
 from pathlib import Path
 
+from .data.preprocessing import Preprocessing
+
 __all__ = ["build_parser", "train", "main"]
 
 DEFAULT_LR = {"lda": 5e-4, "random": 5e-3}  # by --head-init, both chosen by cross-validation
@@ -61,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16", action="store_true", help="mixed precision (bfloat16 on the CPU, fp16 on CUDA)")
     p.add_argument("--bs", type=int, default=32, help="batch size (default 32)")
     p.add_argument("--size", type=int, default=288, help="final image size (default 288)")
-    p.add_argument("--presize", type=int, default=460, help="CPU presize (default 460)")
+    p.add_argument("--presize", type=int, default=Preprocessing.presize,
+                   help=f"CPU presize (default {Preprocessing.presize})")
     p.add_argument("--valid-pct", type=float, default=0.2, help="random validation share for a folder")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
     p.add_argument("--seed", type=int, default=42)

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.data import augment as A
+from engine.data.preprocessing import Preprocessing
 from engine.data.augment import AugmentParams, BatchAugment, warp_images
 
 
@@ -109,13 +110,13 @@ def test_one_grid_sample_per_batch(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(A.F, "grid_sample", counting)
-    aug = BatchAugment(size=32)
+    aug = Preprocessing(size=32).batch_augment()
     aug(torch.randint(0, 255, (6, 3, 80, 80), dtype=torch.uint8), train=True)
     assert calls == [torch.Size([6, 3, 80, 80])]
 
 
 def test_each_image_gets_its_own_parameters():
-    aug = BatchAugment(size=48, p_affine=1.0, p_lighting=1.0)
+    aug = Preprocessing(size=48).batch_augment(p_affine=1.0, p_lighting=1.0)
     g = torch.Generator().manual_seed(0)
     p = aug.sample(16, g)
     for name in ("rotate", "zoom", "warp_x", "warp_y", "zoom_cx", "contrast", "brightness"):
@@ -129,7 +130,7 @@ def test_each_image_gets_its_own_parameters():
 
 
 def test_sampled_parameters_stay_in_range():
-    aug = BatchAugment(max_rotate=10, max_zoom=1.1, max_warp=0.2, min_scale=0.75, p_affine=1.0)
+    aug = Preprocessing().batch_augment(max_rotate=10, max_zoom=1.1, max_warp=0.2, min_scale=0.75, p_affine=1.0)
     p = aug.sample(2000, torch.Generator().manual_seed(1))
     assert p.rotate.abs().max() <= 10 and p.rotate.abs().max() > 9
     assert p.zoom.min() >= 1 and p.zoom.max() <= 1.1
@@ -141,7 +142,7 @@ def test_sampled_parameters_stay_in_range():
 
 def test_same_generator_seed_same_batch():
     x8 = torch.randint(0, 255, (4, 3, 64, 64), dtype=torch.uint8)
-    aug = BatchAugment(size=32)
+    aug = Preprocessing(size=32).batch_augment()
     a = aug(x8, generator=torch.Generator().manual_seed(5))
     b = aug(x8, generator=torch.Generator().manual_seed(5))
     c = aug(x8, generator=torch.Generator().manual_seed(6))
@@ -176,15 +177,15 @@ def test_lighting_changes_brightness_and_contrast():
 
 def test_bad_settings_are_clear_errors():
     with pytest.raises(ValueError, match="min_scale"):
-        BatchAugment(min_scale=0)
+        Preprocessing().batch_augment(min_scale=0)
     with pytest.raises(ValueError, match="max_zoom"):
-        BatchAugment(max_zoom=0.9)
+        Preprocessing().batch_augment(max_zoom=0.9)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 def test_same_result_on_gpu():
     x8 = torch.randint(0, 255, (4, 3, 96, 96), dtype=torch.uint8)
-    aug = BatchAugment(size=48)
+    aug = Preprocessing(size=48).batch_augment()
     p = aug.sample(4, torch.Generator().manual_seed(0))
     cpu = aug(x8, params=p)
     gpu = aug(x8.cuda(), params=p)
@@ -203,7 +204,7 @@ def test_safe_to_call_from_several_threads():
     """A web server predicts from several threads with one BatchAugment: buffers must not mix."""
     from concurrent.futures import ThreadPoolExecutor
 
-    aug = BatchAugment(size=48)
+    aug = Preprocessing(size=48).batch_augment()
     inputs = [torch.full((1, 3, 96, 96), 20 * i, dtype=torch.uint8) for i in range(8)]
     expected = [aug(x, train=False) for x in inputs]
     with ThreadPoolExecutor(4) as pool:

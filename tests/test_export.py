@@ -40,8 +40,8 @@ def test_export_writes_two_plain_files(trained):
     assert sorted(p.name for p in out.iterdir()) == ["meta.json", meta["weights"]]
     assert meta["weights"] == f"model-{meta['sha256'][:16]}.safetensors"
     assert meta["arch"] == "efficientnet_lite0" and meta["vocab"] == learn.dls.vocab
-    assert meta["normalization"] == {"mean": [0.5] * 3, "std": [0.5] * 3}
-    assert (meta["presize"], meta["size"], meta["dtype"]) == (64, 48, "float32")
+    assert meta["preprocessing"] == {"presize": 64, "method": "crop", "size": 48, "mean": [0.5] * 3, "std": [0.5] * 3}
+    assert meta["preprocessing"] == learn.dls.preprocessing.to_dict() and meta["dtype"] == "float32"
     assert meta["imagenet_classifier"] is True and len(meta["sha256"]) == 64
     assert weights_of(out).read_bytes()[:1] != b"\x80"  # not a pickle
 
@@ -318,3 +318,28 @@ def test_on_a_gpu_the_plain_path_is_kept_without_compiling(trained, monkeypatch)
     monkeypatch.setattr(engine.serving.compile, "compile_body", lambda *a, **k: pytest.fail("should not compile"))
     assert pred.compile() is pred and not pred.compiled
     assert pred.compile_report == "not compiled: on cuda the plain path is already fast"
+
+
+def test_the_predictor_reads_the_preprocessing_back_as_it_was_written(trained):
+    from engine.data.preprocessing import Preprocessing
+
+    learn, out = trained
+    pred = load_predictor(out)
+    assert pred.preprocessing == learn.dls.preprocessing  # the same frozen object, field for field
+    assert (pred.presize.size, pred.presize.method, pred.augment.size) == (64, "crop", 48)
+    old_style = {"presize": 64, "presize_method": "crop", "size": 48, "normalization": {"mean": [0.5] * 3,
+                                                                                         "std": [0.5] * 3}}
+    assert Preprocessing.from_meta(old_style) == pred.preprocessing  # exports from before it still load
+
+
+def test_preprocessing_refuses_what_cannot_work():
+    from engine.data.preprocessing import Preprocessing
+
+    for bad, message in [(dict(method="stretch"), "method must be one of"), (dict(size=4), "size must be a whole"),
+                         (dict(presize=460.0), "presize must be a whole"), (dict(std=(0.5, 0, 0.5)), "std above 0"),
+                         (dict(mean=(0.5, 0.5)), "3 finite values")]:
+        with pytest.raises(ValueError, match=message):
+            Preprocessing(**bad)
+    with pytest.raises(ValueError, match="unknown fields \\['sise'\\]"):
+        Preprocessing.from_dict({"sise": 224})
+    assert Preprocessing(presize=None).presizer() is None

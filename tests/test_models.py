@@ -54,13 +54,13 @@ def test_pretrained_imagenet_head_names_the_breed(pets_sample, lite0):
     expected = {"pug": "pug", "keeshond": "keeshond", "samoyed": "Samoyed", "beagle": "beagle",
                 "Siamese": "Siamese cat"}
     names = imagenet_categories()
-    aug = BatchAugment(224, mean=lite0.normalization[0], std=lite0.normalization[1])
+    aug = BatchAugment(size=224, mean=lite0.normalization[0], std=lite0.normalization[1])
     paths, wanted = [], []
     for breed, inet in expected.items():
         for path in sorted((pets_sample / "images").glob(f"{breed}_*.jpg")):
             paths.append(path.name)
             wanted.append(inet)
-    xb = torch.stack([pil_to_tensor(Presize(460)(load_image(pets_sample / "images" / p))) for p in paths])
+    xb = torch.stack([pil_to_tensor(Presize(460, "crop")(load_image(pets_sample / "images" / p))) for p in paths])
     with torch.no_grad():
         tops = [names[i] for i in lite0.imagenet_logits(lite0.body(aug(xb, train=False))).argmax(1).tolist()]
     assert len(paths) == 50

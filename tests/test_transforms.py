@@ -64,7 +64,7 @@ def _halves(w=300, h=100):
 
 
 def test_presize_crop_centre_on_valid():
-    out = Presize(64)(_halves(), train=False)
+    out = Presize(64, "crop")(_halves(), train=False)
     assert out.shape == (64, 64, 3) and out.dtype == np.uint8
     assert out[:, :, 1].mean() > 250  # the centre square is the green third
 
@@ -72,12 +72,12 @@ def test_presize_crop_centre_on_valid():
 def test_presize_crop_random_position_on_train():
     import random
 
-    pre = Presize(64)
+    pre = Presize(64, "crop")
     rng = random.Random(0)
     means = {tuple(pre(_halves(), train=True, rng=rng).reshape(-1, 3).mean(0).round(-1)) for _ in range(30)}
     assert len(means) > 5  # different positions give different colour mixes
     # a tall image keeps its full width: all three bands are still there, left to right
-    strip = Presize(64)(_halves(w=100, h=300), train=True, rng=rng)
+    strip = Presize(64, "crop")(_halves(w=100, h=300), train=True, rng=rng)
     assert strip[:, :15, 0].mean() > 250 and strip[:, 25:38, 1].mean() > 250 and strip[:, -15:, 2].mean() > 250
 
 
@@ -96,7 +96,7 @@ def test_presize_downscale_is_antialiased():
     """A 1-pixel checkerboard shrunk 4x must become flat grey, not a moire of black and white."""
     a = (np.indices((400, 400)).sum(0) % 2 * 255).astype(np.uint8)
     img = Image.fromarray(np.stack([a] * 3, -1))
-    out = Presize(100)(img)
+    out = Presize(100, "crop")(img)
     assert abs(out.mean() - 127.5) < 2 and out.std() < 3
 
 
@@ -104,7 +104,7 @@ def test_presize_bad_arguments():
     with pytest.raises(ValueError, match="method must be one of"):
         Presize(460, "stretch")
     with pytest.raises(ValueError, match="at least 8 pixels"):
-        Presize(4)
+        Presize(4, "crop")
 
 
 def test_pil_to_tensor_is_chw_uint8_channels_last():

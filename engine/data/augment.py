@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
+    "MIN_SCALE",
     "AugmentParams",
     "BatchAugment",
     "flip_matrix",
@@ -38,6 +39,8 @@ __all__ = [
     "warp_images",
 ]
 
+
+MIN_SCALE = 0.75  # the random-resized crop keeps at least this share of the image's area
 
 # --- one 3x3 matrix per step, batched: every function returns (n, 3, 3) ---------------------------
 
@@ -192,8 +195,12 @@ class AugmentParams:
 class BatchAugment:
     """Augment a uint8 batch on its device and produce normalized float images of the final size.
 
+    Build it from the data's ``Preprocessing`` (``spec.batch_augment(**options)``), which gives
+    the size and the normalization; the options here are the random augmentation's.
+
     Args:
         size: final image size (square).
+        mean, std: per-channel normalization (the pretrained model's statistics).
         flip: mirror half of the images left-right.
         max_rotate: rotation drawn from [-max_rotate, max_rotate] degrees.
         max_zoom: zoom drawn from [1, max_zoom].
@@ -202,23 +209,23 @@ class BatchAugment:
         p_affine: probability that an image gets rotation, zoom and warp.
         max_lighting: brightness shift in [-max_lighting/2, max_lighting/2], contrast factor
             between (1 - max_lighting) and 1 / (1 - max_lighting); applied with ``p_lighting``.
-        mean, std: per-channel normalization (the pretrained model's statistics).
     """
 
     def __init__(
         self,
-        size: int = 224,
+        *,
+        size: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
         flip: bool = True,
         max_rotate: float = 10.0,
         max_zoom: float = 1.1,
         max_warp: float = 0.2,
-        min_scale: float = 0.75,
+        min_scale: float = MIN_SCALE,
         ratio: tuple[float, float] = (3 / 4, 4 / 3),
         p_affine: float = 0.75,
         max_lighting: float = 0.2,
         p_lighting: float = 0.75,
-        mean: tuple[float, ...] = (0.485, 0.456, 0.406),
-        std: tuple[float, ...] = (0.229, 0.224, 0.225),
         padding_mode: str = "reflection",
     ):
         if not 0 < min_scale <= 1:
@@ -293,10 +300,14 @@ class BatchAugment:
                         padding_mode=self.padding_mode)  # (n, 3, size, size), values 0..255
         return self.light_and_normalize(x, params)
 
+    def _stats(self, device) -> tuple[Tensor, Tensor]:
+        """The mean and std as (1, C, 1, 1) tensors on ``device``."""
+        return (torch.tensor(self.mean, device=device).view(1, -1, 1, 1),
+                torch.tensor(self.std, device=device).view(1, -1, 1, 1))
+
     def normalize(self, x: Tensor) -> Tensor:
         """0..255 -> (x / 255 - mean) / std, in place, as one multiply and one add per pixel."""
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        mean, std = self._stats(x.device)
         return x.mul_(1 / (255 * std)).sub_(mean / std)
 
     def light_and_normalize(self, x: Tensor, params: AugmentParams) -> Tensor:
@@ -306,8 +317,7 @@ class BatchAugment:
         followed by ``(. - mean) / std`` is a single affine map, and clipping to 0..1 before
         normalizing equals clipping to ``(0 - mean) / std .. (1 - mean) / std`` after it.
         """
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        mean, std = self._stats(x.device)
         c = params.contrast.view(-1, 1, 1, 1)
         b = params.brightness.view(-1, 1, 1, 1)
         scale = c / (255 * std)  # (n, C, 1, 1)
@@ -319,8 +329,7 @@ class BatchAugment:
 
     def decode(self, x: Tensor) -> Tensor:
         """Undo the normalization: back to 0..1 for display."""
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        mean, std = self._stats(x.device)
         return (x * std + mean).clamp(0, 1)
 
     def __repr__(self) -> str:

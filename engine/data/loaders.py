@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -27,6 +28,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from .augment import BatchAugment
+from .preprocessing import Preprocessing
 from .items import (PETS_PATTERN, RegexLabeller, column_split, format_bad_images, get_image_files,
                     label_items, misnamed_formats, parent_label, random_split, read_table, verify_images)
 from .transforms import Presize, load_array, pil_to_tensor
@@ -42,24 +44,16 @@ def default_device() -> torch.device:
 class ImageDataset(Dataset):
     """Image files with integer labels, loaded through the CPU item steps.
 
-    Unreadable files are found when the dataset is built (a fast check) and left out with one
+    ``DataLoaders.from_items`` checks the files first and leaves the unreadable ones out with one
     warning that lists them. If a file still fails later (say it changed on disk), that item is
     replaced by the next one, with a warning, so an epoch never stops half-way.
     """
 
     def __init__(self, items: Sequence[Path], labels: Sequence[int], presize: Presize | None = None,
-                 train: bool = False, check: bool = True):
+                 train: bool = False):
         items, labels = [Path(p) for p in items], list(labels)
         if len(items) != len(labels):
             raise ValueError(f"got {len(items)} items but {len(labels)} labels")
-        if check:
-            bad = verify_images(items, full=False)
-            if bad:
-                warnings.warn(f"skipping {len(bad)} unreadable image file(s):\n{format_bad_images(bad)}",
-                              stacklevel=2)
-                bad_paths = {b.path for b in bad}
-                keep = [i for i, p in enumerate(items) if p not in bad_paths]
-                items, labels = [items[i] for i in keep], [labels[i] for i in keep]
         if not items:
             raise ValueError("the dataset is empty: no usable image files")
         self.items, self.labels, self.presize, self.train = items, labels, presize, train
@@ -112,7 +106,7 @@ def collate(batch: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
         raise CollateError(
             f"cannot collate images of different sizes into one batch: got shapes {sorted(shapes)[:4]}"
             f"{' ...' if len(shapes) > 4 else ''}. Add an item transform that resizes every image to "
-            "the same size (presize=460)."
+            f"the same size (presize={Preprocessing.presize})."
         )
     first = batch[0][0]
     shape = (len(batch), *first.shape)
@@ -161,7 +155,8 @@ class DataLoaders:
     """
 
     def __init__(self, train_ds: ImageDataset, valid_ds: ImageDataset, vocab: Sequence[str],
-                 batch_size: int = 32, augment: BatchAugment | None = None, num_workers: int = 0,
+                 preprocessing: Preprocessing | None = None, batch_size: int = 32,
+                 augment: BatchAugment | None = None, num_workers: int = 0,
                  seed: int | None = None, device: str | torch.device | None = None,
                  pin_memory: bool | None = None, valid_batch_size: int | None = None,
                  train_augment: bool = True):
@@ -169,7 +164,13 @@ class DataLoaders:
         # What was read: set by the constructors (``from_path`` says where the photos came from).
         self.source, self.valid_name, self.notes = None, "validation", []
         self.device = torch.device(device) if device is not None else default_device()
-        self.augment = augment or BatchAugment()
+        self.preprocessing = preprocessing if preprocessing is not None else Preprocessing()
+        self.augment = augment if augment is not None else self.preprocessing.batch_augment()
+        spec = self.preprocessing
+        if (self.augment.size, self.augment.mean, self.augment.std) != (spec.size, spec.mean, spec.std):
+            raise ValueError(f"the augment ({self.augment.size} px, mean {self.augment.mean}, std {self.augment.std}) "
+                             f"does not match the preprocessing ({spec.size} px, mean {spec.mean}, std {spec.std}): "
+                             "build it with preprocessing.batch_augment(...)")
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         pin = self.device.type == "cuda" if pin_memory is None else pin_memory
         shuffle_gen = torch.Generator()
@@ -213,18 +214,20 @@ class DataLoaders:
 
     @classmethod
     def from_items(cls, items: Sequence[Path], labels: Sequence[str], split: tuple[Sequence[int], Sequence[int]],
-                   presize: int | None = 460, method: str = "crop", size: int = 224,
-                   augment: BatchAugment | None = None, vocab: Sequence[str] | None = None, **kwargs) -> "DataLoaders":
+                   preprocessing: Preprocessing | None = None, augment: BatchAugment | None = None,
+                   vocab: Sequence[str] | None = None, **kwargs) -> "DataLoaders":
         """Build from paths, string labels and a (train_indices, valid_indices) split.
 
         Args:
-            presize: size of the CPU presize square (None: no resize, only for debugging with
-                ``summary``: images of different sizes cannot be batched).
-            method: presize method, "crop", "squish" or "pad".
-            size: final size after augmentation, used when ``augment`` is not given.
-            augment: a configured ``BatchAugment``; defaults to ``BatchAugment(size=size)``.
-            **kwargs: batch_size, num_workers, seed, device, pin_memory, valid_batch_size.
+            preprocessing: the presize, final size and normalization (default ``Preprocessing()``);
+                ``presize=``, ``method=`` and ``size=`` among the keyword arguments change single
+                fields of it (``presize=None``: no resize, only for debugging with ``summary``).
+            augment: a configured ``BatchAugment`` (``preprocessing.batch_augment(max_rotate=...)``).
+            **kwargs: those fields, and batch_size, num_workers, seed, device, pin_memory,
+                valid_batch_size, train_augment.
         """
+        fields = {k: kwargs.pop(k) for k in ("presize", "method", "size") if k in kwargs}
+        spec = replace(preprocessing if preprocessing is not None else Preprocessing(), **fields)
         vocab = sorted(set(labels)) if vocab is None else list(vocab)
         index = {v: i for i, v in enumerate(vocab)}
         unknown = sorted(set(labels) - set(index))
@@ -232,7 +235,7 @@ class DataLoaders:
             raise ValueError(f"labels not in the vocabulary: {unknown[:5]}")
         y = [index[lbl] for lbl in labels]
         train_idx, valid_idx = split
-        pre = Presize(presize, method) if presize is not None else None
+        pre = spec.presizer()
         # Check every file once, up front, and leave out the unreadable ones with a single warning.
         bad = {b.path: b for b in verify_images(items, full=False)}
         if bad:
@@ -245,10 +248,9 @@ class DataLoaders:
 
         def subset(idx, train):
             idx = [i for i in idx if Path(items[i]) not in bad]
-            return ImageDataset([items[i] for i in idx], [y[i] for i in idx], pre, train=train, check=False)
+            return ImageDataset([items[i] for i in idx], [y[i] for i in idx], pre, train=train)
 
-        dls = cls(subset(train_idx, True), subset(valid_idx, False), vocab,
-                  augment=augment or BatchAugment(size=size), **kwargs)
+        dls = cls(subset(train_idx, True), subset(valid_idx, False), vocab, spec, augment=augment, **kwargs)
         dls.notes = notes + [f"{len(bad)} unreadable file(s) left out: "
                              + ", ".join(p.name for p in list(bad)[:8]) + (" ..." if len(bad) > 8 else "")] * bool(bad)
         return dls
@@ -305,10 +307,6 @@ class DataLoaders:
         """Number of classes."""
         return len(self.vocab)
 
-    @property
-    def loaders(self) -> tuple[DeviceLoader, DeviceLoader]:
-        return self.train, self.valid
-
     def one_batch(self, split: str = "train") -> tuple[Tensor, Tensor]:
         """The first batch of the training (or ``"valid"``) loader."""
         return next(iter(self.valid if split == "valid" else self.train))
@@ -318,8 +316,10 @@ class DataLoaders:
         return self.augment.decode(xb)
 
     def set_normalization(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        """Normalize with these statistics (a pretrained model's) from now on."""
-        self.augment.mean, self.augment.std = tuple(mean), tuple(std)
+        """Normalize with these statistics (a pretrained model's) from now on: in ``preprocessing``,
+        and so in the batches of both loaders and in what ``export`` writes."""
+        self.preprocessing = self.preprocessing.with_normalization(mean, std)
+        self.augment.mean, self.augment.std = self.preprocessing.mean, self.preprocessing.std
 
     def __repr__(self) -> str:
         return (f"DataLoaders(train={len(self.train.dataset)} images, valid={len(self.valid.dataset)} images, "

@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .augment import AugmentParams, rotation_matrix, warp_images, zoom_matrix
+from .augment import MIN_SCALE, AugmentParams, rotation_matrix, warp_images, zoom_matrix
+from .preprocessing import Preprocessing
 from .transforms import Presize, load_image, square_box, to_rgb
 
 __all__ = ["psnr", "compare_presizing"]
@@ -64,13 +65,14 @@ def _empty(src_hw: tuple[int, int], matrix: torch.Tensor, size: int) -> torch.Te
     return warp_images(ones, matrix, (size, size), padding_mode="zeros")
 
 
-def compare_presizing(image: Image.Image | str | Path, size: int = 224, presize: int = 460,
-                      rotate: float = 10.0, zoom: float = 1.1, crop_scale: float = 0.75) -> dict:
+def compare_presizing(image: Image.Image | str | Path, size: int | None = None, presize: int | None = None,
+                      rotate: float = 10.0, zoom: float = 1.1, crop_scale: float = MIN_SCALE) -> dict:
     """Run one photo through the naive order and through presizing; measure both.
 
     Args:
         image: a PIL image or a path.
-        size: final size. presize: the CPU presize. rotate: degrees. zoom: >= 1.
+        size: final size; presize: the CPU presize (both default to ``Preprocessing()``'s).
+        rotate: degrees. zoom: >= 1.
         crop_scale: area share of the random-resized crop in the presizing pipeline (its default
             ``min_scale``, i.e. the tightest crop); the crop is centred so the result is repeatable.
 
@@ -78,6 +80,8 @@ def compare_presizing(image: Image.Image | str | Path, size: int = 224, presize:
         ``{"naive": {...}, "presize": {...}}``, each with ``image`` (HWC uint8), ``reference``
         (HWC uint8), ``empty_fraction`` and ``psnr``.
     """
+    size = Preprocessing.size if size is None else size
+    presize = Preprocessing.presize if presize is None else presize
     img = load_image(image) if isinstance(image, (str, Path)) else to_rgb(image)
     original = np.asarray(img)
     left, top, side = square_box(img.width, img.height)  # the centre square, as Presize takes it

@@ -17,11 +17,12 @@ import torch
 from PIL import Image
 
 from .loaders import collate
+from .preprocessing import Preprocessing
 
 __all__ = ["StepRecord", "PipelineSummary", "describe", "summary"]
 
 HINTS = {
-    "collate": "add an item transform that resizes every image to the same size (presize=460)",
+    "collate": f"add an item transform that resizes every image to the same size (presize={Preprocessing.presize})",
     "open image": "the file is not a readable image: run engine.data.items.verify_images() on the folder "
                   "and remove or replace the files it lists",
     "presize": "check the presize settings (size, method) and that the image has pixels",

@@ -124,7 +124,7 @@ class Presize:
     about ten times faster than PIL here, which matters because this runs for every image.
     """
 
-    def __init__(self, size: int = 460, method: str = "crop"):
+    def __init__(self, size: int, method: str):
         if method not in PRESIZE_METHODS:
             raise ValueError(f"Presize method must be one of {PRESIZE_METHODS}, got {method!r}")
         if not isinstance(size, int) or size < 8:

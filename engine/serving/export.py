@@ -27,12 +27,14 @@ from pathlib import Path
 
 import torch
 
+from ..data.preprocessing import Preprocessing
+
 __all__ = ["FORMAT_VERSION", "export", "read_export", "PickleRefused"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the preprocessing as one object; 1 (still read): presize, size, normalization apart
 WEIGHTS, META = "model.safetensors", "meta.json"  # WEIGHTS: the name before content-named weights
 _WEIGHTS_NAME = re.compile(r"^model(-[0-9a-f]{16})?\.safetensors$")  # all that meta.json may point at
-REQUIRED_META = ("format_version", "arch", "vocab", "normalization", "presize", "size", "sha256")
+REQUIRED_META = ("format_version", "arch", "vocab", "sha256")
 
 
 class PickleRefused(ValueError):
@@ -84,16 +86,12 @@ def export(learn, path: str | Path, half: bool = False, extra: dict | None = Non
         os.replace(staged, folder / weights)  # a new name: the current export is untouched
     finally:
         staged.unlink(missing_ok=True)
-    presize = dls.train.dataset.presize
     meta = {
         "format_version": FORMAT_VERSION,
         "arch": model.arch,
         "n_classes": model.n_classes,
         "vocab": list(dls.vocab),
-        "normalization": {"mean": list(dls.augment.mean), "std": list(dls.augment.std)},
-        "presize": presize.size if presize is not None else None,
-        "presize_method": presize.method if presize is not None else None,
-        "size": dls.augment.size,
+        "preprocessing": dls.preprocessing.to_dict(),  # as it is: load_predictor reads it back
         "dtype": "float16" if half else "float32",
         "imagenet_classifier": model.imagenet_classifier is not None,
         "weights": weights,
@@ -158,8 +156,14 @@ def read_export(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     if not isinstance(meta, dict):
         raise ValueError(f"{path / META} does not hold a JSON object; export the model again")
     missing = [k for k in REQUIRED_META if k not in meta]
+    if "preprocessing" not in meta and not {"normalization", "presize", "size"} <= set(meta):
+        missing.append("preprocessing")
     if missing:
         raise ValueError(f"{path / META} lacks {missing}; export the model again")
+    try:
+        Preprocessing.from_meta(meta)
+    except (TypeError, ValueError, KeyError, AttributeError) as err:
+        raise ValueError(f"{path / META}: its preprocessing cannot be read ({err}); export the model again") from None
     if not isinstance(meta["format_version"], int) or meta["format_version"] > FORMAT_VERSION:
         raise ValueError(f"{path} was exported by a newer petbreeds (format {meta['format_version']!r}); upgrade")
     name = meta.get("weights", WEIGHTS)

@@ -27,11 +27,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..data.augment import BatchAugment
+from ..data.preprocessing import Preprocessing
 from .export import read_export
 from .fold import fold_batchnorm
 from ..models import PET_IMAGENET_CLASSES, create_model, imagenet_categories
-from ..data.transforms import MAX_PIXELS, Presize, load_array, pil_to_tensor, to_rgb
+from ..data.transforms import MAX_PIXELS, load_array, pil_to_tensor, to_rgb
 
 __all__ = ["Predictor", "load_predictor"]
 
@@ -42,9 +42,8 @@ class Predictor:
     def __init__(self, model: nn.Module, meta: dict, device: str | torch.device | None = None, fast: bool = True):
         self.meta, self.vocab = meta, list(meta["vocab"])
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.presize = Presize(meta["presize"], meta.get("presize_method") or "crop")
-        self.augment = BatchAugment(size=meta["size"], mean=meta["normalization"]["mean"],
-                                    std=meta["normalization"]["std"])
+        self.preprocessing = Preprocessing.from_meta(meta)  # what the model was trained with
+        self.presize, self.augment = self.preprocessing.presizer(), self.preprocessing.batch_augment()
         model = model.float().eval()
         # Half precision where the hardware does it natively: bfloat16 on CPUs with bf16 units,
         # float16 on GPUs. Probabilities move by about 0.002; the label practically never.
