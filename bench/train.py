@@ -52,8 +52,8 @@ def run_recipe(seed: int | None = None) -> dict:
 def frozen_speedup(epochs: int = 8) -> dict:
     """The frozen phase with and without cached features, augmentation off, same epochs."""
     from engine.data import DataLoaders
-    from engine.learning.features import fit_head_on_features
-    from engine.learning.learner import vision_learner
+    from engine.learning.fine_tune import fit_head_on_features
+    from engine.learning.fine_tune import vision_learner
 
     times = {}
     for cached in (False, True):

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from engine.learning.callbacks import Callback
+from engine.learning.callbacks import Callback, Order
 from engine.numerics import NonFiniteError
 
 from .checks import InputRefused, flag, number, whole_number, with_types
@@ -64,7 +64,7 @@ class ReportProgress(Callback):
     name from ``phases``.
     """
 
-    order = 20
+    order = Order.REPORT
 
     def __init__(self, report: Callable[[float, str], None], phases: list[str]):
         self.report, self.phases, self.phase = report, list(phases), "training"
@@ -126,9 +126,9 @@ def train_model(data: str | Path | None, epochs: int = 0, base_lr: float = 2e-3,
         presize, size, batch_size: the data pipeline (smaller values train faster, for tests).
         report: called with (fraction done or None, description) during each step.
     """
-    from engine.learning.features import head_learner
+    from engine.learning.fine_tune import head_learner
     from engine.learning.interpret import ClassificationInterpretation
-    from engine.learning.learner import vision_learner
+    from engine.learning.fine_tune import vision_learner
     from engine.metrics import error_rate
     from engine.learning.plots import plot_loss, plot_lr_find, plot_sched
     from engine.serving.predictor import load_predictor

@@ -80,7 +80,7 @@ def train(args: argparse.Namespace) -> dict:
     from .data.loaders import DataLoaders
     from .learning.features import cached_preds
     from .learning.interpret import ClassificationInterpretation
-    from .learning.learner import vision_learner
+    from .learning.fine_tune import vision_learner
     from .metrics import error_rate
 
     torch.manual_seed(args.seed)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from engine.data import DataLoaders
 from engine.serving.export import PickleRefused, read_export
-from engine.learning.learner import vision_learner
+from engine.learning.fine_tune import vision_learner
 from engine.serving.fold import fold_batchnorm
 from engine.serving.predictor import load_predictor
 from engine.testing import write_image, write_synthetic_pets

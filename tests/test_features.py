@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from engine.data import DataLoaders
-from engine.learning.features import compute_features, fit_head_on_features, head_learner
+from engine.learning.features import compute_features
+from engine.learning.fine_tune import VisionLearner, fit_head_on_features, head_learner
 from engine.learning.learner import Learner
 from engine.models import create_model
 
@@ -20,7 +21,7 @@ def frozen_learner(folder, **dls_kw):
                                       device="cpu", **dls_kw)
     torch.manual_seed(1)  # the same initial head for both paths
     model = create_model("resnet18", n_classes=dls.c, pretrained=False)
-    learn = Learner(dls, model, progress=False, train_bn=False)
+    learn = VisionLearner(dls, model, progress=False, train_bn=False)
     learn.freeze()
     return learn
 

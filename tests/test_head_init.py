@@ -7,6 +7,7 @@ from torch.distributions import MultivariateNormal
 
 from engine.data import DataLoaders
 from engine.learning.features import compute_features
+from engine.learning.fine_tune import VisionLearner
 from engine.learning.head_init import MAX_SPREAD, fit_temperature, init_head_lda, lda_temperature, lda_weights
 from engine.learning.learner import Learner
 from engine.numerics import NonFiniteError
@@ -145,7 +146,7 @@ def frozen_learner(folder, **dls_kw):
     dls = DataLoaders.from_name_regex(folder, valid_pct=0.25, presize=40, size=32, batch_size=8, seed=0,
                                       device="cpu", train_augment=False, **dls_kw)
     torch.manual_seed(1)
-    learn = Learner(dls, create_model("resnet18", n_classes=dls.c, pretrained=False), progress=False,
+    learn = VisionLearner(dls, create_model("resnet18", n_classes=dls.c, pretrained=False), progress=False,
                     train_bn=False)
     learn.freeze()
     return learn
@@ -186,7 +187,7 @@ def test_unknown_head_init_is_a_clear_error(tiny_pets):
 
 
 def test_on_real_photos_the_lda_head_beats_a_random_one_before_any_training(pets_sample):
-    from engine.learning.learner import vision_learner
+    from engine.learning.fine_tune import vision_learner
 
     torch.manual_seed(0)
     dls = DataLoaders.from_csv(pets_sample / "labels.csv", batch_size=32, seed=0, train_augment=False, size=160)
@@ -207,7 +208,7 @@ def test_lda_head_on_cuda_in_fp16(tiny_pets):
     torch.manual_seed(0)
     dls = DataLoaders.from_name_regex(tiny_pets, valid_pct=0.25, presize=40, size=32, batch_size=8, seed=0,
                                       device="cuda", train_augment=False)
-    learn = Learner(dls, create_model("resnet18", n_classes=dls.c, pretrained=False), progress=False,
+    learn = VisionLearner(dls, create_model("resnet18", n_classes=dls.c, pretrained=False), progress=False,
                     train_bn=False).to_fp16()
     learn.freeze()
     learn.fine_tune(0, base_lr=5e-4, freeze_epochs=2, cache_features=True, head_init="lda")

@@ -12,7 +12,8 @@ from torch import nn
 from engine.learning.callbacks import (Callback, CancelBatchException, CancelEpochException, CancelFitException,
                               EarlyStopping, MixedPrecision, SaveBestModel)
 from engine.data import DataLoaders
-from engine.learning.learner import Learner, vision_learner
+from engine.learning.fine_tune import VisionLearner, vision_learner
+from engine.learning.learner import Learner
 from engine.models import create_model
 from engine.numerics import NonFiniteError
 from engine.learning.schedules import one_cycle_lr, one_cycle_mom
@@ -32,7 +33,7 @@ def make_learner(folder, dls_kw=None, **kw):
     torch.manual_seed(0)
     dls = make_dls(folder, **(dls_kw or {}))
     model = create_model("resnet18", n_classes=dls.c, pretrained=False)
-    return Learner(dls, model, progress=False, **kw)
+    return VisionLearner(dls, model, progress=False, **kw)  # a Learner that also has fine_tune
 
 
 def params_of(model):
@@ -314,9 +315,10 @@ def test_mixed_precision_on_cpu_runs_bfloat16_and_learns(tiny_folder):
     assert dtypes and set(dtypes) == {torch.bfloat16}
     rec = learn.recorder.epochs
     assert rec[-1]["train_loss"] < rec[0]["train_loss"] / 2
-    assert learn.scaler is None and learn.autocast is None  # switched off after the fit
+    assert learn.scaler is None  # bfloat16 on a CPU: no loss scaling
+    assert isinstance(learn.autocast(), torch.autocast)  # the callback owns the forward pass's context ...
     learn.to_fp32()
-    assert not any(isinstance(cb, MixedPrecision) for cb in learn.cbs)
+    assert not any(isinstance(cb, MixedPrecision) for cb in learn.cbs)  # ... until to_fp32 takes it away
     dtypes.clear()
     hook = learn.model.body[0][0].register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
     learn.fit(1)
@@ -396,3 +398,21 @@ def test_get_preds_and_tta(tiny_folder):
     torch.testing.assert_close(tta.sum(1), torch.ones(len(probs)))
     logits, _ = learn.get_preds(activation=None)
     torch.testing.assert_close(logits.softmax(1), probs)
+
+
+def test_a_callback_can_own_a_step_of_the_loop(tiny_folder):
+    class CountingStep(Callback):
+        """Owns the optimizer step (as MixedPrecision does): the learner calls this instead."""
+
+        def __init__(self):
+            self.steps = 0
+
+        def step(self, learn):
+            self.steps += 1
+            learn.opt.step()
+
+    learn = make_learner(tiny_folder)
+    owner = CountingStep()
+    before = state_of(learn.model)
+    learn.fit(1, lr=1e-3, cbs=[owner])
+    assert owner.steps == len(learn.dls.train) and not same_state(learn.model, before)

@@ -25,3 +25,46 @@ def test_unknown_name_is_an_attribute_error():
 
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         engine.nope  # noqa: B018
+
+
+def test_engine_has_no_import_cycles():
+    """Every import between engine's modules, at the top or inside a function, points one way."""
+    import ast
+
+    root = REPO / "engine"
+    modules = {".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): p
+               for p in root.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("engine"):
+                target = node.module
+            else:
+                continue
+            candidates = [target] + [f"{target}.{a.name}" for a in node.names]
+            edges |= {c for c in candidates if c in modules and c != name}
+        graph[name] = edges
+    # the package __init__ files only re-export (lazily): they are not part of the layering
+    graph = {n: {e for e in es if modules[e].name != "__init__.py"} for n, es in graph.items()
+             if modules[n].name != "__init__.py"}
+    state, cycle = {}, []
+
+    def visit(n, path):
+        state[n] = "open"
+        for m in sorted(graph.get(n, ())):
+            if state.get(m) == "open":
+                cycle.append(path + [m])
+            elif m not in state:
+                visit(m, path + [m])
+        state[n] = "done"
+
+    for n in sorted(graph):
+        if n not in state:
+            visit(n, [n])
+    assert not cycle, f"import cycles: {cycle}"
+    assert graph["engine.learning.learner"] and "engine.learning.fine_tune" not in graph["engine.learning.learner"]

@@ -22,7 +22,7 @@ import torch
 from ..numerics import NonFiniteError, check_finite
 
 __all__ = [
-    "CancelFitException", "CancelEpochException", "CancelBatchException", "Callback", "Recorder",
+    "Order", "CancelFitException", "CancelEpochException", "CancelBatchException", "Callback", "Recorder",
     "ProgressCallback", "NanGuard", "gradients_finite", "LastGoodState", "ParamScheduler", "MixedPrecision", "EarlyStopping",
     "SaveBestModel",
 ]
@@ -40,19 +40,41 @@ class CancelBatchException(Exception):
     """Skip the rest of this batch."""
 
 
-class Callback:
-    """Base class: override the events you need. Lower ``order`` runs first."""
+class Order:
+    """Who goes first at each event, lower first: every callback's ``order`` comes from here."""
 
-    order = 0
+    SETUP = -20  # wrap or copy the model before anyone looks at it (DistributedTrainer, LastGoodState)
+    RECORD = -10  # the recorder, before everything that reads what it records
+    SWEEP = -5  # the LR finder, before the NaN guard: divergence is how its sweep ends
+    DEFAULT = 0  # the NaN guard, mixed precision, and callbacks that do not say
+    SCHEDULE = 1  # this batch's learning rates and momentum
+    EARLY_STOP = 5
+    SAVE_BEST = 6  # after early stopping has looked at the epoch
+    PROGRESS = 10  # report what the epoch recorded
+    REPORT = 20  # outside reporting (a web page's progress bar)
+
+
+class Callback:
+    """Base class: override the events you need. Lower ``order`` runs first (see ``Order``)."""
+
+    order = Order.DEFAULT
 
 
 class Recorder(Callback):
     """Records per-step loss, learning rates and momentum, and per-epoch losses and metrics."""
 
-    order = -10  # before everything that reads what it records
+    order = Order.RECORD
 
     def __init__(self):
         self.losses, self.lrs, self.moms, self.epochs = [], [], [], []
+
+    def mark(self) -> tuple[int, int, int, int]:
+        """Where the history ends now (``truncate`` goes back there)."""
+        return len(self.losses), len(self.lrs), len(self.moms), len(self.epochs)
+
+    def truncate(self, mark: tuple[int, int, int, int]) -> None:
+        """Forget everything recorded after ``mark`` (a trial such as the LR finder's sweep)."""
+        del self.losses[mark[0]:], self.lrs[mark[1]:], self.moms[mark[2]:], self.epochs[mark[3]:]
 
     def before_epoch(self, learn):
         self._sum, self._count = 0.0, 0
@@ -91,7 +113,7 @@ class ProgressCallback(Callback):
     In a log file (not a terminal or notebook) the bar becomes a few plain lines, and none at all
     for an epoch that takes only a few seconds (see ``engine.progress``)."""
 
-    order = 10
+    order = Order.PROGRESS
 
     def __init__(self, show: Callable[[str], None] = print):
         self.show = show
@@ -152,13 +174,13 @@ class LastGoodState(Callback):
     """Keeps a copy of the weights from the start of fit and after every completed epoch, so that a
     run stopped half-way (Ctrl-C, a NaN) can put the model back as it was at the last epoch's end."""
 
-    order = -20  # first: the snapshot is taken before anyone else acts on the epoch
+    order = Order.SETUP
 
     def __init__(self):
         self.state, self.epochs_done = None, 0
 
     def _take(self, learn):
-        self.state = {k: v.detach().clone() for k, v in learn.model.state_dict().items()}
+        self.state = {k: v.detach().clone() for k, v in learn.unwrapped.state_dict().items()}
 
     def before_fit(self, learn):
         self._take(learn)
@@ -172,13 +194,13 @@ class LastGoodState(Callback):
     def restore(self, learn) -> None:
         """Load the kept weights back into ``learn.model``."""
         if self.state is not None:
-            learn.model.load_state_dict(self.state)
+            learn.unwrapped.load_state_dict(self.state)
 
 
 class ParamScheduler(Callback):
     """Set each parameter group's learning rate (and momentum) from schedules of the progress."""
 
-    order = 1
+    order = Order.SCHEDULE
 
     def __init__(self, lr_schedules: Sequence[Callable[[float], float]],
                  mom_schedule: Callable[[float], float] | None = None):
@@ -202,27 +224,44 @@ class ParamScheduler(Callback):
 
 
 class MixedPrecision(Callback):
-    """Forward pass in half precision: fp16 with a gradient scaler on CUDA, bfloat16 on the CPU.
+    """Half precision where it pays, owning the three steps it changes: the forward pass runs in
+    ``autocast`` (fp16 on CUDA, bfloat16 on the CPU), and ``backward`` and ``step`` go through a
+    gradient scaler on CUDA.
 
     fp16 has a small range, so tiny gradients would round to zero: the scaler multiplies the loss
     before ``backward`` and divides the gradients before the step, and skips any step whose
     gradients overflowed (then lowers the scale). bfloat16 has float32's range: no scaler needed.
     """
 
-    def before_fit(self, learn):
-        cuda = learn.dls.device.type == "cuda"
-        self.dtype = torch.float16 if cuda else torch.bfloat16
-        learn.autocast = lambda: torch.autocast(learn.dls.device.type, dtype=self.dtype)
-        learn.scaler = torch.amp.GradScaler("cuda") if cuda else None
+    def __init__(self):
+        self.scaler = None
 
-    def cleanup_fit(self, learn):
-        learn.autocast, learn.scaler = None, None
+    @staticmethod
+    def dtype_for(device: torch.device) -> torch.dtype:
+        return torch.float16 if device.type == "cuda" else torch.bfloat16
+
+    def autocast(self, learn):
+        return torch.autocast(learn.dls.device.type, dtype=self.dtype_for(learn.dls.device))
+
+    def before_fit(self, learn):
+        if learn.dls.device.type == "cuda" and self.scaler is None:
+            self.scaler = torch.amp.GradScaler("cuda")
+
+    def backward(self, learn):
+        (self.scaler.scale(learn.loss) if self.scaler is not None else learn.loss).backward()
+
+    def step(self, learn):
+        if self.scaler is None:
+            learn.opt.step()
+            return
+        self.scaler.step(learn.opt)  # skipped if the scaled gradients overflowed
+        self.scaler.update()
 
 
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs."""
 
-    order = 5
+    order = Order.EARLY_STOP
 
     def __init__(self, monitor: str = "valid_loss", patience: int = 1, min_delta: float = 0.0,
                  higher_is_better: bool = False):
@@ -247,7 +286,7 @@ class EarlyStopping(Callback):
 class SaveBestModel(Callback):
     """Keep the weights of the best epoch by ``monitor`` and restore them when training ends."""
 
-    order = 6
+    order = Order.SAVE_BEST
 
     def __init__(self, monitor: str = "valid_loss", higher_is_better: bool = False, load_best: bool = True):
         self.monitor, self.higher, self.load_best = monitor, higher_is_better, load_best
@@ -261,7 +300,7 @@ class SaveBestModel(Callback):
         value = learn.recorder.epochs[-1][self.monitor] * (-1 if self.higher else 1)
         if value < self.best:
             self.best, self.best_epoch = value, learn.epoch
-            self.state = copy.deepcopy(learn.model.state_dict())
+            self.state = copy.deepcopy(learn.unwrapped.state_dict())
 
     def cleanup_fit(self, learn):
         if self.load_best and self.state is not None:

@@ -17,7 +17,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from .callbacks import Callback
+from .callbacks import Callback, Order
 
 __all__ = ["setup_distributed", "is_distributed", "rank", "world_size", "DistributedTrainer"]
 
@@ -52,7 +52,7 @@ def setup_distributed(backend: str | None = None) -> tuple[int, int]:
 class DistributedTrainer(Callback):
     """Wrap the model in DDP and shard the training batches across processes for the fit."""
 
-    order = -20  # before anything looks at the model or the data
+    order = Order.SETUP  # before anything looks at the model or the data
 
     def before_fit(self, learn):
         from torch.nn.parallel import DistributedDataParallel as DDP

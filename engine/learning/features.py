@@ -6,11 +6,12 @@ function: the same image gives the same features every epoch. So instead of runn
 pooled features, and train only the head on them. With augmentation on, each view is a differently
 augmented pass, and the frozen epochs cycle through the views; with augmentation off one view is
 exact, and the result equals training through the body (``tests/test_features.py`` checks it).
+
+This module holds the cache and its loaders; ``fine_tune.py`` trains a head on them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import Callable
 
@@ -18,10 +19,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from .callbacks import MixedPrecision, ProgressCallback
 
-__all__ = ["FeatureCache", "FeatureLoader", "FeatureLoaders", "compute_features", "head_learner",
-           "fit_head_on_features", "cached_preds"]
+__all__ = ["FeatureCache", "FeatureLoader", "FeatureLoaders", "compute_features", "cached_preds"]
 
 
 class FeatureCache:
@@ -49,13 +48,6 @@ class FeatureCache:
                 f"{self.valid.shape[0]} validation items, {self.train.shape[2]} features each)")
 
 
-def _autocast(learn):
-    if any(isinstance(cb, MixedPrecision) for cb in learn.cbs):
-        dtype = torch.float16 if learn.dls.device.type == "cuda" else torch.bfloat16
-        return torch.autocast(learn.dls.device.type, dtype=dtype)
-    return contextlib.nullcontext()
-
-
 def compute_features(learn, n_views: int = 1, augment: bool = True,
                      on_progress: Callable[[float], None] | None = None, valid_views: int = 1) -> FeatureCache:
     """Run the frozen body (in eval mode) over the training set ``n_views`` times and the
@@ -73,22 +65,21 @@ def compute_features(learn, n_views: int = 1, augment: bool = True,
 
     if valid_views not in (1, 2):
         raise ValueError(f"valid_views must be 1 (the photos) or 2 (and their mirror images), got {valid_views}")
-    model = getattr(learn.model, "module", learn.model)
+    model = learn.unwrapped
     pool = model.head[0]
     model.eval()
     n_views = n_views if augment else 1
     n_train = len(learn.dls.train_in_order(augment=False).dataset)
     n_valid = len(learn.dls.valid.dataset)
     total = n_views * n_train + valid_views * n_valid
-    show = any(isinstance(cb, ProgressCallback) for cb in learn.cbs)
-    bar = progress_bar(total, "caching body features", unit="img", disable=not show, leave=False)
+    bar = progress_bar(total, "caching body features", unit="img", disable=not learn.progress, leave=False)
     done, start = 0, time.perf_counter()
 
     def run(loader, mirror: bool) -> tuple[list[Tensor], Tensor]:
         """Features of each batch (and of its mirror image when ``mirror``): ([plain, mirrored], labels)."""
         nonlocal done
         feats, flipped, ys = [], [], []
-        with torch.inference_mode(), _autocast(learn):
+        with torch.inference_mode(), learn.autocast():
             for xb, yb in loader:
                 feats.append(pool(model.body(xb)).float())  # (bs, n_features)
                 if mirror:
@@ -147,53 +138,6 @@ class FeatureLoaders:
         self.device, self.vocab, self.cache = device, vocab, cache
 
 
-def head_learner(learn, n_views: int = 1, augment: bool | None = None,
-                 on_progress: Callable[[float], None] | None = None, valid_views: int = 1):
-    """A ``Learner`` that trains ``learn``'s head on cached body features (computed here, once).
-
-    The head's parameters are shared with ``learn.model``, so training this learner trains the
-    model in place. Use it for a fast ``lr_find`` of the frozen phase, or let
-    ``fit_head_on_features`` (and ``fine_tune(cache_features=True)``) do the whole frozen phase.
-    """
-    from .learner import Learner
-
-    model = getattr(learn.model, "module", learn.model)
-    if not hasattr(model, "body") or not hasattr(model, "head"):
-        raise TypeError("feature caching needs a model with a body and a head (see engine.models.create_model)")
-    augment = learn.dls.train.train if augment is None else augment
-    cache = compute_features(learn, n_views=n_views if augment else 1, augment=augment, on_progress=on_progress,
-                             valid_views=valid_views)
-    train_len = cache.train.shape[1]
-    loaders = FeatureLoaders(cache, learn.dls.batch_size, learn.dls.device, learn.dls.vocab, learn.dls.seed,
-                             drop_last=train_len > learn.dls.batch_size)
-    progress = any(isinstance(cb, ProgressCallback) for cb in learn.cbs)
-    head_tail = model.head[1:]  # everything after the pooling layer
-    hl = Learner(loaders, head_tail, loss_func=learn.loss_func, lr=learn.lr, metrics=learn.metrics,
-                 wd=learn.wd, progress=progress)
-    learn.feature_cache = cache
-    return hl
-
-
-def fit_head_on_features(learn, n_epochs: int, lr: float, n_views: int = 1, augment: bool | None = None,
-                         head_learn=None, **one_cycle_kwargs):
-    """The frozen phase of ``fine_tune`` on cached features: one-cycle over ``learn``'s head.
-
-    ``head_learn`` reuses a ``head_learner(learn)`` made earlier (say for ``lr_find``) instead
-    of computing the features again. Returns the head learner; its recorder is also appended to
-    ``learn.recorder``.
-    """
-    hl = head_learn if head_learn is not None else head_learner(learn, n_views, augment)
-    start = len(hl.recorder.epochs), len(hl.recorder.losses), len(hl.recorder.lrs), len(hl.recorder.moms)
-    hl.fit_one_cycle(n_epochs, lr, **one_cycle_kwargs)
-    rec = hl.recorder
-    learn.recorder.epochs += rec.epochs[start[0]:]
-    learn.recorder.losses += rec.losses[start[1]:]
-    learn.recorder.lrs += rec.lrs[start[2]:]  # one group (the head): plots use the last group
-    learn.recorder.moms += rec.moms[start[3]:]
-    learn.opt = None  # the full model's optimizer starts afresh for the next phase
-    return hl
-
-
 def cached_preds(learn, tta: bool = False) -> tuple[Tensor, Tensor]:
     """Validation logits (n, n_classes) and targets (n,) from ``learn.feature_cache``: what
     ``learn.get_preds("valid", activation=None, tta=tta)`` gives while the body is still the frozen
@@ -211,8 +155,7 @@ def cached_preds(learn, tta: bool = False) -> tuple[Tensor, Tensor]:
         raise ValueError("cached_preds: this learner has no feature cache; train with fine_tune(cache_features=True)")
     if tta and cache.valid_mirror is None:
         raise ValueError("cached_preds(tta=True) needs the mirrored validation photos: cache them with valid_views=2")
-    model = getattr(learn.model, "module", learn.model)
-    tail = model.head[1:].eval()
+    tail = learn.unwrapped.head[1:].eval()
     with torch.no_grad():
         logits = tail(cache.valid.to(learn.dls.device)).float()  # (n, n_classes)
         if tta:

@@ -6,13 +6,17 @@
                          (training only:) loss.backward(); opt.step(); opt.zero_grad()
 
 Everything else (recording, progress bars, schedules, mixed precision, the NaN guard, early
-stopping) is a callback (``callbacks.py``). On top of ``fit`` sit the lesson's recipes:
-``fit_one_cycle``, ``lr_find``, ``freeze``/``unfreeze`` and ``fine_tune``.
+stopping) is a callback (``callbacks.py``). A callback can also own a step of the loop: the one
+that has a ``backward``, ``step`` or ``autocast`` method does that step instead of the learner
+(``MixedPrecision`` owns all three). On top of ``fit`` sit ``fit_one_cycle``, ``lr_find`` and
+``freeze``/``unfreeze``; ``fine_tune``, which also trains on cached features, is the next layer up
+(``fine_tune.py``: ``vision_learner`` returns a learner that has it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import signal
 import threading
@@ -29,7 +33,7 @@ from ..metrics import error_rate
 from ..numerics import NonFiniteError
 from .schedules import lr_for_groups, one_cycle_lr, one_cycle_mom
 
-__all__ = ["Learner", "vision_learner"]
+__all__ = ["Learner"]
 
 
 class Learner:
@@ -49,27 +53,31 @@ class Learner:
             frozen, do not train: a frozen body is then a fixed function (what feature caching
             needs), and small batches cannot disturb the pretrained statistics.
         progress: show progress bars and a line per epoch.
+        recorder: a ``Recorder`` to share with another learner (the head learner of ``fine_tune``
+            records into the full learner's history); default a new one.
     """
 
     def __init__(self, dls, model: nn.Module, loss_func: Callable = cross_entropy, lr: float = 1e-3,
                  metrics: Sequence[Callable] = (error_rate,), cbs: Iterable[Callback] = (), wd: float = 0.01,
-                 train_bn: bool = True, progress: bool = True):
+                 train_bn: bool = True, progress: bool = True, recorder: Recorder | None = None):
         # Channels-last memory (pixels, then channels) is what the fast convolution kernels want:
         # about 1.7x faster training on the CPU here, and the layout tensor cores use on GPUs.
         model = model.to(dls.device, memory_format=torch.channels_last)
         self.dls, self.model, self.loss_func, self.lr = dls, model, loss_func, lr
         self.metrics, self.wd, self.train_bn = list(metrics), wd, train_bn
         self.opt: torch.optim.Optimizer | None = None
-        self.autocast: Callable | None = None  # set by MixedPrecision
-        self.scaler = None
-        self.frozen, self.interrupted = False, False
-        self.head_temperature: float | None = None  # set by fine_tune(head_init="lda")
+        self.frozen, self.interrupted, self.progress = False, False, progress
         self.epoch, self.iter, self.n_epochs, self.training = 0, -1, 0, False
-        self.recorder, self.last_good = Recorder(), LastGoodState()
+        self.recorder, self.last_good = recorder if recorder is not None else Recorder(), LastGoodState()
         self.cbs: list[Callback] = [self.recorder, NanGuard(), self.last_good]
         if progress:
             self.cbs.append(ProgressCallback())
         self.cbs += list(cbs)
+
+    @property
+    def unwrapped(self) -> nn.Module:
+        """The model itself, also while DistributedDataParallel wraps it for a fit."""
+        return getattr(self.model, "module", self.model)
 
     # --- callbacks -------------------------------------------------------------------------------
 
@@ -77,9 +85,19 @@ class Learner:
         self.cbs.append(cb)
         return self
 
-    def remove_cb(self, cb: Callback) -> "Learner":
-        self.cbs.remove(cb)
-        return self
+    def _owner(self, step: str):
+        """The callback that owns ``step`` of the loop ("backward", "step", "autocast"), or None."""
+        return next((cb for cb in self.cbs if callable(getattr(cb, step, None))), None)
+
+    def autocast(self):
+        """The context the forward pass runs in: the owning callback's (``MixedPrecision``), else none."""
+        owner = self._owner("autocast")
+        return owner.autocast(self) if owner is not None else contextlib.nullcontext()
+
+    @property
+    def scaler(self):
+        """The gradient scaler in use (fp16 on a GPU), else None."""
+        return getattr(self._owner("backward"), "scaler", None)
 
     def callback(self, event: str) -> None:
         for cb in sorted(self.cbs, key=lambda c: c.order):
@@ -101,7 +119,7 @@ class Learner:
     # --- the loop --------------------------------------------------------------------------------
 
     def param_groups(self) -> list[list[nn.Parameter]]:
-        model = getattr(self.model, "module", self.model)  # unwrap DistributedDataParallel
+        model = self.unwrapped
         groups = model.param_groups() if hasattr(model, "param_groups") else [list(model.parameters())]
         return [g for g in groups if g]
 
@@ -171,7 +189,7 @@ class Learner:
             self._with_events("batch", self.one_batch, CancelBatchException)
 
     def one_batch(self) -> None:
-        with self.autocast() if self.autocast else contextlib.nullcontext():
+        with self.autocast():
             self.preds = self.model(self.xb)  # (bs, n_classes)
         self.callback("after_pred")
         self.loss = self.loss_func(self.preds.float(), self.yb)  # the loss always in float32
@@ -186,14 +204,12 @@ class Learner:
             self.opt.zero_grad(set_to_none=True)
 
     def backward(self) -> None:
-        (self.scaler.scale(self.loss) if self.scaler else self.loss).backward()
+        owner = self._owner("backward")
+        owner.backward(self) if owner is not None else self.loss.backward()
 
     def step(self) -> None:
-        if self.scaler:
-            self.scaler.step(self.opt)  # skipped if the scaled gradients overflowed
-            self.scaler.update()
-        else:
-            self.opt.step()
+        owner = self._owner("step")
+        owner.step(self) if owner is not None else self.opt.step()
 
     # --- recipes ---------------------------------------------------------------------------------
 
@@ -210,6 +226,22 @@ class Learner:
         mom_sched = partial(one_cycle_mom, moms=moms, pct_start=pct_start)
         return self.fit(n_epochs, cbs=[ParamScheduler(lr_scheds, mom_sched), *cbs])
 
+    @contextlib.contextmanager
+    def restoring(self):
+        """Run something as a trial: the weights, the optimizer's state and the recorded history are
+        put back as they were afterwards, however the block ends (used by ``lr_find``)."""
+        if self.opt is None:
+            self.create_opt()
+        model_state = copy.deepcopy(self.unwrapped.state_dict())
+        opt_state = copy.deepcopy(self.opt.state_dict())
+        mark = self.recorder.mark()
+        try:
+            yield self
+        finally:
+            self.unwrapped.load_state_dict(model_state)
+            self.opt.load_state_dict(opt_state)
+            self.recorder.truncate(mark)
+
     def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100, **kwargs):
         """Sweep the learning rate; see ``lr_finder.lr_find``. Weights and optimizer are restored."""
         from .lr_finder import lr_find
@@ -217,8 +249,7 @@ class Learner:
         return lr_find(self, start_lr, end_lr, num_it, **kwargs)
 
     def _body(self) -> nn.Module:
-        model = getattr(self.model, "module", self.model)
-        return model.body if hasattr(model, "body") else nn.Sequential()
+        return getattr(self.unwrapped, "body", nn.Sequential())
 
     def freeze_to(self, n: int) -> None:
         """Train only the parameter groups from ``n`` on (negative: count from the head)."""
@@ -238,64 +269,6 @@ class Learner:
     def unfreeze(self) -> None:
         """Train every parameter."""
         self.freeze_to(0)
-
-    def fine_tune(self, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
-                  pct_start: float = 0.3, div: float = 5.0, cache_features: bool = False, n_views: int = 1,
-                  head_learn=None, head_init: str | None = None, valid_views: int = 1, **kwargs) -> "Learner":
-        """Fit the new head with the body frozen, then unfreeze and fit everything.
-
-        1. ``freeze()``, one-cycle for ``freeze_epochs`` at ``base_lr`` (a short warm-up);
-        2. ``base_lr /= 2``, ``unfreeze()``, one-cycle for ``epochs`` with
-           ``slice(base_lr / lr_mult, base_lr)``: the earliest layers change least.
-
-        With ``cache_features`` the frozen phase runs the body once per augmented view
-        (``n_views``) and trains the head on the stored features: the same result as running the
-        body every epoch when augmentation is off, and many times faster (see ``features.py``);
-        ``head_learn`` reuses the features of an earlier ``features.head_learner(learn)``.
-
-        ``head_init="lda"`` first sets the head in closed form from the class averages of the
-        body's features (shrinkage LDA, see ``head_init.py``), so the frozen phase starts from a
-        good classifier instead of a random one.
-
-        ``valid_views=2`` also caches the mirrored validation photos, so that a frozen model can be
-        scored with test-time augmentation from the cache (``features.cached_preds``).
-        """
-        self.freeze()
-        if head_init is not None:
-            head_learn = self._init_head(head_init, cache_features, n_views, head_learn, valid_views)
-        if freeze_epochs > 0:
-            if cache_features:
-                from .features import fit_head_on_features, head_learner
-
-                if head_learn is None:
-                    head_learn = head_learner(self, n_views, valid_views=valid_views)
-                fit_head_on_features(self, freeze_epochs, base_lr, n_views=n_views, head_learn=head_learn,
-                                     pct_start=0.99, **kwargs)
-            else:
-                self.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, **kwargs)
-        base_lr /= 2
-        self.unfreeze()
-        if epochs > 0:
-            self.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div, **kwargs)
-        return self
-
-    def _init_head(self, how: str, cache_features: bool, n_views: int, head_learn, valid_views: int = 1):
-        """Set the head from the body's features of the training set (see ``fine_tune``); return
-        the head learner whose cached features were used, if any, for the frozen phase to reuse."""
-        from .features import compute_features, head_learner
-        from .head_init import init_head_lda
-
-        if how != "lda":
-            raise ValueError(f"head_init={how!r}: expected 'lda' (start from the class averages) or None (random)")
-        if cache_features:
-            head_learn = head_learn if head_learn is not None else head_learner(self, n_views,
-                                                                                valid_views=valid_views)
-            cache = head_learn.dls.cache
-        else:  # one pass over the training photos as validation sees them
-            cache = compute_features(self, n_views=1, augment=False)
-        model = getattr(self.model, "module", self.model)
-        self.head_temperature = init_head_lda(model.head, cache.train.cpu(), cache.train_y.cpu())
-        return head_learn
 
     def to_fp16(self) -> "Learner":
         """Mixed precision from now on: fp16 + gradient scaling on CUDA, bfloat16 on the CPU."""
@@ -322,7 +295,7 @@ class Learner:
         dl = self.dls.valid if split == "valid" else self.dls.train_in_order(augment=False)
         self.model.eval()
         outs, targets = [], []
-        with torch.no_grad(), (self.autocast() if self.autocast else contextlib.nullcontext()):
+        with torch.no_grad(), self.autocast():
             for xb, yb in dl:
                 logits = self.model(xb).float()  # (bs, n_classes)
                 if tta:
@@ -337,19 +310,6 @@ class Learner:
         from ..serving.export import export
 
         return export(self, path, **kwargs)
-
-
-def vision_learner(dls, arch: str = "efficientnet_lite0", pretrained: bool = True, **kwargs) -> Learner:
-    """A Learner on ``create_model(arch)`` for ``dls``'s classes, frozen, with the data normalized
-    the way the pretrained model expects."""
-    from ..models import create_model
-
-    model = create_model(arch, n_classes=len(dls.vocab), pretrained=pretrained)
-    dls.set_normalization(*model.normalization)
-    learn = Learner(dls, model, **kwargs)
-    if pretrained:
-        learn.freeze()
-    return learn
 
 
 @contextlib.contextmanager

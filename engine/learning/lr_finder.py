@@ -14,11 +14,10 @@ curve without its first tenth, where the average rests on a few batches, and its
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 
-from .callbacks import Callback, CancelEpochException, CancelFitException, gradients_finite
+from .callbacks import Callback, CancelEpochException, CancelFitException, Order, gradients_finite
 from .schedules import exp_anneal
 
 __all__ = ["LRFinder", "LRFindResult", "lr_find", "suggest_minimum", "suggest_steep", "suggest_valley"]
@@ -27,7 +26,7 @@ __all__ = ["LRFinder", "LRFindResult", "lr_find", "suggest_minimum", "suggest_st
 class LRFinder(Callback):
     """Sets the exponential rate each batch, records the smoothed loss, stops on divergence."""
 
-    order = -5  # before the NaN guard: here a diverging loss is the expected end, not an error
+    order = Order.SWEEP
 
     def __init__(self, start_lr: float, end_lr: float, num_it: int, beta: float = 0.98, stop_div: bool = True):
         self.start_lr, self.end_lr, self.num_it, self.beta, self.stop_div = start_lr, end_lr, num_it, beta, stop_div
@@ -125,22 +124,10 @@ def suggest_valley(lrs: list[float], losses: list[float]) -> float:
 def lr_find(learn, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100, beta: float = 0.98,
             stop_div: bool = True) -> LRFindResult:
     """Run the sweep on ``learn``; return the curve and the suggestions. Nothing is changed."""
-    if learn.opt is None:
-        learn.create_opt()
-    model_state = copy.deepcopy(learn.model.state_dict())
-    opt_state = copy.deepcopy(learn.opt.state_dict())
-    recorder_state = (len(learn.recorder.losses), len(learn.recorder.lrs), len(learn.recorder.moms),
-                      len(learn.recorder.epochs))
     finder = LRFinder(start_lr, end_lr, num_it, beta, stop_div)
     n_epochs = math.ceil(num_it / max(len(learn.dls.train), 1))
-    try:
+    with learn.restoring():  # weights, optimizer and history as they were, however the sweep ends
         learn.fit(n_epochs, cbs=[finder])
-    finally:
-        learn.model.load_state_dict(model_state)
-        learn.opt.load_state_dict(opt_state)
-        rec = learn.recorder  # the sweep is not part of the training history
-        del rec.losses[recorder_state[0]:], rec.lrs[recorder_state[1]:], rec.moms[recorder_state[2]:]
-        del rec.epochs[recorder_state[3]:]
     if len(finder.losses) < 2:
         raise RuntimeError("the LR finder ran fewer than 2 batches: the training set is too small for a sweep")
     lrs, losses = finder.lrs[: len(finder.losses)], finder.losses
