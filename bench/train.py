@@ -40,11 +40,13 @@ from engine.data.items import read_table  # noqa: E402
 
 
 def run_recipe(seed: int | None = None) -> dict:
-    from engine.train import build_parser, train
+    """The default recipe, as ``python -m engine.train`` runs it (the same ``train`` function)."""
+    from dataclasses import replace
 
-    argv = ["--data", str(pets_sample() / "labels.csv"), "--quiet"]
-    args = build_parser().parse_args(argv + (["--seed", str(seed)] if seed is not None else []))
-    report = train(args)
+    from engine.learning.recipe import Recipe, train
+
+    recipe = Recipe() if seed is None else replace(Recipe(), seed=seed)
+    report = train(pets_sample() / "labels.csv", recipe, progress=False)
     return {"valid_error": report["valid_error"], "valid_error_no_tta": report["valid_error_no_tta"],
             "train_s": report["train_s"]}
 
@@ -52,8 +54,7 @@ def run_recipe(seed: int | None = None) -> dict:
 def frozen_speedup(epochs: int = 8) -> dict:
     """The frozen phase with and without cached features, augmentation off, same epochs."""
     from engine.data import DataLoaders
-    from engine.learning.fine_tune import fit_head_on_features
-    from engine.learning.fine_tune import vision_learner
+    from engine.learning.fine_tune import fit_head_on_features, vision_learner
 
     times = {}
     for cached in (False, True):

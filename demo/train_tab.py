@@ -25,7 +25,9 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
+from engine.data.preprocessing import Preprocessing
 from engine.learning.callbacks import Callback, Order
+from engine.learning.recipe import Recipe, TrainingRun
 from engine.numerics import NonFiniteError
 
 from .checks import InputRefused, flag, number, whole_number, with_types
@@ -36,7 +38,6 @@ __all__ = ["TrainResult", "ReportProgress", "lr_table", "train_model", "build_tr
 
 log = logging.getLogger(__name__)
 
-N_VIEWS = 2  # cached views of each training photo: as it is, and mirrored
 DATA_UNREADABLE = ("The server's training data could not be read, so training cannot run. The operator should "
                    "check the --train-data option (the details are in the server's log).")
 
@@ -105,15 +106,14 @@ def _figure(fig):
     return fig
 
 
-def _load_data(data: Path, presize: int, size: int, batch_size: int):
-    from engine.data import DataLoaders
-
-    return DataLoaders.from_path(data, presize=presize, size=size, batch_size=batch_size, seed=0, num_workers=0)
+# The Train tab's recipe: the chapter's path (the LR finder, then fine_tune from a random head) at
+# the demo model's size, in a minute or so on two CPU cores. The visitor sets the epochs, the rate
+# and mixed precision; everything else is the shared recipe's (engine/learning/recipe.py).
+DEMO_RECIPE = Recipe(preprocessing=Preprocessing(), head_init="random", find_lr=True, freeze_epochs=8)
 
 
 def train_model(data: str | Path | None, epochs: int = 0, base_lr: float = 2e-3, use_suggestion: bool = True,
-                mixed_precision: bool = False, freeze_epochs: int = 8, presize: int = 460, size: int = 224,
-                batch_size: int = 32,
+                mixed_precision: bool = False, freeze_epochs: int = 8, recipe: Recipe = DEMO_RECIPE,
                 report: Callable[[float | None, str], None] | None = None) -> Iterator[TrainResult]:
     """Run the recipe, yielding a ``TrainResult`` after each step; the last one holds the predictor.
 
@@ -123,13 +123,9 @@ def train_model(data: str | Path | None, epochs: int = 0, base_lr: float = 2e-3,
         base_lr: fine_tune's base learning rate, unless ``use_suggestion`` takes the LR finder's valley.
         mixed_precision: bfloat16 on the CPU, float16 on a GPU (``learn.to_fp16()``).
         freeze_epochs: head-only epochs, on cached features (fast).
-        presize, size, batch_size: the data pipeline (smaller values train faster, for tests).
+        recipe: the rest of the choices (``DEMO_RECIPE``; the tests pass smaller sizes).
         report: called with (fraction done or None, description) during each step.
     """
-    from engine.learning.fine_tune import head_learner
-    from engine.learning.interpret import ClassificationInterpretation
-    from engine.learning.fine_tune import vision_learner
-    from engine.metrics import error_rate
     from engine.learning.plots import plot_loss, plot_lr_find, plot_sched
     from engine.serving.predictor import load_predictor
 
@@ -139,7 +135,12 @@ def train_model(data: str | Path | None, epochs: int = 0, base_lr: float = 2e-3,
         r.status = TRAINING_DISABLED
         yield r
         return
-    start = time.perf_counter()
+    recipe = dataclasses.replace(recipe, epochs=int(epochs), lr=float(base_lr), find_lr=bool(use_suggestion),
+                     mixed_precision=bool(mixed_precision), freeze_epochs=int(freeze_epochs), workers=0)
+    phases = ["LR finder"] * recipe.find_lr + ["head only (frozen body)"] * (recipe.freeze_epochs > 0) + \
+        ["whole model (unfrozen)"]
+    run = TrainingRun(data, recipe, progress=False, cbs=[ReportProgress(report, phases)],
+                      on_features=lambda fraction: report(fraction, "computing the body's features"))
     steps: list[str] = []
 
     def step(text: str) -> TrainResult:
@@ -148,56 +149,55 @@ def train_model(data: str | Path | None, epochs: int = 0, base_lr: float = 2e-3,
         r.status = "\n".join(f"{i + 1}. {s}" for i, s in enumerate(steps))
         return dataclasses.replace(r)
 
+    announce = {
+        "data": "Reading the training data...",
+        "model": f"Loading the pretrained model ({recipe.arch}) and its new head...",
+        "features": f"Computing the body's features once: every training photo x {recipe.views} views, every "
+                    "validation photo and its mirror image (the body is frozen, so the head can train on these)...",
+        "lr_find": "LR finder: the learning rate grows each batch while the loss is recorded...",
+        "fine_tune": f"fine_tune: {recipe.freeze_epochs} head-only epochs" +
+                     (" on the cached features" if recipe.cache_features else "") +
+                     (f", then {recipe.epochs} unfrozen epoch(s) of the whole model (about 30 s each on 2 CPU "
+                      "cores)" if recipe.epochs else "") + "...",
+        "report": "Interpreting: every validation photo and its mirror image...",
+    }
     try:
-        yield step("Reading the training data...")
-        try:
-            dls = _load_data(Path(data), presize, size, batch_size)
-        except (OSError, ValueError):
-            log.exception("could not read the training data %s", data)
-            r.status = DATA_UNREADABLE
-            yield dataclasses.replace(r)
-            return
-        n_train, n_valid = len(dls.train.dataset), len(dls.valid.dataset)
-        steps[-1] = f"Data: {n_train} training and {n_valid} validation photos, {dls.c} breeds."
-        yield step("Loading the pretrained model (efficientnet_lite0) and its new head...")
-        learn = vision_learner(dls, progress=False, train_bn=False)  # frozen body: features can be cached
-        if mixed_precision:
-            learn.to_fp16()
-        yield step(f"Computing the body's features once: {n_train} photos x {N_VIEWS} views + {n_valid} "
-                   "validation photos (the body is frozen, so the head can train on these)...")
-        hl = head_learner(learn, n_views=N_VIEWS)
-        phases = ["LR finder"] + ["head only (frozen body)"] * (freeze_epochs > 0) + ["whole model (unfrozen)"]
-        progress = ReportProgress(report, phases)
-        hl.add_cb(progress)  # the head learner runs the LR finder and the frozen phase
-        learn.add_cb(progress)  # the full learner runs the unfrozen phase
-        yield step("LR finder: the learning rate grows each batch while the loss is recorded...")
-        found = hl.lr_find()
-        r.suggestions = dict(found.suggestions)
-        r.lr_plot = _figure(plot_lr_find(found))
-        lr = found.suggestions["valley"] if use_suggestion else float(base_lr)
-        sugg = ", ".join(f"{k} {v:.1e}" for k, v in found.suggestions.items())
-        steps[-1] = f"LR finder suggests {sugg}; using base LR {lr:.1e}" + (" (valley)." if use_suggestion else ".")
-        plan = f"{freeze_epochs} head-only epochs on the cached features"
-        if epochs:
-            plan += f", then {epochs} unfrozen epoch(s) of the whole model (about 30 s each on 2 CPU cores)"
-        yield step(f"fine_tune: {plan}...")
-        learn.fine_tune(int(epochs), base_lr=lr, freeze_epochs=int(freeze_epochs), cache_features=True,
-                        n_views=N_VIEWS, head_learn=hl)
-        r.loss_plot = _figure(plot_loss(learn.recorder))
-        r.sched_plot = _figure(plot_sched(learn.recorder))
-        r.lr_rows = lr_table(learn)
-        yield step("Interpreting: predicting every validation photo and its mirror image...")
-        interp = ClassificationInterpretation.from_learner(learn, tta=True)
-        r.valid_error = float(error_rate(interp.probs, interp.targets))
-        r.confusion_plot = _figure(interp.plot_confusion_matrix())
-        r.confused_rows = [list(t) for t in interp.most_confused(min_val=1)[:10]]
+        running = run.steps()
+        for name in run.plan():
+            yield step(announce[name])
+            try:
+                assert next(running) == name
+            except (OSError, ValueError):
+                if name != "data":
+                    raise
+                log.exception("could not read the training data %s", data)
+                r.status = DATA_UNREADABLE
+                yield dataclasses.replace(r)
+                return
+            if name == "data":
+                steps[-1] = (f"Data: {len(run.dls.train.dataset)} training and {len(run.dls.valid.dataset)} "
+                             f"validation photos, {run.dls.c} breeds.")
+            elif name == "lr_find":
+                r.suggestions = dict(run.lr_found.suggestions)
+                r.lr_plot = _figure(plot_lr_find(run.lr_found))
+                sugg = ", ".join(f"{k} {v:.1e}" for k, v in r.suggestions.items())
+                steps[-1] = f"LR finder suggests {sugg}; using base LR {run.lr:.1e} (valley)."
+            elif name == "fine_tune":
+                steps[-1] += f" Done, at base LR {run.lr:.1e}."
+                r.loss_plot = _figure(plot_loss(run.learn.recorder))
+                r.sched_plot = _figure(plot_sched(run.learn.recorder))
+                r.lr_rows = lr_table(run.learn)
+            elif name == "report":
+                r.valid_error = run.report["valid_error"]
+                r.confusion_plot = _figure(run.interp.plot_confusion_matrix())
+                r.confused_rows = [list(t) for t in run.interp.most_confused(min_val=1)[:10]]
         yield step("Exporting the model (safetensors + JSON) and loading it back...")
         with tempfile.TemporaryDirectory(prefix="petbreeds-session-") as folder:
-            learn.export(folder, half=True, extra={"valid_error": r.valid_error})
+            run.export(folder, half=True)
             r.predictor = load_predictor(folder)  # all in memory now: the folder can go
-        steps.append(f"Done in {time.perf_counter() - start:.0f} s: validation error {r.valid_error:.1%} "
-                     f"on {n_valid} photos (with test-time augmentation). Tick \"Use the model I trained\" in "
-                     "tab 1 to try it; it lasts for this browser session only.")
+        steps.append(f"Done in {time.perf_counter() - run.start:.0f} s: validation error {r.valid_error:.1%} "
+                     f"on {len(run.dls.valid.dataset)} photos (with test-time augmentation). Tick \"Use the model "
+                     "I trained\" in tab 1 to try it; it lasts for this browser session only.")
         r.status = "\n".join(f"{i + 1}. {s}" for i, s in enumerate(steps))
         report(1.0, "done")
         yield dataclasses.replace(r)

@@ -8,6 +8,9 @@ the official test split), the 370-photo sample folder or any CSV table (``name``
 present, ``is_valid`` columns; images in ``images/`` beside it), or a folder of images named like
 ``great_pyrenees_173.jpg`` (a random 20% for validation).
 
+Every option is a field of ``engine.learning.recipe.Recipe`` (its defaults are the defaults here),
+and ``train(data, recipe)`` runs it: the same path as ``bench/train.py`` and the web demo's Train tab.
+
 The default recipe, chosen for a small CPU: fine_tune with the frozen phase trained on cached body
 features (``--views`` views of every training photo: as is, mirrored, then random augmentations)
 for ``--freeze-epochs`` one-cycle epochs, then ``--epochs`` unfrozen epochs (default 0: on two CPU
@@ -34,14 +37,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
+from dataclasses import replace
 from pathlib import Path
 
-from .data.preprocessing import Preprocessing
+from .learning.recipe import LR_AFTER, Recipe, TrainingRun
+from .models import ARCHS
 
-__all__ = ["build_parser", "train", "main"]
+__all__ = ["build_parser", "recipe_from", "main"]
 
-DEFAULT_LR = {"lda": 5e-4, "random": 5e-3}  # by --head-init, both chosen by cross-validation
+R = Recipe()  # the defaults, as the recipe defines them
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,84 +55,40 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the full dataset folder (images/ + annotations/: official split), the sample folder or a "
                         "labels CSV (images/ beside it), or a folder of photos named by breed")
     p.add_argument("--export", help="folder to write the trained model to (safetensors + meta.json)")
-    p.add_argument("--arch", default="efficientnet_lite0", help="efficientnet_lite0 (default), resnet18/34/50/101")
-    p.add_argument("--epochs", type=int, default=0, help="unfrozen epochs after the frozen phase (default 0)")
-    p.add_argument("--freeze-epochs", type=int, default=32, help="frozen (head-only) epochs (default 32)")
-    p.add_argument("--lr", type=float, default=None,
-                   help="base learning rate of fine_tune (default 5e-4 after --head-init lda, 5e-3 after random)")
-    p.add_argument("--head-init", choices=("lda", "random"), default="lda",
-                   help="start the head from the class averages (lda, default) or from random numbers")
-    p.add_argument("--views", type=int, default=2, help="cached views per training photo (default 2)")
+    p.add_argument("--arch", default=R.arch, choices=ARCHS, help=f"pretrained body (default {R.arch})")
+    p.add_argument("--epochs", type=int, default=R.epochs, help=f"unfrozen epochs after the frozen phase "
+                                                                f"(default {R.epochs})")
+    p.add_argument("--freeze-epochs", type=int, default=R.freeze_epochs,
+                   help=f"frozen (head-only) epochs (default {R.freeze_epochs})")
+    p.add_argument("--lr", type=float, default=R.lr,
+                   help="base learning rate of fine_tune (default " +
+                        ", ".join(f"{v:g} after --head-init {k}" for k, v in LR_AFTER.items()) + ")")
+    p.add_argument("--find-lr", action="store_true", help="run the LR finder first and use its 'valley' suggestion")
+    p.add_argument("--head-init", choices=tuple(LR_AFTER), default=R.head_init,
+                   help=f"start the head from the class averages (lda) or from random numbers (default {R.head_init})")
+    p.add_argument("--views", type=int, default=R.views, help=f"cached views per training photo (default {R.views})")
     p.add_argument("--no-cache", action="store_true", help="run the body in every frozen epoch (slow)")
     p.add_argument("--fp16", action="store_true", help="mixed precision (bfloat16 on the CPU, fp16 on CUDA)")
-    p.add_argument("--bs", type=int, default=32, help="batch size (default 32)")
-    p.add_argument("--size", type=int, default=288, help="final image size (default 288)")
-    p.add_argument("--presize", type=int, default=Preprocessing.presize,
-                   help=f"CPU presize (default {Preprocessing.presize})")
-    p.add_argument("--valid-pct", type=float, default=0.2, help="random validation share for a folder")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--bs", type=int, default=R.batch_size, help=f"batch size (default {R.batch_size})")
+    p.add_argument("--size", type=int, default=R.preprocessing.size,
+                   help=f"final image size (default {R.preprocessing.size})")
+    p.add_argument("--presize", type=int, default=R.preprocessing.presize,
+                   help=f"CPU presize (default {R.preprocessing.presize})")
+    p.add_argument("--valid-pct", type=float, default=R.valid_pct, help="random validation share for a folder")
+    p.add_argument("--workers", type=int, default=R.workers, help=f"DataLoader worker processes (default {R.workers})")
+    p.add_argument("--seed", type=int, default=R.seed)
     p.add_argument("--half", action="store_true", help="export float16 weights (half the file size)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
-def train(args: argparse.Namespace) -> dict:
-    """Run the recipe described by ``args``; return the figures of the report."""
-    import torch
-
-    from .data.loaders import DataLoaders
-    from .learning.features import cached_preds
-    from .learning.interpret import ClassificationInterpretation
-    from .learning.fine_tune import vision_learner
-    from .metrics import error_rate
-
-    torch.manual_seed(args.seed)
-    start = time.perf_counter()
-    dls = DataLoaders.from_path(args.data, valid_pct=args.valid_pct, presize=args.presize, size=args.size,
-                                batch_size=args.bs, num_workers=args.workers, seed=args.seed)
-    print(f"data: {dls.source}\n      {dls}", flush=True)
-    for note in dls.notes:
-        print(f"note: {note}", flush=True)
-    learn = vision_learner(dls, args.arch, progress=not args.quiet, train_bn=args.no_cache)
-    if args.fp16:
-        learn.to_fp16()
-    if args.lr is None:  # a head that starts good only needs polishing; a random one, real training
-        args.lr = DEFAULT_LR[args.head_init]
-    cached = not args.no_cache
-    learn.fine_tune(args.epochs, base_lr=args.lr, freeze_epochs=args.freeze_epochs,
-                    cache_features=cached, n_views=args.views,
-                    head_init=None if args.head_init == "random" else args.head_init,
-                    valid_views=2 if cached else 1)
-    train_s = time.perf_counter() - start
-    cache = getattr(learn, "feature_cache", None)
-    if cache is not None and cache.valid_mirror is not None and args.epochs == 0:
-        # The body never changed, so the cached features of the validation photos (and of their
-        # mirror images) are what it would compute again: score them without another pass.
-        (logits, targets), (plain, _) = cached_preds(learn, tta=True), cached_preds(learn, tta=False)
-    else:
-        logits, targets = learn.get_preds("valid", activation=None, tta=True)
-        plain, _ = learn.get_preds("valid", activation=None)
-    interp = ClassificationInterpretation(logits, targets, dls.vocab, dls)
-    report = {
-        "valid_error": float(error_rate(interp.probs, interp.targets)),
-        "valid_error_no_tta": float(error_rate(plain, targets)),
-        "train_s": train_s,
-        "total_s": time.perf_counter() - start,
-        "n_train": len(dls.train.dataset),
-        "n_valid": len(dls.valid.dataset),
-        "valid_name": dls.valid_name,
-        "cache_s": cache.seconds if cache is not None else None,
-        "n_cached": cache.n_images if cache is not None else None,
-        "most_confused": interp.most_confused(min_val=1)[:8],
-    }
-    if args.export:
-        learn.export(args.export, half=args.half,
-                     extra={"valid_error": report["valid_error"], "n_train": report["n_train"],
-                            "n_valid": report["n_valid"],
-                            # the recipe, without this machine's paths
-                            "recipe": vars(args) | {"data": Path(args.data).name, "export": None}})
-    return report
+def recipe_from(args: argparse.Namespace) -> Recipe:
+    """The ``Recipe`` the command-line options describe."""
+    return replace(R, arch=args.arch, preprocessing=replace(R.preprocessing, size=args.size, presize=args.presize),
+                   head_init=args.head_init, lr=args.lr, find_lr=args.find_lr, freeze_epochs=args.freeze_epochs,
+                   epochs=args.epochs, views=args.views, cache_features=not args.no_cache,
+                   mixed_precision=args.fp16, batch_size=args.bs, workers=args.workers, seed=args.seed,
+                   valid_pct=args.valid_pct)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,13 +96,21 @@ def main(argv: list[str] | None = None) -> int:
     from .numerics import NonFiniteError
 
     try:
-        report = train(args)
+        run = TrainingRun(args.data, recipe_from(args), progress=not args.quiet)
+        for step in run.steps():
+            if step == "data":
+                print(f"data: {run.dls.source}\n      {run.dls}", flush=True)
+                for note in run.dls.notes:
+                    print(f"note: {note}", flush=True)
+        if args.export:
+            run.export(args.export, half=args.half)
     except KeyboardInterrupt:
         print("\ninterrupted: training stopped, nothing was exported", file=sys.stderr)
         return 130
     except (FileNotFoundError, ValueError, NonFiniteError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    report = run.report
     print(f"\n{report['valid_name']} error {report['valid_error']:.2%} with test-time augmentation "
           f"({report['valid_error_no_tta']:.2%} without) on {report['n_valid']} {report['valid_name']} photos; "
           f"trained on {report['n_train']} photos in {report['train_s']:.0f} s")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import demo  # noqa: F401, I001  (first: its process settings must precede torch's import; see demo/__init__.py)
 
 import csv
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,9 @@ from demo.predict_tab import NOT_A_PET_BELOW, UNSURE_BELOW, classify, judge, pre
 from demo.presize_lab import presize_lab
 from demo.settings import SHIPPED_EXAMPLES, SHIPPED_MODEL, TRAINING_DISABLED, example_photos, parse_size
 from demo.softmax_lab import CLASSES, DEFAULT_ACTIVATIONS, huge_logit_lab, log_lab, softmax_lab, softmax_numbers
-from demo.train_tab import train_model
+from demo.train_tab import DEMO_RECIPE, train_model
 from engine.datasets import PET_BREEDS
+from engine.data.preprocessing import Preprocessing
 from engine.data.pets import SAMPLE_TABLE
 from engine.losses import cross_entropy, log_softmax, softmax
 from engine.data.quality import compare_presizing
@@ -318,7 +320,8 @@ def trained(tmp_path_factory):
     paths = write_synthetic_pets(root / "images", breeds=breeds, n_per_breed=6, size=(96, 72), seed=1)
     csv_path = write_labels_csv(root, paths, valid_per_breed=2)
     reports = []
-    updates = list(train_model(csv_path, epochs=1, use_suggestion=True, freeze_epochs=6, presize=96, size=64,
+    small = dataclasses.replace(DEMO_RECIPE, preprocessing=Preprocessing(presize=96, size=64))  # the tab's recipe, smaller
+    updates = list(train_model(csv_path, epochs=1, use_suggestion=True, freeze_epochs=6, recipe=small,
                                report=lambda fraction, text: reports.append((fraction, text))))
     return updates, reports, breeds, paths
 

@@ -49,6 +49,7 @@ SCRIPT = textwrap.dedent('''
             "labels": labels,
             "unwrapped": type(learn.model).__name__,
         }))
+    dist.barrier()  # both ranks are done talking before either tears its side down
     dist.destroy_process_group()
 ''')
 

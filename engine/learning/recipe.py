@@ -1,0 +1,206 @@
+"""The training recipe: one object with the choices, one path that runs them, for every entry point.
+
+``python -m engine.train``, ``bench/train.py`` and the web demo's Train tab all train the same
+way: a ``Recipe`` (a frozen dataclass: the architecture, the preprocessing, the head's start, the
+epochs and rates ...) and ``train(data, recipe)``. Each entry point changes the fields it needs
+(``dataclasses.replace(Recipe(), size=...)``, or a ``Recipe(...)`` of its own, like the demo's).
+
+The default recipe, chosen for a small CPU by cross-validation on the sample's training photos
+(the README's design notes have the evidence):
+
+    1. data        ``DataLoaders.from_path(data)``: presize 460 on the CPU, 288 pixels for the model
+    2. model       the pretrained ``efficientnet_lite0`` body with a new head, frozen
+    3. features    the body's output for each training photo and its mirror image, and for each
+                   validation photo and its mirror, computed once (``features.py``)
+    4. head start  the head set in closed form from the class averages (shrinkage LDA, ``head_init.py``)
+    5. fine_tune   32 one-cycle epochs of the head on the cached features at 5e-4, no unfrozen epoch
+    6. report      the validation error with test-time augmentation (each photo and its mirror),
+                   from the cached features when the body never changed
+
+``TrainingRun.steps()`` runs them one by one and says which step is done after each, so that a
+web page can show the training as it goes; ``train`` runs them all.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from ..data.preprocessing import Preprocessing
+
+__all__ = ["Recipe", "TrainingRun", "train", "LR_AFTER"]
+
+LR_AFTER = {"lda": 5e-4, "random": 5e-3}  # the frozen phase's rate by how the head starts (cross-validated)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The choices of one training run; ``train(data, recipe)`` carries them out.
+
+    Args:
+        arch: the pretrained body (see ``models.ARCHS``).
+        preprocessing: presize, final size and method (the normalization comes from the body).
+        head_init: "lda" (start the head from the class averages) or "random".
+        lr: the base learning rate of ``fine_tune``; None: ``LR_AFTER[head_init]``.
+        find_lr: run the LR finder on the cached features first and use its "valley" suggestion.
+        freeze_epochs: one-cycle epochs of the head alone (on cached features: fast).
+        epochs: unfrozen epochs of the whole model after that (slow on a CPU).
+        views: cached views of each training photo: as it is, mirrored, then random augmentations.
+        cache_features: train the frozen phase on cached features (else through the body each epoch).
+        mixed_precision: bfloat16 on the CPU, fp16 with a gradient scaler on a GPU.
+        batch_size, workers, seed: the loaders (``workers``: DataLoader processes).
+        valid_pct: the random validation share, for data that brings no split of its own.
+    """
+
+    arch: str = "efficientnet_lite0"
+    preprocessing: Preprocessing = Preprocessing(size=288)
+    head_init: str = "lda"
+    lr: float | None = None
+    find_lr: bool = False
+    freeze_epochs: int = 32
+    epochs: int = 0
+    views: int = 2
+    cache_features: bool = True
+    mixed_precision: bool = False
+    batch_size: int = 32
+    workers: int = 0
+    seed: int = 42
+    valid_pct: float = 0.2
+
+    def __post_init__(self):
+        from ..models import ARCHS
+
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown architecture {self.arch!r}: choose one of {', '.join(ARCHS)}")
+        if self.head_init not in LR_AFTER:
+            raise ValueError(f"head_init must be one of {', '.join(LR_AFTER)}, got {self.head_init!r}")
+        if self.freeze_epochs < 0 or self.epochs < 0 or self.views < 1 or self.batch_size < 1:
+            raise ValueError("freeze_epochs and epochs must be >= 0, views and batch_size >= 1")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"lr must be above 0, got {self.lr}")
+
+    @property
+    def base_lr(self) -> float:
+        """The rate ``fine_tune`` gets (unless the LR finder chooses): a head that starts good only
+        needs polishing, a random one needs real training."""
+        return self.lr if self.lr is not None else LR_AFTER[self.head_init]
+
+    def to_dict(self) -> dict:
+        """Plain JSON values, for an export's ``meta.json``."""
+        return asdict(self) | {"preprocessing": self.preprocessing.to_dict()}
+
+
+@dataclass
+class TrainingRun:
+    """One run of ``recipe`` on ``data``: ``steps()`` carries it out, leaving its results here.
+
+    Args:
+        data: what ``DataLoaders.from_path`` takes (the full download, a sample folder, a CSV ...).
+        recipe: the choices.
+        progress: progress bars and a line per epoch on the console.
+        cbs: more callbacks for both learners (the head's and the whole model's), e.g. a web
+            page's progress bar.
+        on_features: called with the fraction done while the body's features are computed.
+    """
+
+    data: str | Path
+    recipe: Recipe = field(default_factory=Recipe)
+    progress: bool = True
+    cbs: list = field(default_factory=list)
+    on_features: Callable[[float], None] | None = None
+
+    def plan(self) -> list[str]:
+        """The names of the steps ``steps()`` will run, in order."""
+        r = self.recipe
+        features = r.cache_features and (r.freeze_epochs > 0 or r.head_init == "lda" or r.find_lr)
+        return ["data", "model"] + ["features"] * features + ["lr_find"] * r.find_lr + ["fine_tune", "report"]
+
+    def steps(self) -> Iterator[str]:
+        """Run the recipe, yielding the name of each step once it is done (see ``plan``): "data",
+        "model", "features" (when the frozen phase runs on cached features), "lr_find" (with
+        ``find_lr``), "fine_tune" and "report"."""
+        import torch
+
+        from ..data.loaders import DataLoaders
+        from .fine_tune import head_learner, vision_learner
+
+        r = self.recipe
+        torch.manual_seed(r.seed)
+        self.start = time.perf_counter()
+        self.dls = DataLoaders.from_path(self.data, valid_pct=r.valid_pct, preprocessing=r.preprocessing,
+                                         batch_size=r.batch_size, num_workers=r.workers, seed=r.seed)
+        yield "data"
+        # With a cached frozen phase the body's BatchNorm must keep its statistics: then the body is
+        # a fixed function and its features can be stored.
+        self.learn = vision_learner(self.dls, r.arch, progress=self.progress, train_bn=not r.cache_features,
+                                    cbs=list(self.cbs))
+        if r.mixed_precision:
+            self.learn.to_fp16()
+        yield "model"
+        self.head = None
+        if "features" in self.plan():
+            self.head = head_learner(self.learn, r.views, on_progress=self.on_features, valid_views=2)
+            for cb in self.cbs:
+                self.head.add_cb(cb)
+            yield "features"
+        self.lr, self.lr_found = r.base_lr, None
+        if r.find_lr:
+            self.lr_found = (self.head or self.learn).lr_find()
+            self.lr = self.lr_found.suggestions["valley"]
+            yield "lr_find"
+        self.learn.fine_tune(r.epochs, base_lr=self.lr, freeze_epochs=r.freeze_epochs,
+                             cache_features=r.cache_features, n_views=r.views, head_learn=self.head,
+                             head_init=None if r.head_init == "random" else r.head_init, valid_views=2)
+        self.train_s = time.perf_counter() - self.start
+        yield "fine_tune"
+        self.report = self._report()
+        yield "report"
+
+    def _report(self) -> dict:
+        from ..metrics import error_rate
+        from .features import cached_preds
+        from .interpret import ClassificationInterpretation
+
+        learn, cache = self.learn, getattr(self.learn, "feature_cache", None)
+        if cache is not None and cache.valid_mirror is not None and self.recipe.epochs == 0:
+            # The body never changed, so the cached features of the validation photos (and of their
+            # mirror images) are what it would compute again: score them without another pass.
+            (logits, targets), (plain, _) = cached_preds(learn, tta=True), cached_preds(learn, tta=False)
+        else:
+            logits, targets = learn.get_preds("valid", activation=None, tta=True)
+            plain, _ = learn.get_preds("valid", activation=None)
+        self.interp = ClassificationInterpretation(logits, targets, self.dls.vocab, self.dls)
+        return {
+            "valid_error": float(error_rate(self.interp.probs, self.interp.targets)),
+            "valid_error_no_tta": float(error_rate(plain, targets)),
+            "train_s": self.train_s,
+            "total_s": time.perf_counter() - self.start,
+            "n_train": len(self.dls.train.dataset),
+            "n_valid": len(self.dls.valid.dataset),
+            "valid_name": self.dls.valid_name,
+            "base_lr": self.lr,
+            "cache_s": cache.seconds if cache is not None else None,
+            "n_cached": cache.n_images if cache is not None else None,
+            "most_confused": self.interp.most_confused(min_val=1)[:8],
+        }
+
+    def export(self, folder: str | Path, half: bool = False) -> Path:
+        """Export the trained model with the report's figures and the recipe in ``meta.json``."""
+        rep = self.report
+        return self.learn.export(folder, half=half, extra={
+            "valid_error": rep["valid_error"], "n_train": rep["n_train"], "n_valid": rep["n_valid"],
+            "recipe": self.recipe.to_dict() | {"lr": self.lr}})
+
+
+def train(data: str | Path, recipe: Recipe | None = None, export: str | Path | None = None, half: bool = False,
+          progress: bool = True) -> dict:
+    """Train on ``data`` with ``recipe`` (default ``Recipe()``), export when asked; return the report."""
+    run = TrainingRun(data, recipe if recipe is not None else Recipe(), progress=progress)
+    for _ in run.steps():
+        pass
+    if export is not None:
+        run.export(export, half=half)
+    return run.report
+
