@@ -157,8 +157,8 @@ def train_model(data: str | Path | None, epochs: int = 0, base_lr: float = 2e-3,
         "lr_find": "LR finder: the learning rate grows each batch while the loss is recorded...",
         "fine_tune": f"fine_tune: {recipe.freeze_epochs} head-only epochs" +
                      (" on the cached features" if recipe.cache_features else "") +
-                     (f", then {recipe.epochs} unfrozen epoch(s) of the whole model (about 30 s each on 2 CPU "
-                      "cores)" if recipe.epochs else "") + "...",
+                     (f", then {recipe.epochs} unfrozen epoch(s) of the whole model (the slow part)"
+                      if recipe.epochs else "") + "...",
         "report": "Interpreting: every validation photo and its mirror image...",
     }
     try:
@@ -235,8 +235,8 @@ def build_train_tab(data: Path | None, sessions, slots) -> None:
                     "they are told how long to wait.")
         with gr.Row():
             epochs = gr.Slider(*EPOCHS, value=0, step=1, label="Unfrozen epochs",
-                               info="0 by default: each takes about 30 s over the 296 sample photos on 2 CPU "
-                                    "cores (the head-only phase on cached features takes about 20 s in all)")
+                               info="0 by default: each runs the whole model over every training photo, slow "
+                                    "on a CPU (the head-only phase on cached features is fast)")
             freeze_epochs = gr.Slider(*FREEZE_EPOCHS, value=8, step=1,
                                       label="Head-only epochs (on cached features: fast)")
         with gr.Row():

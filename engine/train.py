@@ -13,24 +13,21 @@ and ``train(data, recipe)`` runs it: the same path as ``bench/train.py`` and the
 
 The default recipe, chosen for a small CPU: fine_tune with the frozen phase trained on cached body
 features (``--views`` views of every training photo: as is, mirrored, then random augmentations)
-for ``--freeze-epochs`` one-cycle epochs, then ``--epochs`` unfrozen epochs (default 0: on two CPU
-cores an unfrozen epoch over the 296 sample photos takes about 30 s and did not lower the
-validation error). The report uses test-time augmentation (each photo and its mirror image).
+for ``--freeze-epochs`` one-cycle epochs, then ``--epochs`` unfrozen epochs (none by default: on
+two CPU cores they are slow, and with so few photos they did not lower the validation error). The
+report uses test-time augmentation (each photo and its mirror image).
 
 The head does not start from random numbers: ``--head-init lda`` (the default) sets it in closed
 form from the class averages of the cached features (shrinkage LDA with a cross-validated
-temperature, see ``engine/learning/head_init.py``), and the frozen epochs only polish it, at a learning rate
-of 5e-4. Cross-validation on the 296 training photos of the sample (5 folds, 5 fold draws; the 74
-validation photos were not used to choose anything) gave 9.7% error and a cross-entropy of 0.28,
-against 12.4% and 0.39 for a random head trained at its best rate (5e-3, which ``--head-init
-random`` uses).
+temperature, see ``engine/learning/head_init.py``), and the frozen epochs only polish it, at a
+lower learning rate than a random head needs (``recipe.LR_AFTER``).
 
-The final size defaults to 288, not the 224 the body was pretrained at. ImageNet training zooms
-into random crops, so at 224 a centre-cropped photo shows the animal smaller than the network is
-used to; a larger input makes up for that (Touvron et al., "Fixing the train-test resolution
-discrepancy", 2019). In the same cross-validation a random head's error was 12.4% at 288 and 13.7%
-at 224. A photo at 288 costs about 1.65 times the compute of one at 224: pass ``--size 224`` where
-inference speed matters more (the demo's model does: see the README).
+The final size is larger than the 224 the body was pretrained at. ImageNet training zooms into
+random crops, so at 224 a centre-cropped photo shows the animal smaller than the network is used
+to; a larger input makes up for that (Touvron et al., "Fixing the train-test resolution
+discrepancy", 2019). It costs more compute per photo: pass ``--size 224`` where inference speed
+matters more (the demo's model does). Every choice was made by cross-validation on the sample's
+training photos; the README's design notes have the figures.
 """
 
 from __future__ import annotations
@@ -55,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the full dataset folder (images/ + annotations/: official split), the sample folder or a "
                         "labels CSV (images/ beside it), or a folder of photos named by breed")
     p.add_argument("--export", help="folder to write the trained model to (safetensors + meta.json)")
-    p.add_argument("--arch", default=R.arch, choices=ARCHS, help=f"pretrained body (default {R.arch})")
+    p.add_argument("--arch", default=R.arch, choices=tuple(ARCHS), metavar="ARCH",
+                   help=f"pretrained body: {', '.join(ARCHS)} (default {R.arch})")
     p.add_argument("--epochs", type=int, default=R.epochs, help=f"unfrozen epochs after the frozen phase "
                                                                 f"(default {R.epochs})")
     p.add_argument("--freeze-epochs", type=int, default=R.freeze_epochs,

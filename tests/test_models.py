@@ -15,7 +15,8 @@ def lite0():
 
 
 def test_unknown_architecture_lists_the_known_ones():
-    with pytest.raises(ValueError, match="unknown architecture 'resnet9000'.*efficientnet_lite0, resnet18, resnet34, "
+    with pytest.raises(ValueError, match="unknown architecture 'resnet9000'.*efficientnet_lite0, efficientnet_lite1, "
+                                         "efficientnet_lite2, resnet18, resnet34, "
                                          "resnet50, resnet101"):
         create_model("resnet9000")
 
@@ -144,5 +145,50 @@ def test_create_head_sizes():
 
 
 def test_all_archs_are_known():
-    assert ARCHS == ("efficientnet_lite0", "resnet18", "resnet34", "resnet50", "resnet101")
+    assert tuple(ARCHS) == ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "resnet18", "resnet34",
+                            "resnet50", "resnet101")
     assert len(imagenet_categories()) == 1000
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_every_registered_architecture_builds_with_its_groups_and_normalization(arch):
+    from engine.models import ARCHS as registry
+
+    model = create_model(arch, n_classes=5, pretrained=False)
+    groups = model.param_groups()
+    assert len(groups) == 3 and all(groups)  # two body groups, then the head
+    assert model.normalization == registry[arch].normalization and model.arch == arch
+    with torch.no_grad():
+        assert model.eval()(torch.zeros(1, 3, 64, 64)).shape == (1, 5)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_the_larger_lite_bodies_load_their_packaged_weights(n):
+    model = create_model(f"efficientnet_lite{n}", n_classes=3)  # pretrained, offline
+    assert model.imagenet_classifier is not None and model.normalization == ((0.5,) * 3, (0.5,) * 3)
+    assert float(model.body[0][0].weight.abs().sum()) > 0 and not model.imagenet_classifier.weight.requires_grad
+
+
+def test_a_new_architecture_is_one_registry_entry():
+    from torch import nn
+
+    from engine.learning.recipe import Recipe
+    from engine.models import ARCHS as registry
+    from engine.models import register
+    from engine.train import build_parser
+
+    def tiny(pretrained):
+        body = nn.Sequential(nn.Sequential(nn.Conv2d(3, 8, 3)), nn.Sequential(nn.Conv2d(8, 16, 3)))
+        return body, 16, nn.Linear(16, 1000)
+
+    register("tiny", tiny, ((0.5,) * 3, (0.5,) * 3), "nowhere", 32)
+    try:  # the one entry is all the model factory, the recipe and the command line need
+        assert create_model("tiny", n_classes=4, pretrained=False).arch == "tiny"
+        assert Recipe(arch="tiny").arch == "tiny"
+        assert build_parser().parse_args(["--data", "x", "--arch", "tiny"]).arch == "tiny"
+        with pytest.raises(ValueError, match="registered already"):
+            register("tiny", tiny, ((0.5,) * 3, (0.5,) * 3), "nowhere", 32)
+    finally:
+        registry.pop("tiny")
+    with pytest.raises(ValueError, match="unknown architecture 'giant': choose one of efficientnet_lite0"):
+        create_model("giant")

@@ -10,7 +10,6 @@ device: nothing at all is written in that case.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import shutil
@@ -23,16 +22,14 @@ import urllib.request
 import zlib
 from pathlib import Path
 
+from .files import file_hash
+
 __all__ = ["download_file", "UnsafeArchiveError", "safe_extract", "md5_of"]
 
 # --- downloading with resume and a checksum ---------------------------------------------------------
 
-def md5_of(path: Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
+def md5_of(path: Path) -> str:
+    return file_hash(path, "md5")
 
 
 def _content_range(value: str | None) -> tuple[int, int | None]:

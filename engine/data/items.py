@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Sequence
 
 from PIL import Image
 
-from .transforms import IMAGE_EXTENSIONS
+from .files import IMAGE_EXTENSIONS, SUFFIX_FORMATS, format_of
 
 __all__ = [
     "PETS_PATTERN",
@@ -249,25 +249,19 @@ def format_bad_images(bad: Sequence[BadImage], limit: int = 20) -> str:
     return "\n".join(lines)
 
 
-_SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"GIF8": "GIF", b"BM": "BMP", b"RIFF": "WEBP",
-               b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
-_SUFFIX_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".gif": "GIF", ".bmp": "BMP", ".webp": "WEBP",
-                   ".tif": "TIFF", ".tiff": "TIFF"}
-
-
 def misnamed_formats(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
     """Files whose first bytes say another image format than their name (``Abyssinian_34.jpg`` holds a
     GIF in the real dataset): ``(path, actual format)``. They decode fine, by their content; this
     only lists them, reading a few bytes of each file."""
     out = []
     for p in map(Path, paths):
-        expected = _SUFFIX_FORMATS.get(p.suffix.lower())
+        expected = SUFFIX_FORMATS.get(p.suffix.lower())
         try:
             with open(p, "rb") as f:
                 head = f.read(4)
         except OSError:
             continue  # verify_images reports unreadable files
-        actual = next((fmt for sig, fmt in _SIGNATURES.items() if head.startswith(sig)), None)
+        actual = format_of(head)
         if expected and actual and actual != expected:
             out.append((p, actual))
     return out

@@ -25,13 +25,13 @@ download: a student's lessons then run on the very photos that CI checks them on
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .breeds import PET_BREEDS, is_cat
+from .files import file_hash
 from .items import (PETS_PATTERN, RegexLabeller, column_split, get_image_files, label_items, random_split,
                     read_table)
 
@@ -237,7 +237,7 @@ def _sample_rows() -> list[dict[str, str]]:
 
 
 def _short_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return file_hash(path)[:16]
 
 
 def sample_is_complete(folder: str | Path) -> bool:

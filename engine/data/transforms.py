@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-__all__ = ["IMAGE_EXTENSIONS", "PRESIZE_METHODS", "MAX_PIXELS", "load_image", "load_array", "to_rgb", "Presize", "square_box",
+__all__ = ["PRESIZE_METHODS", "MAX_PIXELS", "load_image", "load_array", "to_rgb", "Presize", "square_box",
            "pil_to_tensor"]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 PRESIZE_METHODS = ("crop", "squish", "pad")
 # The largest image decoded for a visitor or a prediction: refused from its header, before any
 # pixel is decoded (a 24 KB PNG can claim 14000 x 14000 pixels, a decompression bomb).

@@ -70,10 +70,9 @@ class Recipe:
     valid_pct: float = 0.2
 
     def __post_init__(self):
-        from ..models import ARCHS
+        from ..models import get_arch
 
-        if self.arch not in ARCHS:
-            raise ValueError(f"unknown architecture {self.arch!r}: choose one of {', '.join(ARCHS)}")
+        get_arch(self.arch)  # a clear error for a name that is not in the registry
         if self.head_init not in LR_AFTER:
             raise ValueError(f"head_init must be one of {', '.join(LR_AFTER)}, got {self.head_init!r}")
         if self.freeze_epochs < 0 or self.epochs < 0 or self.views < 1 or self.batch_size < 1:

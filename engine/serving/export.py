@@ -18,7 +18,6 @@ this scheme name their weights plain ``model.safetensors``; they load as before.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from ..data.files import file_hash
 from ..data.preprocessing import Preprocessing
 
 __all__ = ["FORMAT_VERSION", "export", "read_export", "PickleRefused"]
@@ -39,14 +39,6 @@ REQUIRED_META = ("format_version", "arch", "vocab", "sha256")
 
 class PickleRefused(ValueError):
     """The file is a pickle (e.g. from ``torch.save``): refused, because loading it could run code."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _write_atomically(path: Path, write) -> None:
@@ -69,7 +61,7 @@ def export(learn, path: str | Path, half: bool = False, extra: dict | None = Non
     """
     from safetensors.torch import save_file
 
-    model = getattr(learn.model, "module", learn.model)
+    model = learn.unwrapped
     dls = learn.dls
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
@@ -80,7 +72,7 @@ def export(learn, path: str | Path, half: bool = False, extra: dict | None = Non
     staged = folder / f".weights.{os.getpid()}.tmp"
     try:
         save_file(state, str(staged))
-        digest = _sha256(staged)
+        digest = file_hash(staged)
         weights = f"model-{digest[:16]}.safetensors"
         os.chmod(staged, 0o644)  # readable by others, like any file a user writes
         os.replace(staged, folder / weights)  # a new name: the current export is untouched
@@ -174,7 +166,7 @@ def read_export(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     if not weights.is_file():
         raise FileNotFoundError(f"{path} is missing {name}, which {META} names: the export is incomplete; export "
                                 "the model again")
-    actual = _sha256(weights)
+    actual = file_hash(weights)
     if actual != meta["sha256"]:
         raise ValueError(f"{weights} does not match {META} (SHA-256 {actual[:12]}... expected "
                          f"{str(meta['sha256'])[:12]}...): the files come from different exports; export again")

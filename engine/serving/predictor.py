@@ -156,8 +156,7 @@ class Predictor:
 
     def predict(self, image, tta: bool = False) -> tuple[str, dict[str, float]]:
         """``(label, probabilities)`` for one image (path, bytes, PIL image or array)."""
-        d = self.predict_details(image, tta=tta, imagenet_top=0) if self._imagenet_names is None else \
-            self.predict_details(image, tta=tta)
+        d = self.predict_details(image, tta=tta)
         return d["label"], d["probabilities"]
 
     def __repr__(self) -> str:
