@@ -2,7 +2,7 @@
 
     python -m demo [--host 127.0.0.1] [--port 7860] [--model demo/model] [--auth USER:PASSWORD]
                    [--train-data path/to/labels.csv] [--max-file-size 10mb] [--trainings 1]
-                   [--training-queue 1] [--delete-after 3600] [--no-compile]
+                   [--training-queue 1] [--delete-after 3600]
 
 The options are read and checked before the app (torch, gradio, the model) is loaded, so ``--help``
 and a mistyped option answer at once.
@@ -41,9 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delete-after", type=int, default=3600, metavar="SECONDS",
                    help="delete uploads and result files this long after they were written (default 3600; 0 keeps "
                         "them until the server stops)")
-    p.add_argument("--no-compile", action="store_true",
-                   help="do not compile the model in the background at start (half a minute of CPU the first "
-                        "time on a machine, then single photos are answered about 1.5 times faster)")
     return p
 
 
@@ -77,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         blocks = app.build_demo(settings)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:  # missing, incomplete, pickled, damaged
         return _fail(f"--model {settings.model}: {err}")
-    app.launch(blocks, args.host, args.port, settings.max_file_size, compile_model=not args.no_compile, auth=auth)
+    app.launch(blocks, args.host, args.port, settings.max_file_size, auth=auth)
     return 0
 
 

@@ -22,8 +22,6 @@ The server is meant for a classroom (the README's hardening notes list what it p
 
 from __future__ import annotations
 
-import threading
-
 import matplotlib
 import numpy as np
 
@@ -42,7 +40,7 @@ from .softmax_lab import build_softmax_lab  # noqa: E402
 from .train_tab import build_train_tab  # noqa: E402
 from .uploads import upload_folder  # noqa: E402
 
-__all__ = ["THEME", "QUEUE_SIZE", "build_demo", "compile_in_background", "launch", "demo"]
+__all__ = ["THEME", "QUEUE_SIZE", "build_demo", "launch", "demo"]
 
 QUEUE_SIZE = 64  # requests waiting at once; trainings never take a place (see train_tab)
 
@@ -72,30 +70,12 @@ def build_demo(settings: DemoSettings) -> gr.Blocks:
     return app
 
 
-def compile_in_background(predictor) -> threading.Thread:
-    """Compile the model (``Predictor.compile``) in a daemon thread, saying so on the console.
-
-    The server answers from the start; single-photo predictions get about 1.5 times faster once the
-    compiled model has been checked and switched in (half a minute or more the first time on a
-    machine, in a child process; a moment when the cache has it)."""
-    def run():
-        print("petbreeds: preparing the compiled model in the background (the first time on this machine "
-              "it takes half a minute or more; photos are answered meanwhile, a little slower)", flush=True)
-        predictor.compile()
-        print(f"petbreeds: {predictor.compile_report}", flush=True)
-
-    thread = threading.Thread(target=run, name="petbreeds-compile", daemon=True)
-    thread.start()
-    return thread
-
-
 def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, max_file_size: int = 10 * 2**20,
-           prevent_thread_lock: bool = False, compile_model: bool = False, auth: tuple[str, str] | None = None):
-    """Start the server with the safe options described at the top of this module; with
-    ``compile_model`` the model is compiled in the background (``compile_in_background``), with
-    ``auth`` visitors log in first."""
-    if compile_model:
-        compile_in_background(app.petbreeds_predictor)
+           prevent_thread_lock: bool = False, auth: tuple[str, str] | None = None):
+    """Start the server with the safe options described at the top of this module; with ``auth``
+    visitors log in first."""
+    print(f"petbreeds: the model answers on {app.petbreeds_predictor.runtime_report}", flush=True)
+    _remove_old_compiled_models()
     return app.launch(server_name=host, server_port=port, max_file_size=max_file_size, show_error=False,
                       ssr_mode=False, run_history=False, share=False, enable_monitoring=False,
                       mcp_server=False, footer_links=["api"], theme=THEME, auth=auth,
@@ -114,3 +94,16 @@ def __getattr__(name: str):
 if __name__ == "__main__":  # python -m demo.app: the defaults (python -m demo takes options)
     settings = DemoSettings.from_env()
     launch(build_demo(settings), max_file_size=settings.max_file_size, auth=settings.auth)
+
+
+def _remove_old_compiled_models() -> None:
+    """Earlier versions compiled the model into shared libraries under ``<cache>/compiled``; nothing
+    loads them any more, so they go (a loaded library is code: it should not lie around unused)."""
+    import shutil
+
+    from engine.datasets import default_cache_dir
+
+    old = default_cache_dir() / "compiled"
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+        print(f"petbreeds: removed {old} (compiled models of an earlier version, no longer used)", flush=True)

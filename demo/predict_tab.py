@@ -15,7 +15,6 @@ stores the file, it never decodes it (see ``build_predict_tab``).
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -25,6 +24,7 @@ import numpy as np
 
 from engine.datasets import is_cat
 from engine.data.transforms import Presize
+from engine.serving.predictor import NOT_A_PET_BELOW, is_not_a_pet  # the one rule, shared with engine.predict
 
 from .examples import example_gallery, pick
 from .checks import InputRefused, flag, with_types
@@ -35,7 +35,6 @@ __all__ = ["NOT_A_PET_BELOW", "UNSURE_BELOW", "Verdict", "judge", "predict_photo
 
 log = logging.getLogger(__name__)
 
-NOT_A_PET_BELOW = 0.10  # ImageNet's total probability on its cat and dog classes
 UNSURE_BELOW = 0.50  # the breed model's top probability
 
 # One forward pass at a time: on a 2-core CPU one pass already uses both cores, so taking turns
@@ -66,14 +65,6 @@ class Verdict:
         return dict(sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:5])
 
 
-@functools.cache
-def _pet_imagenet_names() -> frozenset[str]:
-    from engine.models import PET_IMAGENET_CLASSES, imagenet_categories
-
-    names = imagenet_categories()
-    return frozenset(names[i] for i in PET_IMAGENET_CLASSES)
-
-
 def _pct(p: float) -> str:
     return f"{p:.0%}" if p >= 0.01 else "<1%"
 
@@ -94,7 +85,7 @@ def judge(details: dict, milliseconds: float | None = None, notes: list[str] = (
     took = f"Took {milliseconds:.0f} ms with {model_name}." if milliseconds is not None else ""
     extra = "\n\n".join(notes)
 
-    if imagenet and pet_p is not None and pet_p < NOT_A_PET_BELOW and imagenet[0][0] not in _pet_imagenet_names():
+    if is_not_a_pet(details):
         seen = ", ".join(f"**{name}** ({_pct(q)})" for name, q in imagenet[:3])
         text = (f"### This does not look like a cat or a dog\n"
                 f"The ImageNet classifier sees {seen}; all its cat and dog classes together get only "

@@ -83,10 +83,11 @@ class DemoServer:
             time.sleep(0.5)
         raise TimeoutError(f"the demo did not print any of {texts} within {timeout:.0f} s:\n{self.output()}")
 
-    def output(self) -> str:
-        """What the child printed so far (the last 4000 characters)."""
+    def output(self, last: int | None = 4000) -> str:
+        """What the child printed so far (the ``last`` characters; None: all of it)."""
         self._log.seek(0)
-        return self._log.read().decode(errors="replace")[-4000:]
+        text = self._log.read().decode(errors="replace")
+        return text if last is None else text[-last:]
 
     def __exit__(self, *exc) -> None:
         if self.process is not None and self.process.poll() is None:

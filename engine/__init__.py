@@ -29,13 +29,14 @@ learning/  training on top of the data
     interpret, plots, distributed
 
 serving/  a trained model, saved and answering photos
-    export        safetensors + JSON, committed atomically
-    predictor     load_predictor, Predictor
+    export        safetensors + JSON + the ONNX graph, committed atomically
+    onnx          the graph for onnxruntime, its int8 copy, the session
+    predictor     load_predictor, Predictor: onnxruntime when its check passes, else PyTorch
     fold          BatchNorm folded into the convolutions
-    compile       an ahead-of-time compiled body for this CPU
 
 Commands and helpers: ``datasets`` (``python -m engine.datasets``: where the photos are, download,
-the sample), ``train`` (``python -m engine.train``), ``progress`` (progress bars), ``testing``
+the sample), ``train`` (``python -m engine.train``), ``predict`` (``python -m engine.predict``: a folder
+of photos to a CSV), ``progress`` (progress bars), ``testing``
 (generated photos for tests and benchmarks).
 
 Names are re-exported here by name (``from engine import cross_entropy``) but each module is only

@@ -19,6 +19,7 @@ Adding one is one ``register(...)`` entry below; the command line and the demo r
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from functools import partial
@@ -229,7 +230,35 @@ def create_model(arch: str = "efficientnet_lite0", n_classes: int = 37, pretrain
 
 
 def imagenet_categories() -> list[str]:
-    """The 1000 ImageNet class names, in index order (from torchvision, offline)."""
+    """The 1000 ImageNet class names, in index order (torchvision's list, offline).
+
+    The list is read from torchvision's ``models/_meta.py`` (plain data) without importing the
+    package itself: that takes seconds, and a server that answers on onnxruntime needs only the
+    names."""
+    return list(_imagenet_categories())
+
+
+@functools.cache
+def _imagenet_categories() -> tuple[str, ...]:
+    import ast
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if "torchvision" not in sys.modules:
+        spec = importlib.util.find_spec("torchvision")
+        if spec is not None and spec.origin is not None:
+            meta = Path(spec.origin).parent / "models" / "_meta.py"
+            try:
+                tree = ast.parse(meta.read_text(encoding="utf-8"))
+                for node in tree.body:
+                    if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "_IMAGENET_CATEGORIES"
+                                                            for t in node.targets):
+                        names = ast.literal_eval(node.value)
+                        if len(names) == 1000:
+                            return tuple(names)
+            except (OSError, SyntaxError, ValueError):
+                pass  # a different layout: import it the usual way
     from torchvision.models._meta import _IMAGENET_CATEGORIES
 
-    return list(_IMAGENET_CATEGORIES)
+    return tuple(_IMAGENET_CATEGORIES)

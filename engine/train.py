@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=R.workers, help=f"DataLoader worker processes (default {R.workers})")
     p.add_argument("--seed", type=int, default=R.seed)
     p.add_argument("--half", action="store_true", help="export float16 weights (half the file size)")
+    p.add_argument("--no-onnx", action="store_true", help="export the weights only, without the ONNX graph")
+    p.add_argument("--int8", action="store_true",
+                   help="also export an int8 copy of the graph, calibrated on training photos (kept only if it "
+                        "agrees with the float graph on at least 99%% of the photos)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                 for note in run.dls.notes:
                     print(f"note: {note}", flush=True)
         if args.export:
-            run.export(args.export, half=args.half)
+            run.export(args.export, half=args.half, onnx=not args.no_onnx, int8=args.int8)
     except KeyboardInterrupt:
         print("\ninterrupted: training stopped, nothing was exported", file=sys.stderr)
         return 130

@@ -17,7 +17,7 @@ from pathlib import Path
 # worker processes beside the test process on two cores, and spinning threads would steal their CPU.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-# The tests (and the servers they start) keep their cache, e.g. compiled models, apart from the user's.
+# The tests (and the servers they start) keep their cache (datasets, weights) apart from the user's.
 _HOME = tempfile.mkdtemp(prefix="petbreeds-test-home-")
 os.environ["PETBREEDS_HOME"] = _HOME
 atexit.register(shutil.rmtree, _HOME, ignore_errors=True)

@@ -487,7 +487,7 @@ def test_another_model_never_touches_the_shipped_one(tmp_path, monkeypatch):
     monkeypatch.setattr("engine.serving.predictor.read_export", read_export)
     launched = []
     monkeypatch.setattr(demo.app.gr.Blocks, "launch", lambda self, **kw: launched.append(kw))
-    assert demo.__main__.main(["--model", str(mine), "--no-compile"]) == 0
+    assert demo.__main__.main(["--model", str(mine)]) == 0
     assert read == [mine.resolve()] and launched
 
 
@@ -497,18 +497,18 @@ def test_launch_options_and_the_warning_for_an_open_server(monkeypatch, capsys):
 
     launched = []
     monkeypatch.setattr(demo.app.gr.Blocks, "launch", lambda self, **kw: launched.append(kw))
-    assert demo.__main__.main(["--no-compile"]) == 0
+    assert demo.__main__.main([]) == 0
     options = launched[-1]
     assert options["server_name"] == "127.0.0.1" and options["auth"] is None
     assert (options["ssr_mode"], options["run_history"], options["show_error"], options["share"]) == (False,) * 4
     assert "warning" not in capsys.readouterr().err
-    assert demo.__main__.main(["--no-compile", "--host", "0.0.0.0"]) == 0
+    assert demo.__main__.main(["--host", "0.0.0.0"]) == 0
     err = capsys.readouterr().err
     assert "warning: the demo listens on 0.0.0.0:7860 without a login" in err and "--auth USER:PASSWORD" in err
-    assert demo.__main__.main(["--no-compile", "--host", "0.0.0.0", "--auth", "teacher:pw"]) == 0
+    assert demo.__main__.main(["--host", "0.0.0.0", "--auth", "teacher:pw"]) == 0
     assert launched[-1]["auth"] == ("teacher", "pw") and "warning" not in capsys.readouterr().err
     monkeypatch.setenv("PETBREEDS_AUTH", "room12:secret")
-    assert demo.__main__.main(["--no-compile", "--host", "192.168.1.5"]) == 0
+    assert demo.__main__.main(["--host", "192.168.1.5"]) == 0
     assert launched[-1]["auth"] == ("room12", "secret") and "warning" not in capsys.readouterr().err
 
 
@@ -555,20 +555,6 @@ def test_training_slots_admit_one_running_one_waiting_and_one_per_session():
     assert slots.busy == 0
 
 
-def test_launch_compiles_the_model_in_the_background_unless_told_not_to(monkeypatch):
-    import demo.__main__
-    import demo.app
-
-    compiled, launched = [], []
-    monkeypatch.setattr(demo.app, "compile_in_background", compiled.append)  # called at launch, or not at all
-    monkeypatch.setattr(demo.app.gr.Blocks, "launch", lambda self, **kw: launched.append((self, kw)))
-    assert demo.__main__.main(["--port", "7999"]) == 0
-    app, options = launched[0]
-    assert compiled == [app.petbreeds_predictor] and options["server_port"] == 7999
-    assert demo.__main__.main(["--port", "7999", "--no-compile"]) == 0
-    assert len(compiled) == 1 and len(launched) == 2
-
-
 def test_the_app_module_has_a_blocks_named_demo():
     import gradio as gr
 
@@ -594,3 +580,17 @@ def test_all_lists_are_exact():
                    demo.train_tab, demo.uploads):
         missing = [name for name in module.__all__ if not hasattr(module, name)]
         assert not missing, f"{module.__name__}.__all__ names what it lacks: {missing}"
+
+
+def test_compiled_models_of_earlier_versions_are_removed(tmp_path, monkeypatch, capsys):
+    from demo import app
+
+    monkeypatch.setenv("PETBREEDS_HOME", str(tmp_path))
+    (tmp_path / "compiled" / "abc").mkdir(parents=True)
+    (tmp_path / "compiled" / "abc" / "model.so").write_bytes(b"\x7fELF")
+    (tmp_path / "oxford-iiit-pet").mkdir()  # the rest of the cache stays
+    app._remove_old_compiled_models()
+    assert not (tmp_path / "compiled").exists() and (tmp_path / "oxford-iiit-pet").is_dir()
+    assert "no longer used" in capsys.readouterr().out
+    app._remove_old_compiled_models()  # nothing there: nothing said
+    assert capsys.readouterr().out == ""

@@ -34,11 +34,15 @@ def weights_of(folder):
     return folder / json.loads((folder / "meta.json").read_text())["weights"]
 
 
-def test_export_writes_two_plain_files(trained):
+def test_export_writes_plain_files_named_by_their_content(trained):
+    import hashlib
+
     learn, out = trained
     meta = json.loads((out / "meta.json").read_text())
-    assert sorted(p.name for p in out.iterdir()) == ["meta.json", meta["weights"]]
+    assert sorted(p.name for p in out.iterdir()) == sorted(["meta.json", meta["onnx"]["file"], meta["weights"]])
     assert meta["weights"] == f"model-{meta['sha256'][:16]}.safetensors"
+    graph = (out / meta["onnx"]["file"]).read_bytes()
+    assert meta["onnx"]["sha256"] == hashlib.sha256(graph).hexdigest() and meta["onnx"]["file"].endswith(".onnx")
     assert meta["arch"] == "efficientnet_lite0" and meta["vocab"] == learn.dls.vocab
     assert meta["preprocessing"] == {"presize": 64, "method": "crop", "size": 48, "mean": [0.5] * 3, "std": [0.5] * 3}
     assert meta["preprocessing"] == learn.dls.preprocessing.to_dict() and meta["dtype"] == "float32"
@@ -95,7 +99,7 @@ def test_fold_batchnorm_keeps_outputs(trained):
 
 def test_half_export_is_half_the_size_and_still_predicts(trained, tmp_path):
     learn, out = trained
-    half = learn.export(tmp_path / "half", half=True)
+    half = learn.export(tmp_path / "half", half=True, onnx=False)
     full_size, half_size = weights_of(out).stat().st_size, weights_of(half).stat().st_size
     assert half_size < 0.55 * full_size
     path = learn.dls.valid.dataset.items[0]
@@ -180,9 +184,10 @@ def test_a_failed_export_leaves_the_previous_one_loadable(trained, tmp_path, mon
     meta, state = read_export(target)
     assert meta == old_meta and all(torch.equal(state[k], old_state[k]) for k in old_state)
     monkeypatch.undo()
-    E.export(learn, target, half=True)  # and a later export replaces it completely
+    E.export(learn, target, half=True, onnx=False)  # and a later export replaces it completely
     meta = json.loads((target / "meta.json").read_text())
     assert sorted(p.name for p in target.iterdir()) == ["meta.json", meta["weights"]] and meta["dtype"] == "float16"
+    assert "onnx" not in meta  # the old graph went with the old weights
     read_export(target)
 
 
@@ -212,112 +217,6 @@ def test_bad_images_are_clear_errors(trained, tmp_path):
     for kind in ("cmyk", "i16", "rgba", "tiny", "wide", "p", "exif_rotated"):
         label, probs = pred.predict(write_image(tmp_path / f"{kind}.jpg", kind=kind))
         assert label in probs
-
-
-# --- compiled inference (engine/serving/compile.py) -----------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def compiled(trained, tmp_path_factory):
-    """A predictor compiled for this CPU (built once in a child process), and its cache folder."""
-    _, out = trained
-    cache = tmp_path_factory.mktemp("compiled")
-    pred = load_predictor(out, device="cpu").compile(cache_dir=cache)
-    return pred, cache
-
-
-def test_compiled_predictor_agrees_and_is_used_for_single_photos(trained, compiled):
-    learn, out = trained
-    pred, cache = compiled
-    assert pred.compiled, pred.compile_report
-    assert pred.compile_report.startswith("model compiled in ") and "fast path" in pred.compile_report
-    assert [p.suffix for p in cache.iterdir()] == [".pt2"]
-    plain = load_predictor(out, device="cpu")
-    calls = []
-    runner = pred._compiled
-    pred._compiled = lambda x: calls.append(tuple(x.shape)) or runner(x)
-    try:
-        for path in learn.dls.valid.dataset.items:
-            a, pa = plain.predict(path)
-            b, pb = pred.predict(path)
-            assert a == b and max(abs(pa[k] - pb[k]) for k in pa) < 0.02
-        n = len(learn.dls.valid.dataset.items)
-        assert calls == [(1, 3, 48, 48)] * n  # every single photo went through the compiled body
-        label, _ = pred.predict(learn.dls.valid.dataset.items[0], tta=True)  # a pair: the plain body
-        assert len(calls) == n and label == plain.predict(learn.dls.valid.dataset.items[0], tta=True)[0]
-    finally:
-        pred._compiled = runner
-
-
-def test_compiled_model_comes_from_the_cache_the_second_time(trained, compiled, monkeypatch):
-    import engine.serving.compile
-
-    _, out = trained
-    _, cache = compiled
-
-    def no_child(*args, **kwargs):
-        raise AssertionError("the cache should have been used")
-
-    monkeypatch.setattr(engine.serving.compile.subprocess, "run", no_child)
-    again = load_predictor(out, device="cpu").compile(cache_dir=cache)
-    assert again.compiled and again.compile_report.startswith("model loaded from the cache in ")
-
-
-def test_a_damaged_cache_or_a_failed_compiler_keeps_the_plain_path(trained, monkeypatch, tmp_path):
-    import subprocess
-
-    import engine.serving.compile
-
-    learn, out = trained
-    pred = load_predictor(out, device="cpu")
-    spec = {"arch": "efficientnet_lite0", "size": 48, "dtype": str(pred.dtype).removeprefix("torch.")}
-    from safetensors.torch import save
-
-    weights = save({k: v.contiguous() for k, v in pred.model.body.state_dict().items()})
-    damaged = tmp_path / f"efficientnet_lite0-{engine.serving.compile.cache_key(weights, spec)}.pt2"
-    damaged.write_bytes(b"not a package")
-    failed = subprocess.CompletedProcess([], 1, "", "building...\nerror: command 'g++' failed: No such file or directory\n")
-    monkeypatch.setattr(engine.serving.compile.subprocess, "run", lambda *a, **k: failed)
-    path = learn.dls.valid.dataset.items[0]
-    before = pred.predict(path)
-    with pytest.warns(RuntimeWarning, match="compiling the model failed .*exit code 1.*'g\\+\\+' failed"):
-        pred.compile(cache_dir=tmp_path)
-    assert not pred.compiled and "predictions stay on the plain path" in pred.compile_report
-    assert not damaged.exists()  # thrown away, to be built again next time
-    assert pred.predict(path) == before
-
-
-def test_a_compiled_body_that_disagrees_is_not_used(trained, monkeypatch):
-    import engine.serving.compile
-
-    learn, out = trained
-    pred = load_predictor(out, device="cpu")
-
-    def wrong_body(body, spec, cache_dir=None):
-        return (lambda x: body(x).flip(1)), {"path": None, "from_cache": False, "seconds": 0.0}
-
-    monkeypatch.setattr(engine.serving.compile, "compile_body", wrong_body)
-    with pytest.warns(RuntimeWarning, match="differs from the plain one"):
-        pred.compile()
-    assert not pred.compiled
-
-
-def test_cache_key_depends_on_weights_and_shape():
-    from engine.serving.compile import cache_key
-
-    spec = {"arch": "efficientnet_lite0", "size": 224, "dtype": "bfloat16"}
-    assert cache_key(b"w", spec) == cache_key(b"w", dict(spec))
-    assert len({cache_key(b"w", spec), cache_key(b"v", spec), cache_key(b"w", {**spec, "size": 192})}) == 3
-
-
-def test_on_a_gpu_the_plain_path_is_kept_without_compiling(trained, monkeypatch):
-    import engine.serving.compile
-
-    _, out = trained
-    pred = load_predictor(out, device="cpu")
-    pred.device = torch.device("cuda")  # as a predictor on a GPU would be (no GPU needed for this check)
-    monkeypatch.setattr(engine.serving.compile, "compile_body", lambda *a, **k: pytest.fail("should not compile"))
-    assert pred.compile() is pred and not pred.compiled
-    assert pred.compile_report == "not compiled: on cuda the plain path is already fast"
 
 
 def test_the_predictor_reads_the_preprocessing_back_as_it_was_written(trained):

@@ -18,9 +18,11 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import Sequence
 
+import numpy as np
+
 from ..models import IMAGENET_STATS
 from .augment import BatchAugment
-from .transforms import PRESIZE_METHODS, Presize
+from .transforms import PRESIZE_METHODS, Presize, _cv2
 
 __all__ = ["Preprocessing"]
 
@@ -67,6 +69,19 @@ class Preprocessing:
     def presizer(self) -> Presize | None:
         """The CPU step: ``Presize(presize, method)``, or None without a presize."""
         return Presize(self.presize, self.method) if self.presize is not None else None
+
+    def validation_pixels(self, image: np.ndarray) -> np.ndarray:
+        """An (H, W, 3) uint8 RGB photo -> its (size, size, 3) float32 pixels, 0..255, exactly as
+        validation feeds them to the model (before normalization), with OpenCV instead of torch.
+
+        The presize (the same OpenCV resample as training's), then a bilinear resample to the final
+        size, computed in float like ``BatchAugment``'s identity warp (``grid_sample``, pixel
+        centres aligned): the same pixels, without a tensor or a sampling grid to build, which
+        matters when a server answers one photo at a time."""
+        cv2 = _cv2()  # OpenCV with its thread pool off (see transforms.py)
+        presizer = self.presizer()
+        a = presizer(image, train=False) if presizer is not None else np.asarray(image)
+        return cv2.resize(a.astype(np.float32), (self.size, self.size), interpolation=cv2.INTER_LINEAR)
 
     def batch_augment(self, **options) -> BatchAugment:
         """The device step at the final size with this normalization; ``options`` set the random

@@ -185,10 +185,11 @@ class TrainingRun:
             "most_confused": self.interp.most_confused(min_val=1)[:8],
         }
 
-    def export(self, folder: str | Path, half: bool = False) -> Path:
-        """Export the trained model with the report's figures and the recipe in ``meta.json``."""
+    def export(self, folder: str | Path, half: bool = False, onnx: bool = True, int8: bool = False) -> Path:
+        """Export the trained model with the report's figures and the recipe in ``meta.json`` (see
+        ``serving.export``: the ONNX graph with ``onnx``, an int8 copy of it with ``int8``)."""
         rep = self.report
-        return self.learn.export(folder, half=half, extra={
+        return self.learn.export(folder, half=half, onnx=onnx, int8=int8, extra={
             "valid_error": rep["valid_error"], "n_train": rep["n_train"], "n_valid": rep["n_valid"],
             "recipe": self.recipe.to_dict() | {"lr": self.lr}})
 

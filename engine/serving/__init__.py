@@ -1,9 +1,10 @@
 """The serving layer: a trained model saved without pickles, loaded back, and answering photos.
 
-    export      safetensors + JSON, committed atomically; read back with checks
-    predictor   load_predictor, Predictor: the validation preprocessing and a fast forward pass
+    export      safetensors + JSON + the ONNX graph, committed atomically; read back with checks
+    onnx        the graph for onnxruntime (pixels in, both heads out), its int8 copy, the session
+    predictor   load_predictor, Predictor: the validation preprocessing, and onnxruntime after a
+                check against PyTorch (else PyTorch: BatchNorm folded, half precision)
     fold        BatchNorm folded into the convolutions before it
-    compile     an ahead-of-time compiled body for this CPU, cached
 """
 
 from __future__ import annotations

@@ -1,15 +1,17 @@
 """Export a trained model safely, and load it back for prediction without unpickling anything.
 
 ``torch.save`` writes a pickle, and loading a pickle can run arbitrary code: a model file from the
-internet is then a program. An export here is a folder with two plain files:
+internet is then a program. An export here is a folder of plain files:
 
     model-<hash>.safetensors   the weights (tensors only: the format cannot hold code), named by
                                the first 16 hex digits of their SHA-256
-    meta.json                  architecture, vocabulary, normalization, sizes, the weights' file
-                               name and their full SHA-256
+    model-<hash>.onnx          the whole prediction as an ONNX graph for onnxruntime (``onnx.py``)
+    model-<hash>.int8.onnx     with ``int8=True``: its 8-bit copy, kept only if it agrees with it
+    meta.json                  architecture, vocabulary, preprocessing, the files' names and their
+                               full SHA-256, and how well the int8 copy agreed
 
-``meta.json`` is the commit point. The new weights go in under their own new name first, then
-``meta.json`` is replaced in one atomic rename, and only then are the old weights deleted. So at
+``meta.json`` is the commit point. The new files go in under their own new names first, then
+``meta.json`` is replaced in one atomic rename, and only then are the old files deleted. So at
 every moment the folder holds one complete export, the previous one or the new one: a crash or a
 full disk half-way through exporting into a folder that held a model leaves that model loadable,
 and the checksum in ``meta.json`` catches weights that do not belong to it. (Exports from before
@@ -33,7 +35,9 @@ __all__ = ["FORMAT_VERSION", "export", "read_export", "PickleRefused"]
 
 FORMAT_VERSION = 2  # 2: the preprocessing as one object; 1 (still read): presize, size, normalization apart
 WEIGHTS, META = "model.safetensors", "meta.json"  # WEIGHTS: the name before content-named weights
-_WEIGHTS_NAME = re.compile(r"^model(-[0-9a-f]{16})?\.safetensors$")  # all that meta.json may point at
+_WEIGHTS_NAME = re.compile(r"^model(-[0-9a-f]{16})?\.safetensors$")  # all that meta.json may point at ...
+GRAPH_NAME = re.compile(r"^model-[0-9a-f]{16}(\.int8)?\.onnx$")  # ... besides the graphs
+INT8_AGREEMENT = 0.99  # the share of photos on which the int8 graph must name the float graph's breed
 REQUIRED_META = ("format_version", "arch", "vocab", "sha256")
 
 
@@ -52,12 +56,19 @@ def _write_atomically(path: Path, write) -> None:
             tmp.unlink()
 
 
-def export(learn, path: str | Path, half: bool = False, extra: dict | None = None) -> Path:
+def export(learn, path: str | Path, half: bool = False, extra: dict | None = None, onnx: bool = True,
+           int8: bool = False) -> Path:
     """Write ``learn``'s model to the folder ``path`` (created if needed); return the folder.
 
     Args:
         half: store the weights as float16 (half the size; prediction upcasts them again).
         extra: more JSON-serializable facts to keep in meta.json (e.g. the validation error).
+        onnx: also write the ONNX graph that ``load_predictor`` serves with onnxruntime (when the
+            export fails, say without the ``onnx`` package, a warning says so and the folder holds
+            the weights only).
+        int8: also write an int8 copy of the graph, calibrated on training photos. It is kept only
+            if it names the float graph's breed on at least 99% of the data's photos and its
+            validation error is no worse; ``meta.json`` has the figures either way.
     """
     from safetensors.torch import save_file
 
@@ -69,46 +80,127 @@ def export(learn, path: str | Path, half: bool = False, extra: dict | None = Non
     for name, t in model.state_dict().items():
         t = t.detach().to("cpu").contiguous()
         state[name] = t.half() if half and t.is_floating_point() else t
-    staged = folder / f".weights.{os.getpid()}.tmp"
+    written: list[str] = []
     try:
-        save_file(state, str(staged))
-        digest = file_hash(staged)
-        weights = f"model-{digest[:16]}.safetensors"
-        os.chmod(staged, 0o644)  # readable by others, like any file a user writes
-        os.replace(staged, folder / weights)  # a new name: the current export is untouched
-    finally:
-        staged.unlink(missing_ok=True)
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "arch": model.arch,
-        "n_classes": model.n_classes,
-        "vocab": list(dls.vocab),
-        "preprocessing": dls.preprocessing.to_dict(),  # as it is: load_predictor reads it back
-        "dtype": "float16" if half else "float32",
-        "imagenet_classifier": model.imagenet_classifier is not None,
-        "weights": weights,
-        "sha256": digest,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        **(extra or {}),
-    }
-    try:
+        weights, digest = _stage(folder, ".safetensors", lambda p: save_file(state, str(p)))
+        written.append(weights)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "arch": model.arch,
+            "n_classes": model.n_classes,
+            "vocab": list(dls.vocab),
+            "preprocessing": dls.preprocessing.to_dict(),  # as it is: load_predictor reads it back
+            "dtype": "float16" if half else "float32",
+            "imagenet_classifier": model.imagenet_classifier is not None,
+            "weights": weights,
+            "sha256": digest,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        if onnx or int8:
+            meta.update(_graphs(learn, folder, int8, written))
+        meta.update(extra or {})
         _write_atomically(folder / META, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
     except BaseException:
-        if _current_weights(folder) != weights:  # the old export stays; the new weights were never used
-            (folder / weights).unlink(missing_ok=True)
+        current = _current_files(folder)
+        for name in written:  # the old export stays; the new files were never used
+            if name not in current:
+                (folder / name).unlink(missing_ok=True)
         raise
-    for old in folder.iterdir():  # the previous export's weights, now that meta.json no longer names them
-        if old.name != weights and _WEIGHTS_NAME.match(old.name):
+    for old in folder.iterdir():  # the previous export's files, now that meta.json no longer names them
+        if old.name not in written and (_WEIGHTS_NAME.match(old.name) or GRAPH_NAME.match(old.name)):
             old.unlink(missing_ok=True)
     return folder
 
 
-def _current_weights(folder: Path) -> str | None:
-    """The weights file that ``folder/meta.json`` names, or None."""
+def _stage(folder: Path, suffix: str, write) -> tuple[str, str]:
+    """Write a file through ``write(path)`` and give it its content's name: ``(name, sha256)``."""
+    staged = folder / f".staged.{os.getpid()}{suffix}.tmp"
     try:
-        return json.loads((folder / META).read_text()).get("weights", WEIGHTS)
-    except (OSError, ValueError, AttributeError):
-        return None
+        write(staged)
+        digest = file_hash(staged)
+        name = f"model-{digest[:16]}{suffix}"
+        os.chmod(staged, 0o644)  # readable by others, like any file a user writes
+        os.replace(staged, folder / name)  # a new name: the current export is untouched
+        return name, digest
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def _graphs(learn, folder: Path, int8: bool, written: list[str]) -> dict:
+    """The ONNX graph (and its int8 copy) in ``folder``; their entries for meta.json."""
+    import warnings
+
+    from .onnx import export_onnx, reference_probabilities
+
+    spec = learn.dls.preprocessing
+    try:
+        graph = export_onnx(learn.unwrapped, spec)
+    except Exception as err:  # no onnx package, an operator the exporter lacks ...
+        warnings.warn(f"the ONNX graph could not be exported ({type(err).__name__}: {err}); the export has the "
+                      "weights only, and load_predictor builds the graph itself or uses PyTorch", RuntimeWarning,
+                      stacklevel=3)
+        return {}
+    name, digest = _stage(folder, ".onnx", lambda p: p.write_bytes(graph))
+    written.append(name)
+    # What the PyTorch model answers on the check picture: load_predictor compares the graph with
+    # it before using it, without building the PyTorch model (and importing timm) at every start.
+    reference = [p[0].round(7).tolist() for p in reference_probabilities(learn.unwrapped, spec)]
+    out = {"onnx": {"file": name, "sha256": digest, "input": f"(n, {spec.size}, {spec.size}, 3) float32 pixels 0..255",
+                    "check": {"breeds": reference[0], "imagenet": reference[1] if len(reference) > 1 else None}}}
+    if int8:
+        out.update(_int8_copy(learn, graph, folder, written))
+    return out
+
+
+def _int8_copy(learn, graph: bytes, folder: Path, written: list[str]) -> dict:
+    """Quantize ``graph`` on training photos, measure it against the float graph, keep it if it agrees."""
+    import numpy as np
+
+    from ..data.transforms import load_array
+    from .onnx import OnnxRunner, check_input, probabilities, quantize_int8
+
+    spec = learn.dls.preprocessing
+    train, valid = learn.dls.train.dataset, learn.dls.valid.dataset
+
+    def pixels(path):
+        return spec.validation_pixels(load_array(path, min_size=spec.presize))[None]
+
+    step = max(1, len(train.items) // 300)  # about 300 photos: every training photo of the sample
+    quantized = quantize_int8(graph, (pixels(p) for p in train.items[::step]))
+    f32, q8 = OnnxRunner(graph), OnnxRunner(quantized)
+    agree, gap, wrong = 0, 0.0, {"float32": 0, "int8": 0}
+    photos = [(p, y, False) for p, y in zip(train.items, train.labels)] + \
+             [(p, y, True) for p, y in zip(valid.items, valid.labels)]
+    for path, label, is_valid in photos:
+        x = pixels(path)
+        pa, pb = probabilities(f32.run(x)[0][0]), probabilities(q8.run(x)[0][0])
+        agree += int(pa.argmax() == pb.argmax())
+        gap = max(gap, float(np.abs(pa - pb).max()))
+        if is_valid:
+            wrong["float32"] += int(pa.argmax() != label)
+            wrong["int8"] += int(pb.argmax() != label)
+    check = check_input(spec.size)
+    check_gap = max(float(np.abs(probabilities(u) - probabilities(v)).max())
+                    for u, v in zip(f32.run(check), q8.run(check)) if u is not None and v is not None)
+    figures = {"agreement": agree / len(photos), "photos": len(photos), "max_probability_gap": round(gap, 4),
+               "valid_error_float32": wrong["float32"] / max(len(valid.items), 1),
+               "valid_error_int8": wrong["int8"] / max(len(valid.items), 1)}
+    if figures["agreement"] < INT8_AGREEMENT or wrong["int8"] > wrong["float32"]:
+        return {"int8_rejected": figures}
+    name, digest = _stage(folder, ".int8.onnx", lambda p: p.write_bytes(quantized))
+    written.append(name)
+    # the tolerance load_predictor allows against PyTorch: what was measured, with a little room
+    return {"int8": {"file": name, "sha256": digest, **figures,
+                     "tolerance": round(max(gap, check_gap) + 0.02, 4)}}
+
+
+def _current_files(folder: Path) -> set[str]:
+    """The files that ``folder/meta.json`` names now (weights and graphs)."""
+    try:
+        meta = json.loads((folder / META).read_text())
+        return {meta.get("weights", WEIGHTS)} | {meta[k]["file"] for k in ("onnx", "int8") if k in meta}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return set()
 
 
 def _refuse_pickles(path: Path) -> None:

@@ -1,19 +1,26 @@
 """Prediction from an exported model: what the web demo runs for every uploaded photo.
 
 ``load_predictor(folder)`` reads an export (safetensors + JSON, never a pickle) and returns a
-``Predictor``. Its ``predict(image)`` applies exactly the validation preprocessing used in
-training (upright, RGB, centre presize, one resample to the final size, normalization) and
-returns ``(label, probabilities)``; ``tta=True`` also looks at the mirrored photo and averages.
+``Predictor``. Its ``predict(image)`` applies exactly the validation preprocessing of training
+(upright, RGB, centre presize, one resample to the final size, normalization) and returns
+``(label, probabilities)``; ``tta=True`` also looks at the mirrored photo and averages.
 
-For speed the BatchNorm layers of the body are folded into the convolutions before them: in
-inference a BatchNorm is a fixed per-channel scale and shift, which the convolution's weights and
-bias can absorb, so one pass over the data disappears per layer (same outputs to ~1e-6).
+Two ways to run the network, the faster one when it can be trusted:
 
-``Predictor.compile()`` goes one step further, for a server that answers many photos: it swaps in a
-body compiled ahead of time for this CPU (``engine/serving/compile.py``), about twice as fast. It costs
-half a minute once per model and machine (then it is cached), needs a C++ compiler, and is
-checked against the plain body before it is used; when anything fails the predictor says why and
-keeps the plain path, which gives the same answers.
+* **onnxruntime** (``onnx.py``): the export's ONNX graph (its int8 copy on CPUs with 8-bit dot
+  product units, when the export has one), or, for an export without a graph, one built from the
+  weights at load time. It needs no compiler and starts in a moment.
+* **PyTorch**: BatchNorm folded into the convolutions, bfloat16 on CPUs that have it, fp16 on a
+  GPU (on a GPU onnxruntime serves only when onnxruntime-gpu is installed).
+
+Before a graph is used, its probabilities on a fixed test picture are compared with the PyTorch
+path's: same label (where the picture gives a clear one) and within a tolerance (0.01; for int8
+the agreement ``export`` measured). If anything fails, the predictor keeps PyTorch and says why,
+once (``runtime_report``, and a ``RuntimeWarning``).
+
+Decoding shrinks big JPEGs in the DCT domain while they are decoded (never below the presize),
+and the resampling is OpenCV's (``Preprocessing.validation_pixels``): the same pixels as in
+training, without building a tensor or a sampling grid.
 """
 
 from __future__ import annotations
@@ -27,113 +34,206 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..data.files import file_hash
 from ..data.preprocessing import Preprocessing
+from ..data.transforms import MAX_PIXELS, load_array, to_rgb
+from ..models import PET_IMAGENET_CLASSES, create_model, imagenet_categories
 from .export import read_export
 from .fold import fold_batchnorm
-from ..models import PET_IMAGENET_CLASSES, create_model, imagenet_categories
-from ..data.transforms import MAX_PIXELS, load_array, pil_to_tensor, to_rgb
+from .onnx import probabilities
 
-__all__ = ["Predictor", "load_predictor"]
+__all__ = ["Predictor", "load_predictor", "NOT_A_PET_BELOW", "is_not_a_pet"]
+
+TOLERANCE = 0.01  # the largest probability gap allowed between a graph and the PyTorch path
+NOT_A_PET_BELOW = 0.10  # ImageNet's total probability on its cat and dog classes
+
+
+def is_not_a_pet(details: dict) -> bool:
+    """Whether the ImageNet check says "no cat or dog here": under ``NOT_A_PET_BELOW`` on all its cat
+    and dog classes together, and its top class not one of them (``predict_details`` output)."""
+    inet, pet_p = details.get("imagenet"), details.get("imagenet_pet_probability")
+    if not inet or pet_p is None:
+        return False
+    names = imagenet_categories()
+    top_is_pet = any(names[i] == inet[0][0] for i in PET_IMAGENET_CLASSES)
+    return pet_p < NOT_A_PET_BELOW and not top_is_pet
 
 
 class Predictor:
-    """A loaded model plus its preprocessing. Use ``load_predictor`` to make one."""
+    """A loaded model, its preprocessing and the runtime that answers. Use ``load_predictor``.
 
-    def __init__(self, model: nn.Module, meta: dict, device: str | torch.device | None = None, fast: bool = True):
+    Args:
+        model: the network (a ``models.Classifier``), for the PyTorch path and the checks; or a
+            function that builds it, called only when it is first needed (``load_predictor``
+            passes one when the export records what the graph must answer: a server on
+            onnxruntime then never builds the PyTorch model, nor imports timm, at start).
+        meta: the export's ``meta.json``.
+        device: "cpu" or "cuda" (default: a GPU when there is one).
+        fast: fold BatchNorm and use half precision on the PyTorch path (False: plain float32).
+        graph: an ONNX graph (path or bytes) to try, or None for PyTorch only.
+        int8: an int8 graph to try first, with the tolerance ``export`` measured for it.
+        reference: the PyTorch model's probabilities on the check picture (``onnx.reference_probabilities``),
+            when the export recorded them; else they are computed from ``model``.
+    """
+
+    def __init__(self, model, meta: dict, device: str | torch.device | None = None, fast: bool = True,
+                 graph: str | Path | bytes | None = None, int8: tuple[str | Path, float] | None = None,
+                 reference: list[np.ndarray] | None = None):
         self.meta, self.vocab = meta, list(meta["vocab"])
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.preprocessing = Preprocessing.from_meta(meta)  # what the model was trained with
-        self.presize, self.augment = self.preprocessing.presizer(), self.preprocessing.batch_augment()
-        model = model.float().eval()
-        # Half precision where the hardware does it natively: bfloat16 on CPUs with bf16 units,
-        # float16 on GPUs. Probabilities move by about 0.002; the label practically never.
-        self.dtype = torch.float32
-        if fast:
-            fold_batchnorm(model.body)
-            if self.device.type == "cuda":
-                self.dtype = torch.float16
-            elif torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
-                self.dtype = torch.bfloat16
-        self.model = model.to(self.device, dtype=self.dtype, memory_format=torch.channels_last)
-        self._imagenet_names = imagenet_categories() if model.imagenet_classifier is not None else None
-        self._compiled = None  # the compiled body, once ``compile`` succeeded
-        self._compiled_shape: tuple | None = None
-        self._compiled_lock = threading.Lock()  # one call at a time into the compiled library
-        self.compile_report: str | None = None  # what ``compile`` did, in words
+        self.presize = self.preprocessing.presizer()
+        self.augment = self.preprocessing.batch_augment()  # for batches of tensors (summary, the labs)
+        spec = self.preprocessing
+        self._scale = torch.tensor([1 / (255 * s) for s in spec.std]).view(1, 3, 1, 1).to(self.device)
+        self._shift = torch.tensor([-m / s for m, s in zip(spec.mean, spec.std)]).view(1, 3, 1, 1).to(self.device)
+        self._build_lock = threading.Lock()
+        self._lock = threading.Lock()  # one forward pass at a time through the session
+        # the float32 model, and the PyTorch path's copy: BatchNorm folded, and half precision where
+        # the hardware does it natively (probabilities move by about 0.002, the label practically
+        # never); each built when first used
+        self._float = model.float().eval().cpu() if isinstance(model, nn.Module) else None
+        self._fast, self._model = fast, None
+        self._build = model if not isinstance(model, nn.Module) else None
+        self.dtype = _fast_dtype(self.device) if fast else torch.float32
+        has_imagenet = meta.get("imagenet_classifier", False) if self._float is None \
+            else self._float.imagenet_classifier is not None
+        self._imagenet_names = imagenet_categories() if has_imagenet else None
+        if reference is None and (graph is not None or int8 is not None):
+            from .onnx import reference_probabilities
 
-    def compile(self, cache_dir: str | Path | None = None, tolerance: float = 0.02) -> "Predictor":
-        """Use a compiled body for single photos (see ``engine/serving/compile.py``); returns self.
-
-        On a CPU only (on a GPU the plain half-precision path is already fast). The first time
-        for a model and machine it builds the package in a child process (half a minute or more);
-        afterwards it loads it from ``cache_dir`` (default: the petbreeds cache) in a moment.
-        The compiled body is used only if, on a test image, its probabilities are within
-        ``tolerance`` of the plain body's with the same label, and only for inputs exactly like
-        the ones ``predict_details`` makes for one photo (a TTA pair takes the plain path). Safe
-        to call from a background thread while predictions are served. The outcome, in words,
-        is in ``compile_report`` (and a ``RuntimeWarning`` when the plain path is kept).
-        """
-        from .compile import compile_body, example_input
-
-        def keep_plain(why: str) -> "Predictor":
-            self.compile_report = f"{why}; predictions stay on the plain path, which gives the same answers, a little slower"
-            warnings.warn(self.compile_report, RuntimeWarning, stacklevel=3)
-            return self
-
-        if self.device.type != "cpu":
-            self.compile_report = f"not compiled: on {self.device.type} the plain path is already fast"
-            return self
-        spec = {"arch": self.meta["arch"], "size": self.augment.size, "dtype": str(self.dtype).removeprefix("torch.")}
-        x = example_input(spec)
-        try:
-            runner, facts = compile_body(self.model.body, spec, cache_dir=cache_dir)
-            with torch.inference_mode():
-                got = self.model.head(runner(x)).float().softmax(dim=1)
-                want = self.model.head(self.model.body(x)).float().softmax(dim=1)
-        except Exception as err:  # no C++ compiler, an unsupported platform, a damaged cache ...
-            return keep_plain(f"compiling the model failed ({type(err).__name__}: {str(err)[:700]})")
-        gap = float((got - want).abs().max())
-        if gap > tolerance or int(got.argmax()) != int(want.argmax()):
-            return keep_plain(f"the compiled model differs from the plain one (probabilities by {gap:.3f})")
-        with self._compiled_lock:
-            self._compiled, self._compiled_shape = runner, tuple(x.shape)
-        how = "loaded from the cache" if facts["from_cache"] else "compiled"
-        self.compile_report = (f"model {how} in {facts['seconds']:.1f} s (probabilities within {gap:.4f} of the "
-                               f"plain model): single photos now take the fast path")
-        return self
+            reference = reference_probabilities(self.float_model, spec)
+        self._reference = reference
+        self.runner, self.runtime = None, "pytorch"
+        self.runtime_report = self._choose_runtime(graph, int8)
 
     @property
-    def compiled(self) -> bool:
-        """Whether single photos go through the compiled body."""
-        return self._compiled is not None
+    def float_model(self) -> nn.Module:
+        """The network in float32 on the CPU, as exported."""
+        if self._float is None:
+            with self._build_lock:
+                if self._float is None:
+                    self._float = self._build().float().eval().cpu()
+        return self._float
 
-    def body(self, x: torch.Tensor) -> torch.Tensor:
-        """The body's features for a prepared batch: the compiled body when it fits, else the plain one."""
-        if (self._compiled is not None and tuple(x.shape) == self._compiled_shape and x.dtype == self.dtype
-                and x.device.type == "cpu" and x.is_contiguous(memory_format=torch.channels_last)):
-            # exactly the input it was compiled for: the compiled code does not check shapes or layout
-            with self._compiled_lock:
-                return self._compiled(x)
-        return self.model.body(x)
+    @property
+    def model(self) -> nn.Module:
+        """The PyTorch path's network (built on first use: a server on onnxruntime never needs it)."""
+        if self._model is None:
+            m = self.float_model
+            with self._build_lock:
+                if self._model is None:
+                    self._model = _fast_copy(m, self.device) if self._fast else m.to(self.device)
+        return self._model
+
+    # --- which runtime -----------------------------------------------------------------------------
+
+    def _choose_runtime(self, graph, int8) -> str:
+        from .onnx import has_int8_units
+
+        reasons = []
+        if graph is None and int8 is None:
+            return f"PyTorch ({self._torch_words()})"
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            report = f"PyTorch ({self._torch_words()}): onnxruntime is not installed (pip install onnxruntime)"
+            warnings.warn(f"petbreeds: predictions run on {report}", RuntimeWarning, stacklevel=3)
+            return report
+        if self.device.type == "cuda" and not _cuda_provider():
+            return f"PyTorch ({self._torch_words()}): onnxruntime-gpu is not installed, so the GPU runs PyTorch"
+        candidates = []
+        if int8 is not None and self.device.type == "cpu":
+            if has_int8_units():
+                candidates.append(("onnxruntime int8", int8[0], max(int8[1], TOLERANCE)))
+            else:
+                reasons.append("the int8 graph is not used: this CPU has no 8-bit dot-product units (VNNI/AMX)")
+        if graph is not None:
+            candidates.append(("onnxruntime float32", graph, TOLERANCE))
+        for name, source, tolerance in candidates:
+            try:
+                runner = self._checked_runner(source, tolerance)
+            except Exception as err:  # an unreadable graph, an onnxruntime that refuses it, a mismatch
+                reasons.append(f"{name} is not used ({type(err).__name__}: {str(err)[:300]})")
+                continue
+            self.runner, self.runtime = runner, name
+            return f"{name}, checked against PyTorch" + (f" ({'; '.join(reasons)})" if reasons else "")
+        report = f"PyTorch ({self._torch_words()}): " + "; ".join(reasons)
+        warnings.warn(f"petbreeds: predictions run on {report}", RuntimeWarning, stacklevel=3)
+        return report
+
+    def _torch_words(self) -> str:
+        return f"{str(self.dtype).removeprefix('torch.')} on {self.device.type}"
+
+    def _checked_runner(self, source, tolerance: float):
+        """An ``OnnxRunner`` for ``source`` whose probabilities on the test picture agree with PyTorch's."""
+        from .onnx import OnnxRunner, check_input
+
+        runner = OnnxRunner(source, device=self.device.type)
+        got = [probabilities(x) for x in runner.run(check_input(self.preprocessing.size)) if x is not None]
+        want = self._reference
+        if len(got) != len(want) or any(g.shape != w.shape for g, w in zip(got, want)):
+            raise ValueError("the graph's outputs do not fit the model")
+        gap = max(float(np.abs(g - w).max()) for g, w in zip(got, want))
+        top2 = np.sort(want[0][0])[-2:]
+        if gap > tolerance:
+            raise ValueError(f"its probabilities differ from PyTorch's by {gap:.3f} (allowed: {tolerance:.3f})")
+        if top2[1] - top2[0] > 2 * tolerance and int(got[0].argmax()) != int(want[0].argmax()):
+            raise ValueError("it names another breed than PyTorch on the test picture")
+        return runner
+
+    # --- one photo ---------------------------------------------------------------------------------
 
     def load(self, image) -> np.ndarray:
-        """An upright (H, W, 3) uint8 RGB array from a path, bytes, a PIL image or an array."""
+        """An upright (H, W, 3) uint8 RGB array from a path, bytes, a PIL image or an array (big
+        JPEGs shrink while they are decoded, never below the presize)."""
         if isinstance(image, (str, Path, bytes, bytearray)):
-            return load_array(image, min_size=self.presize.size, max_pixels=MAX_PIXELS)
+            return load_array(image, min_size=self.preprocessing.presize, max_pixels=MAX_PIXELS)
         if isinstance(image, np.ndarray):
             return np.asarray(to_rgb(Image.fromarray(image)))
         if isinstance(image, Image.Image):
             return np.asarray(to_rgb(image))
         raise TypeError(f"predict takes a file path, bytes, a PIL image or an array, got {type(image).__name__}")
 
-    def preprocess(self, image, tta: bool = False) -> torch.Tensor:
-        """The validation preprocessing: (1, 3, size, size), normalized, on the device; with
-        ``tta`` a second image, the mirror of the first: (2, 3, size, size)."""
-        x = pil_to_tensor(self.presize(self.load(image), train=False))[None].to(self.device)
-        out = self.augment(x, train=False)
-        return torch.cat([out, out.flip(-1)]) if tta else out
+    def pixels(self, image, tta: bool = False) -> np.ndarray:
+        """The model's input before normalization: (1, size, size, 3) float32 0..255; with ``tta`` a
+        second picture, the mirror of the first: (2, size, size, 3)."""
+        x = self.preprocessing.validation_pixels(self.load(image))[None]
+        return np.concatenate([x, x[:, :, ::-1]]) if tta else x
 
-    @torch.inference_mode()
+    def preprocess(self, image, tta: bool = False) -> torch.Tensor:
+        """The normalized model input as a tensor on the device: (1 or 2, 3, size, size)."""
+        return self._normalized(self.pixels(image, tta))
+
+    def _normalized(self, pixels: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device).permute(0, 3, 1, 2)
+        return (x * self._scale + self._shift).to(self.dtype).contiguous(memory_format=torch.channels_last)
+
+    def logits(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Breed and ImageNet logits of a batch of ``pixels`` (see ``pixels``), on the chosen runtime."""
+        with self._lock:
+            if self.runner is not None:
+                return self.runner.run(pixels)
+            with torch.inference_mode():
+                features = self.model.body(self._normalized(pixels))
+                breeds = self.model.head(features).float().cpu().numpy()
+                inet = self.model.imagenet_logits(features).float().cpu().numpy() \
+                    if self._imagenet_names is not None else None
+            return breeds, inet
+
+    def details_from_logits(self, breeds: np.ndarray, inet: np.ndarray | None, imagenet_top: int = 5) -> dict:
+        """``predict_details``'s answer for one photo's logits (several rows: their mirrors, averaged)."""
+        probs = probabilities(breeds).mean(0)  # (n_classes,)
+        out = {"label": self.vocab[int(probs.argmax())],
+               "probabilities": {v: float(p) for v, p in zip(self.vocab, probs)},
+               "imagenet": None, "imagenet_pet_probability": None}
+        if inet is not None and self._imagenet_names is not None:
+            p = probabilities(inet).mean(0)  # (1000,)
+            top = np.argsort(-p)[:imagenet_top]
+            out["imagenet"] = [(self._imagenet_names[i], float(p[i])) for i in top]
+            out["imagenet_pet_probability"] = float(p[sorted(PET_IMAGENET_CLASSES)].sum())
+        return out
+
     def predict_details(self, image, tta: bool = False, imagenet_top: int = 5) -> dict:
         """Breed probabilities, plus what the original ImageNet classifier sees (when available).
 
@@ -141,18 +241,7 @@ class Predictor:
         ``imagenet`` (top classes as (name, p), or None) and ``imagenet_pet_probability`` (the
         ImageNet probability mass on dog and cat classes, or None).
         """
-        x = self.preprocess(image, tta=tta).to(self.dtype).contiguous(memory_format=torch.channels_last)
-        features = self.body(x)  # (n, C, h, w)
-        probs = self.model.head(features).float().softmax(dim=1).mean(0).cpu()  # (n_classes,)
-        out = {"label": self.vocab[int(probs.argmax())],
-               "probabilities": {v: float(p) for v, p in zip(self.vocab, probs)},
-               "imagenet": None, "imagenet_pet_probability": None}
-        if self._imagenet_names is not None:
-            inet = self.model.imagenet_logits(features).float().softmax(dim=1).mean(0).cpu()  # (1000,)
-            top = inet.topk(imagenet_top)
-            out["imagenet"] = [(self._imagenet_names[i], float(p)) for p, i in zip(top.values, top.indices)]
-            out["imagenet_pet_probability"] = float(inet[sorted(PET_IMAGENET_CLASSES)].sum())
-        return out
+        return self.details_from_logits(*self.logits(self.pixels(image, tta)), imagenet_top=imagenet_top)
 
     def predict(self, image, tta: bool = False) -> tuple[str, dict[str, float]]:
         """``(label, probabilities)`` for one image (path, bytes, PIL image or array)."""
@@ -160,18 +249,114 @@ class Predictor:
         return d["label"], d["probabilities"]
 
     def __repr__(self) -> str:
-        return (f"Predictor({self.meta['arch']}, {len(self.vocab)} classes, presize {self.presize.size} -> "
-                f"{self.augment.size}, device {self.device})")
+        spec = self.preprocessing
+        return (f"Predictor({self.meta['arch']}, {len(self.vocab)} classes, presize {spec.presize} -> {spec.size}, "
+                f"{self.runtime} on {self.device.type})")
 
 
-def load_predictor(path: str | Path, device: str | torch.device | None = None, fast: bool = True) -> Predictor:
-    """Load an export folder (see ``export.py``); refuses pickles, checks the checksum."""
-    meta, state = read_export(path)
-    model = create_model(meta["arch"], n_classes=len(meta["vocab"]), pretrained=False,
-                         imagenet_head=meta.get("imagenet_classifier", False))
+def _copy(model: nn.Module) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(model)
+
+
+def _fast_copy(model: nn.Module, device: torch.device) -> nn.Module:
+    """The PyTorch path's model: BatchNorm folded, in bfloat16 on CPUs with bf16 units, fp16 on a GPU."""
+    fast = _copy(model)
+    fold_batchnorm(fast.body)
+    return fast.to(device, dtype=_fast_dtype(device), memory_format=torch.channels_last)
+
+
+def _fast_dtype(device: torch.device) -> torch.dtype:
+    """float16 on a GPU, bfloat16 on CPUs with bf16 units, else float32."""
+    if device.type == "cuda":
+        return torch.float16
+    if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def _cuda_provider() -> bool:
     try:
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    except RuntimeError as err:
-        raise ValueError(f"the weights in {path} do not fit a {meta['arch']} with {len(meta['vocab'])} classes "
-                         f"({str(err).splitlines()[0]}); export the model again") from err
-    return Predictor(model, meta, device=device, fast=fast)
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def load_predictor(path: str | Path, device: str | torch.device | None = None, fast: bool = True,
+                   runtime: str = "auto") -> Predictor:
+    """Load an export folder (see ``export.py``); refuses pickles, checks the checksums.
+
+    Args:
+        runtime: "auto" (onnxruntime when its check passes: the export's graph, else one built
+            from the weights now; else PyTorch), "onnx" (the same, but an export without a graph
+            gets none), or "pytorch".
+    """
+    if runtime not in ("auto", "onnx", "pytorch"):
+        raise ValueError(f"runtime must be 'auto', 'onnx' or 'pytorch', got {runtime!r}")
+    path = Path(path)
+    meta, state = read_export(path)
+
+    def build() -> nn.Module:
+        model = create_model(meta["arch"], n_classes=len(meta["vocab"]), pretrained=False,
+                             imagenet_head=meta.get("imagenet_classifier", False))
+        try:
+            model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        except RuntimeError as err:
+            raise ValueError(f"the weights in {path} do not fit a {meta['arch']} with {len(meta['vocab'])} "
+                             f"classes ({str(err).splitlines()[0]}); export the model again") from err
+        return model
+
+    graph = int8 = reference = None
+    if runtime != "pytorch":
+        folder = path if path.is_dir() else path.parent
+        graph = _graph_file(folder, meta.get("onnx"))
+        q = meta.get("int8")
+        if q is not None and _graph_file(folder, q) is not None:
+            int8 = (folder / q["file"], float(q.get("tolerance", TOLERANCE)))
+        reference = _recorded_reference(meta, len(meta["vocab"]))
+        if graph is None and runtime == "auto":
+            model = build()
+            try:
+                from .onnx import export_onnx
+
+                graph = export_onnx(model, Preprocessing.from_meta(meta))  # in memory, from the weights
+            except Exception as err:  # no onnx package, an exporter that fails: PyTorch answers
+                warnings.warn(f"petbreeds: could not build an ONNX graph from {path} ({err}); PyTorch answers",
+                              RuntimeWarning, stacklevel=2)
+            return Predictor(model, meta, device=device, fast=fast, graph=graph, int8=int8)
+    # With a recorded reference and a graph to try, the PyTorch model is built only if it is needed.
+    lazy = reference is not None and (graph is not None or int8 is not None)
+    return Predictor(build if lazy else build(), meta, device=device, fast=fast, graph=graph, int8=int8,
+                     reference=reference if lazy else None)
+
+
+def _recorded_reference(meta: dict, n_classes: int) -> list[np.ndarray] | None:
+    """The PyTorch model's probabilities on the check picture as ``export`` recorded them, when
+    they are there and have the right shapes (else None: they are computed at load)."""
+    check = (meta.get("onnx") or {}).get("check") if isinstance(meta.get("onnx"), dict) else None
+    try:
+        breeds = np.asarray(check["breeds"], dtype=np.float32)[None]
+        inet = check.get("imagenet")
+        want = [breeds] + ([np.asarray(inet, dtype=np.float32)[None]] if inet is not None else [])
+    except (TypeError, KeyError, ValueError):
+        return None
+    if breeds.shape != (1, n_classes) or (meta.get("imagenet_classifier") and len(want) != 2) \
+            or any(not np.isfinite(w).all() for w in want):
+        return None
+    return want
+
+
+def _graph_file(folder: Path, entry: dict | None) -> Path | None:
+    """The graph file an export's meta.json names, if it is there and its checksum matches."""
+    from .export import GRAPH_NAME
+
+    if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) or not GRAPH_NAME.match(entry["file"]):
+        return None
+    file = folder / entry["file"]
+    if not file.is_file() or file_hash(file) != entry.get("sha256"):
+        warnings.warn(f"petbreeds: {file} is missing or does not match meta.json; it is not used", RuntimeWarning,
+                      stacklevel=3)
+        return None
+    return file

@@ -1,0 +1,221 @@
+"""Name the breed of every photo in some files or folders, from the command line.
+
+    python -m engine.predict demo/model ~/Pictures/pets --csv breeds.csv
+
+MODEL is an export folder (``engine.serving.export``; ``demo/model`` is one). Each following
+argument is a photo or a folder, searched with its subfolders. One row per photo: the file, the
+three likeliest breeds with their probabilities and a "not a pet" flag (the ImageNet check, when
+the model kept that head). Files that cannot be read as images (a ``.mat`` file, a truncated
+JPEG, a text file) are listed in a "skipped" section with the reason; they never stop the run.
+
+How it is fast: worker threads decode and preprocess the next photos (OpenCV and PIL release
+Python's lock while they work) while the network runs on the current batch; the network sees
+batches of ``--batch`` photos, which onnxruntime runs faster per photo than one at a time.
+
+With ``--csv``, rows are written as they come to ``OUT.partial``, renamed to ``OUT`` at the end;
+Ctrl-C stops after the current batch and keeps the ``.partial`` file with every row so far.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+__all__ = ["photo_files", "predict_files", "main"]
+
+TOP = 3
+COLUMNS = ["file"] + [f"{what}_{i}" for i in range(1, TOP + 1) for what in ("breed", "p")] + ["not_a_pet", "skipped"]
+
+
+def photo_files(inputs: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The files to look at, in a stable order (folders searched recursively, hidden files left
+    out), and the inputs that do not exist as (path, reason)."""
+    files, missing, seen = [], [], set()
+    for given in inputs:
+        path = Path(given).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*")
+                           if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        elif path.is_file():
+            found = [path]
+        else:
+            missing.append((path, "no such file or folder"))
+            continue
+        for p in found:
+            if p.resolve() not in seen:
+                seen.add(p.resolve())
+                files.append(p)
+    return files, missing
+
+
+def _prepare(predictor, path: Path, tta: bool):
+    """(pixels, None) for a readable photo, else (None, the reason)."""
+    try:
+        return predictor.pixels(path, tta=tta), None
+    except Exception as err:  # noqa: BLE001 - any unreadable file is skipped with its reason, never a crash
+        reason = str(err).strip() or type(err).__name__
+        if "cannot identify image file" in reason:
+            reason = "not an image file"
+        return None, f"{reason.splitlines()[0][:200]}"
+
+
+def predict_files(predictor, files: list[Path], tta: bool = False, batch: int = 16,
+                  workers: int | None = None) -> Iterator[tuple[Path, dict | None, str | None]]:
+    """Yield ``(file, details, None)`` for each photo (``Predictor.predict_details``'s dict) or
+    ``(file, None, reason)`` for one that could not be read, in the order of ``files``.
+
+    Decoding runs ahead on ``workers`` threads (default: the number of cores), at most a few
+    batches ahead, so memory stays bounded for any number of files."""
+    workers = workers or os.cpu_count() or 1
+    ahead = max(2 * batch, 2 * workers)
+    with ThreadPoolExecutor(workers, thread_name_prefix="petbreeds-decode") as pool:
+        pending: deque = deque()
+        queue = iter(files)
+
+        def refill():
+            while len(pending) < ahead:
+                path = next(queue, None)
+                if path is None:
+                    return
+                pending.append((path, pool.submit(_prepare, predictor, path, tta)))
+
+        refill()
+        while pending:
+            group = []  # (path, pixels) of the next batch, skipped files reported as they come
+            while pending and len(group) < batch:
+                path, future = pending.popleft()
+                pixels, reason = future.result()
+                refill()
+                if pixels is None:
+                    if group:  # keep the output in file order: answer the photos before this file first
+                        yield from _answer(predictor, group)
+                        group = []
+                    yield path, None, reason
+                else:
+                    group.append((path, pixels))
+            if group:
+                yield from _answer(predictor, group)
+
+
+def _answer(predictor, group):
+    rows = [len(pixels) for _, pixels in group]  # 1 per photo, 2 with their mirror (TTA)
+    breeds, inet = predictor.logits(np.concatenate([pixels for _, pixels in group]))
+    start = 0
+    for (path, _), n in zip(group, rows):
+        part = slice(start, start + n)
+        yield path, predictor.details_from_logits(breeds[part], None if inet is None else inet[part]), None
+        start += n
+
+
+def _row(path: Path, details: dict | None, reason: str | None, has_imagenet: bool) -> dict:
+    from .serving.predictor import is_not_a_pet
+
+    row = {"file": str(path), "skipped": reason or ""}
+    if details is not None:
+        top = sorted(details["probabilities"].items(), key=lambda kv: -kv[1])[:TOP]
+        for i, (breed, p) in enumerate(top, 1):
+            row[f"breed_{i}"], row[f"p_{i}"] = breed, f"{p:.4f}"
+        row["not_a_pet"] = ("yes" if is_not_a_pet(details) else "no") if has_imagenet else ""
+    return row
+
+
+def _line(row: dict) -> str:
+    top = " | ".join(f"{row[f'breed_{i}']} {float(row[f'p_{i}']):.0%}" for i in range(1, TOP + 1) if row.get(f"breed_{i}"))
+    flag = "  (not a pet?)" if row.get("not_a_pet") == "yes" else ""
+    return f"{row['file']}: {top}{flag}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m engine.predict", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="an export folder (safetensors + meta.json), e.g. demo/model")
+    p.add_argument("photos", nargs="+", metavar="PHOTO_OR_FOLDER", help="photos, or folders of photos")
+    p.add_argument("--csv", type=Path, metavar="OUT", help="write the rows to this CSV file")
+    p.add_argument("--tta", action="store_true", help="average each photo with its mirror image (twice the work)")
+    p.add_argument("--batch", type=int, default=16, help="photos per forward pass (default 16)")
+    p.add_argument("--workers", type=int, default=None, help="decoding threads (default: one per core)")
+    p.add_argument("--runtime", choices=("auto", "onnx", "pytorch"), default="auto",
+                   help="what runs the network (default auto: onnxruntime when its check passes)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.batch < 1 or (args.workers is not None and args.workers < 1):
+        print("--batch and --workers must be at least 1", file=sys.stderr)
+        return 2
+    files, missing = photo_files(args.photos)
+    if missing and not files:
+        for path, why in missing:
+            print(f"{path}: {why}", file=sys.stderr)
+        print("nothing to predict: give photos or folders that exist", file=sys.stderr)
+        return 2
+    if args.csv is not None and args.csv.is_dir():
+        print(f"--csv {args.csv} is a folder: give a file name such as {args.csv / 'breeds.csv'}", file=sys.stderr)
+        return 2
+
+    from .progress import progress_bar
+    from .serving.predictor import load_predictor
+
+    try:
+        predictor = load_predictor(args.model, runtime=args.runtime)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"cannot load the model {args.model}: {err}", file=sys.stderr)
+        return 2
+    print(f"{predictor} ({predictor.runtime_report}); {len(files)} files", file=sys.stderr)
+    has_imagenet = predictor.meta.get("imagenet_classifier", False)
+
+    partial = out = writer = None
+    if args.csv is not None:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        partial = args.csv.with_name(args.csv.name + ".partial")
+        out = open(partial, "w", newline="", encoding="utf-8")
+        writer = csv.DictWriter(out, COLUMNS)
+        writer.writeheader()
+    skipped = [(path, why) for path, why in missing]
+    done = 0
+    bar = progress_bar(len(files), "predicting", unit="photo")
+    try:
+        for path, details, reason in predict_files(predictor, files, tta=args.tta, batch=args.batch,
+                                                   workers=args.workers):
+            row = _row(path, details, reason, has_imagenet)
+            if reason is not None:
+                skipped.append((path, reason))
+            else:
+                done += 1
+                if writer is None:
+                    (bar.write if hasattr(bar, "write") else print)(_line(row))
+            if writer is not None and reason is None:
+                writer.writerow(row)
+            bar.update(1)
+    except KeyboardInterrupt:
+        bar.close()
+        if out is not None:
+            out.close()
+        kept = f"; the rows so far are in {partial}" if partial is not None else ""
+        print(f"\ninterrupted after {done} of {len(files)} files{kept}", file=sys.stderr)
+        return 130
+    bar.close()
+    if writer is not None:
+        for path, why in skipped:  # the skipped section: at the end, the reason in the last column
+            writer.writerow({"file": str(path), "skipped": why})
+        out.close()
+        os.replace(partial, args.csv)
+        print(f"{done} photos -> {args.csv}", file=sys.stderr)
+    if skipped:
+        print(f"\nskipped ({len(skipped)}):", file=sys.stderr)
+        for path, why in skipped:
+            print(f"  {path}: {why}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
