@@ -89,3 +89,26 @@ def full_pets_home(pets_sample, tmp_path_factory) -> Path:
     write_full_layout(home / "oxford-iiit-pet", [pets_sample / "images" / r["name"] for r in rows],
                       [r["name"] for r in rows if r["is_valid"] == "1"])
     return home
+
+
+@pytest.fixture(scope="session")
+def tiny_learner():
+    """``tiny_learner(folder, seed)``: a 3-breed learner trained in seconds (frozen body, cached
+    features) on generated photos in ``folder``, and the folder it exported to."""
+    def make(folder: Path, seed: int):
+        import torch
+
+        from engine.data import DataLoaders
+        from engine.learning.fine_tune import vision_learner
+        from engine.testing import write_synthetic_pets
+
+        write_synthetic_pets(folder / "images", breeds=["pug", "beagle", "Bengal"], n_per_breed=6, size=(60, 50),
+                             seed=seed)
+        dls = DataLoaders.from_name_regex(folder / "images", presize=64, size=48, batch_size=6, device="cpu",
+                                          valid_pct=0.34, seed=0)
+        torch.manual_seed(0)
+        learn = vision_learner(dls, progress=False, train_bn=False)
+        learn.fine_tune(0, freeze_epochs=2, base_lr=3e-3, cache_features=True)
+        return learn, learn.export(folder / "model")
+
+    return make

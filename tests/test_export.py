@@ -8,25 +8,15 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.data import DataLoaders
 from engine.serving.export import PickleRefused, read_export
-from engine.learning.fine_tune import vision_learner
 from engine.serving.fold import fold_batchnorm
 from engine.serving.predictor import load_predictor
-from engine.testing import write_image, write_synthetic_pets
+from engine.testing import write_image
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("exp")
-    write_synthetic_pets(folder / "images", breeds=["pug", "beagle", "Bengal"], n_per_breed=6, size=(60, 50), seed=5)
-    dls = DataLoaders.from_name_regex(folder / "images", presize=64, size=48, batch_size=6, device="cpu",
-                                      valid_pct=0.34, seed=0)
-    torch.manual_seed(0)
-    learn = vision_learner(dls, progress=False, train_bn=False)
-    learn.fine_tune(0, freeze_epochs=2, base_lr=3e-3, cache_features=True)
-    out = learn.export(folder / "model")
-    return learn, out
+def trained(tmp_path_factory, tiny_learner):
+    return tiny_learner(tmp_path_factory.mktemp("exp"), seed=5)
 
 
 def weights_of(folder):

@@ -14,12 +14,11 @@ import pytest
 import torch
 
 from engine import predict as predict_cli
-from engine.data import DataLoaders
 from engine.data.transforms import load_array
 from engine.learning.fine_tune import vision_learner
 from engine.data.files import file_hash
 from engine.serving.predictor import load_predictor
-from engine.testing import write_image, write_synthetic_pets
+from engine.testing import write_image
 
 E = importlib.import_module("engine.serving.export")  # the module (engine.serving.export is also its function)
 O = importlib.import_module("engine.serving.onnx")
@@ -27,15 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("onnx")
-    write_synthetic_pets(folder / "images", breeds=["pug", "beagle", "Bengal"], n_per_breed=6, size=(60, 50), seed=7)
-    dls = DataLoaders.from_name_regex(folder / "images", presize=64, size=48, batch_size=6, device="cpu",
-                                      valid_pct=0.34, seed=0)
-    torch.manual_seed(0)
-    learn = vision_learner(dls, progress=False, train_bn=False)
-    learn.fine_tune(0, freeze_epochs=2, base_lr=3e-3, cache_features=True)
-    return learn, learn.export(folder / "model")
+def trained(tmp_path_factory, tiny_learner):
+    return tiny_learner(tmp_path_factory.mktemp("onnx"), seed=7)
 
 
 def _meta(folder):
