@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from demo.server import DemoServer, RawClient
-from engine.testing import write_labels_csv, write_synthetic_pets
+from engine.testing import write_image, write_labels_csv, write_synthetic_pets
 
 import gradio_client  # noqa: E402  (a test dependency: missing, the suite fails rather than skips)
 MB = 2**20
@@ -225,8 +225,9 @@ def _rss_mb(server) -> float:
     return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)]) / 2**20
 
 
-def test_every_event_checks_its_inputs(server):
+def test_every_event_checks_its_inputs(server, tiny_server):
     raw = RawClient(server.url)
+    trainer = RawClient(tiny_server.url)  # training data of its own: the Train tab exists without PETS_SAMPLE
     photo = raw.upload(PHOTO)
     before = _rss_mb(server)
     nan, inf = float("nan"), float("inf")
@@ -234,7 +235,7 @@ def test_every_event_checks_its_inputs(server):
     log_fn, huge_fn = raw.fn_index(first_input="x for log(x)"), raw.fn_index(first_input="a huge logit")
     compare = raw.fn_index(first_input="Photo", trigger="click")
     compare_example = raw.fn_index(first_input="Rotation (degrees)", trigger="select")
-    train = raw.fn_index("train")
+    train = ("train", trainer.fn_index("train"))
     ok_softmax = ["beagle", 1.0, 1.0, -0.5, 3.0, 0.5, 2.0]
     cases = [
         (softmax, ["beagle", 1e6, *ok_softmax[2:]], "The temperature must be between 0.1 and 5"),
@@ -266,7 +267,8 @@ def test_every_event_checks_its_inputs(server):
         (raw.fn_index("predict"), [photo, "yes"], "must be ticked or not"),
     ]
     for fn, data, expected in cases:
-        output, error, _ = raw.call(fn, data)
+        client, fn = (trainer, fn[1]) if isinstance(fn, tuple) else (raw, fn)
+        output, error, _ = client.call(fn, data)
         assert error is None and output is not None, (data, error)  # our handler answered, with a message
         shown = " ".join(str(o) for o in output if isinstance(o, str))
         assert expected in shown, (data, shown[:300])
@@ -278,6 +280,7 @@ def test_every_event_checks_its_inputs(server):
     assert _rss_mb(server) - before < 200  # nothing huge was even tried
     _assert_answers(gradio_client.Client(server.url, verbose=False), server)
     raw.close()
+    trainer.close()
 
 
 def test_result_files_are_unique_and_complete_under_concurrent_reads(server):
@@ -401,11 +404,12 @@ def test_uploads_and_results_are_deleted_after_their_time(tmp_path):
     temp = tmp_path / "gradio"
     with DemoServer(["--delete-after", "2"], env={"GRADIO_TEMP_DIR": str(temp)}) as short:
         raw = RawClient(short.url)
-        photo = raw.upload(PHOTO)
+        # not an example photo: Gradio stores an upload by its content, and the examples' own files stay
+        photo = raw.upload(write_image(tmp_path / "visitor.jpg", size=(300, 240), seed=11))
         output, _, _ = raw.call(raw.fn_index("predict"), [photo, False])
         files = [Path(photo["path"]), Path(output[2]["path"])]
         assert all(f.is_file() and f.is_relative_to(temp) for f in files)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # deleted after 2 s, checked every 2 s: generous for a busy machine
         while time.monotonic() < deadline and any(f.exists() for f in files):
             time.sleep(0.5)
         assert not any(f.exists() for f in files), files
