@@ -10,11 +10,16 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
 # Before torch loads: idle OpenMP threads sleep instead of spinning. The suite runs servers and
 # worker processes beside the test process on two cores, and spinning threads would steal their CPU.
+# A suite started in the background by a non-interactive shell inherits SIGINT ignored. The Ctrl-C
+# tests (here and in the child processes they start) need what a terminal gives: the default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # The tests (and the servers they start) keep their cache (datasets, weights) apart from the user's.

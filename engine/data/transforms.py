@@ -70,7 +70,11 @@ def load_image(path: str | Path | io.BytesIO, min_size: int | None = None,
                          f"{max_pixels / 1e6:.0f} allowed: resize it before using it")
     if min_size is not None and img.format == "JPEG":
         img.draft("RGB", (min_size, min_size))
-    img.load()
+    try:
+        img.load()
+    except BaseException:
+        img.close()  # a truncated or corrupt file: raise, but leave no file open
+        raise
     ImageOps.exif_transpose(img, in_place=True)  # turn it upright (no copy when already upright)
     rgb = to_rgb(img)
     if rgb is not img:
