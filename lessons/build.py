@@ -60,13 +60,19 @@ def check_kernel(kernel_name: str = KERNEL_NAME) -> None:
                            f"{sys.executable} -m ipykernel install --sys-prefix")
 
 
-def execute(path: str | Path, timeout: int = CELL_TIMEOUT, kernel_name: str = KERNEL_NAME):
+def execute(path: str | Path, timeout: int = CELL_TIMEOUT, kernel_name: str = KERNEL_NAME, self_check: bool = True):
     """Run every cell of the notebook at ``path`` in a fresh kernel; return the executed notebook.
+
+    With ``self_check`` the kernel runs with ``LESSONS_SELF_CHECK=1``: each exercise whose answer
+    cell is still ``answer = ...`` grades its solution (which must pass) and a wrong answer (which
+    must fail) instead (see ``lessons/exercises``).
 
     Raises ``nbclient.exceptions.CellExecutionError`` (with the cell's traceback) at the first cell
     that fails, a failed ``assert`` included; the notebook, with the outputs so far, is then in the
     exception's ``notebook`` attribute.
     """
+    import os
+
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -82,11 +88,21 @@ def execute(path: str | Path, timeout: int = CELL_TIMEOUT, kernel_name: str = KE
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, on_cell_executed=keep_pager_output,
                             resources={"metadata": {"path": str(path.parent)}})
+    from .exercises import SELF_CHECK
+
+    before = os.environ.get(SELF_CHECK)
+    if self_check:
+        os.environ[SELF_CHECK] = "1"  # the kernel inherits it when it starts
     try:
         client.execute()
     except CellExecutionError as err:
         err.notebook = nb
         raise
+    finally:
+        if before is None:
+            os.environ.pop(SELF_CHECK, None)
+        else:
+            os.environ[SELF_CHECK] = before
     return nb
 
 

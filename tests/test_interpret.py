@@ -59,3 +59,25 @@ def test_from_learner_and_plot_top_losses(tmp_path):
     matplotlib.pyplot.close(fig)
     tta = ClassificationInterpretation.from_learner(learn, tta=True)
     assert tta.probs.shape == interp.probs.shape
+
+
+def test_plot_top_losses_of_the_training_split_shows_the_photos_as_predicted(tmp_path):
+    from engine.data import DataLoaders
+    from engine.learning.learner import Learner
+    from engine.models import create_model
+    from engine.testing import write_synthetic_pets
+
+    write_synthetic_pets(tmp_path, breeds=["pug", "beagle", "Bengal"], n_per_breed=6, size=(48, 30))
+    dls = DataLoaders.from_name_regex(tmp_path, presize=32, size=24, batch_size=6, device="cpu", valid_pct=0.33)
+    learn = Learner(dls, create_model("resnet18", n_classes=3, pretrained=False), progress=False)
+    interp = ClassificationInterpretation.from_learner(learn, split="train")
+    assert len(interp.targets) == len(dls.train.dataset)
+    _, idx = interp.top_losses(3)
+    xb = torch.cat([xb for xb, _ in dls.train_in_order(augment=False)])  # what get_preds("train") saw
+    expected = dls.decode(xb[idx])  # (3, 3, 24, 24) in 0..1
+    for _ in range(2):  # the same pictures every time: no random crop of a wide photo
+        fig = interp.plot_top_losses(3)
+        shown = [torch.from_numpy(ax.images[0].get_array().data).float() for ax in fig.axes if ax.images]
+        for picture, want in zip(shown, expected):
+            torch.testing.assert_close(picture, want.permute(1, 2, 0), atol=1e-5, rtol=0)
+        matplotlib.pyplot.close(fig)

@@ -82,7 +82,9 @@ class ClassificationInterpretation:
         if self.dls is None:
             raise ValueError("plot_top_losses needs the DataLoaders to load the images: use from_learner")
         losses, idx = self.top_losses(k)
-        loader = self.dls.valid if self.split == "valid" else self.dls.train
+        # The photos as the predictions saw them: for "train", in order and without augmentation
+        # (as ``from_learner`` predicts them), not a random crop of the shuffled training loader.
+        loader = self.dls.valid if self.split == "valid" else self.dls.train_in_order(augment=False)
         images, titles = [], []
         for loss, i in zip(losses.tolist(), idx.tolist()):
             x = loader.dataset.load(i)[None].to(self.dls.device)  # (1, 3, H, W) uint8

@@ -1,0 +1,72 @@
+"""The notebooks' exercises: each notebook has 2-3, every one is registered with a check and a
+solution, the self-check proves both directions, and lessons/README.md indexes them."""
+
+from __future__ import annotations
+
+import re
+
+import nbformat
+import pytest
+
+from lessons import build
+from lessons.exercises import SELF_CHECK, all_exercises, check, get_exercise, is_right
+
+CALL = re.compile(r"""check\(\s*["'](\d\d\.\d+)["']\s*,\s*answer\b""")
+TOPICS = [p for p in build.notebook_paths() if not p.name.startswith("00")]
+
+
+def _keys_in(path) -> list[str]:
+    nb = nbformat.read(path, as_version=4)
+    return [k for c in nb.cells if c.cell_type == "code" for k in CALL.findall(c.source)]
+
+
+@pytest.mark.parametrize("path", TOPICS, ids=lambda p: p.stem)
+def test_each_notebook_ends_with_two_or_three_exercises_left_to_the_student(path):
+    nb = nbformat.read(path, as_version=4)
+    keys = _keys_in(path)
+    number = path.name[:2]
+    assert 2 <= len(keys) <= 3 and keys == [f"{number}.{i}" for i in range(1, len(keys) + 1)], keys
+    answers = [c.source for c in nb.cells if c.cell_type == "code" and re.match(r"\s*answer\s*=", c.source)]
+    assert len(answers) == len(keys) and all(re.match(r"\s*answer\s*=\s*\.\.\.", a) for a in answers)
+    headings = [c.source for c in nb.cells if c.cell_type == "markdown" and c.source.lstrip().startswith("## ")]
+    assert headings[-1].lstrip().startswith("## Exercises"), "the exercises are the notebook's last section"
+    for key in keys:
+        assert get_exercise(key).title
+
+
+def test_every_registered_exercise_is_in_its_notebook_and_the_index():
+    in_notebooks = {k for p in TOPICS for k in _keys_in(p)}
+    registered = [e.key for e in all_exercises()]
+    assert set(registered) == in_notebooks and len(registered) == len(set(registered))
+    index = (build.LESSONS_DIR / "README.md").read_text(encoding="utf-8")
+    for e in all_exercises():
+        assert f"| {e.key} |" in index and e.title in index, e.key
+
+
+def test_a_check_grades_without_revealing_and_refuses_odd_answers(capsys, monkeypatch):
+    monkeypatch.delenv(SELF_CHECK, raising=False)
+    assert check("01.1", 3 - 2 * 2 ** 0.5) is None and is_right("01.1", 0.172)
+    assert capsys.readouterr().out.startswith("Right!")
+    for wrong in (0.5, 0.05, "a lot", float("nan"), -1):
+        assert not is_right("01.1", wrong)
+        check("01.1", wrong)
+        said = capsys.readouterr().out
+        assert said.startswith("Not yet:") and "0.17" not in said and "Traceback" not in said
+    check("01.1")
+    assert "replace the ..." in capsys.readouterr().out
+    with pytest.raises(KeyError, match="no exercise"):
+        check("99.1", 1)
+
+
+def test_the_self_check_fails_when_a_check_cannot_say_no(monkeypatch):
+    import lessons.solutions.nb01 as solutions
+
+    monkeypatch.setenv(SELF_CHECK, "1")
+    check("01.1")  # the solution passes and the wrong answer fails: no error
+    monkeypatch.setitem(solutions.WRONG, "01.1", lambda: 3 - 2 * 2 ** 0.5)  # a "wrong" answer that is right
+    with pytest.raises(AssertionError, match="the check cannot fail"):
+        check("01.1")
+    monkeypatch.setitem(solutions.WRONG, "01.1", lambda: 0.5)
+    monkeypatch.setitem(solutions.SOLUTIONS, "01.1", lambda: 0.3)  # a solution that is wrong
+    with pytest.raises(AssertionError, match="does not pass"):
+        check("01.1")
