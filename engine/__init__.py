@@ -72,7 +72,7 @@ _EXPORTS = {
     "data.preprocessing": ["Preprocessing"],
     "data.show": ["show_batch", "show_images"],
     "data.summary": ["summary"],
-    "data.quality": ["compare_presizing", "psnr"],
+    "data.quality": ["compare_presizing", "presizing_ablation", "psnr"],
     "learning.schedules": ["one_cycle_lr", "one_cycle_mom", "lr_for_groups", "cos_anneal"],
     "learning.callbacks": [
         "Callback", "CancelFitException", "CancelEpochException", "CancelBatchException", "Recorder",
