@@ -91,10 +91,6 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-if __name__ == "__main__":  # python -m demo.app: the defaults (python -m demo takes options)
-    settings = DemoSettings.from_env()
-    launch(build_demo(settings), max_file_size=settings.max_file_size, auth=settings.auth)
-
 
 def _remove_old_compiled_models() -> None:
     """Earlier versions compiled the model into shared libraries under ``<cache>/compiled``; nothing
@@ -107,3 +103,8 @@ def _remove_old_compiled_models() -> None:
     if old.is_dir() and not old.is_symlink():
         shutil.rmtree(old, ignore_errors=True)
         print(f"petbreeds: removed {old} (compiled models of an earlier version, no longer used)", flush=True)
+
+
+if __name__ == "__main__":  # python -m demo.app: the defaults (python -m demo takes options)
+    settings = DemoSettings.from_env()
+    launch(build_demo(settings), max_file_size=settings.max_file_size, auth=settings.auth)

@@ -13,7 +13,7 @@ Python's lock while they work) while the network runs on the current batch; the 
 batches of ``--batch`` photos, which onnxruntime runs faster per photo than one at a time.
 
 With ``--csv``, rows are written as they come to ``OUT.partial``, renamed to ``OUT`` at the end;
-Ctrl-C stops after the current batch and keeps the ``.partial`` file with every row so far.
+Ctrl-C stops at once and keeps the ``.partial`` file with every row written so far.
 """
 
 from __future__ import annotations
@@ -58,12 +58,15 @@ def photo_files(inputs: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Pa
 
 def _prepare(predictor, path: Path, tta: bool):
     """(pixels, None) for a readable photo, else (None, the reason)."""
+    from .data.files import format_of
+
     try:
+        with open(path, "rb") as f:
+            if format_of(f.read(16)) is None:  # from its first bytes: a video or an archive is never read whole
+                return None, "not an image file"
         return predictor.pixels(path, tta=tta), None
     except Exception as err:  # noqa: BLE001 - any unreadable file is skipped with its reason, never a crash
         reason = str(err).strip() or type(err).__name__
-        if "cannot identify image file" in reason:
-            reason = "not an image file"
         return None, f"{reason.splitlines()[0][:200]}"
 
 
@@ -74,9 +77,12 @@ def predict_files(predictor, files: list[Path], tta: bool = False, batch: int = 
 
     Decoding runs ahead on ``workers`` threads (default: the number of cores), at most a few
     batches ahead, so memory stays bounded for any number of files."""
-    workers = workers or os.cpu_count() or 1
+    from .serving.onnx import usable_cpus
+
+    workers = workers or usable_cpus()
     ahead = max(2 * batch, 2 * workers)
-    with ThreadPoolExecutor(workers, thread_name_prefix="petbreeds-decode") as pool:
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="petbreeds-decode")
+    try:
         pending: deque = deque()
         queue = iter(files)
 
@@ -103,6 +109,8 @@ def predict_files(predictor, files: list[Path], tta: bool = False, batch: int = 
                     group.append((path, pixels))
             if group:
                 yield from _answer(predictor, group)
+    finally:  # also on Ctrl-C or when the caller stops early: drop the decodes not started yet
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _answer(predictor, group):
@@ -153,10 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         print("--batch and --workers must be at least 1", file=sys.stderr)
         return 2
     files, missing = photo_files(args.photos)
-    if missing and not files:
+    if not files:
         for path, why in missing:
             print(f"{path}: {why}", file=sys.stderr)
-        print("nothing to predict: give photos or folders that exist", file=sys.stderr)
+        print("nothing to predict: give photos, or folders with photos in them", file=sys.stderr)
         return 2
     if args.csv is not None and args.csv.is_dir():
         print(f"--csv {args.csv} is a folder: give a file name such as {args.csv / 'breeds.csv'}", file=sys.stderr)
@@ -189,25 +197,24 @@ def main(argv: list[str] | None = None) -> int:
             row = _row(path, details, reason, has_imagenet)
             if reason is not None:
                 skipped.append((path, reason))
-            else:
-                done += 1
-                if writer is None:
-                    (bar.write if hasattr(bar, "write") else print)(_line(row))
-            if writer is not None and reason is None:
+            elif writer is not None:
                 writer.writerow(row)
+            else:
+                (bar.write if hasattr(bar, "write") else print)(_line(row))
+            done += reason is None
             bar.update(1)
+        if writer is not None:
+            for path, why in skipped:  # the skipped section: at the end, the reason in the last column
+                writer.writerow({"file": str(path), "skipped": why})
     except KeyboardInterrupt:
-        bar.close()
-        if out is not None:
-            out.close()
         kept = f"; the rows so far are in {partial}" if partial is not None else ""
         print(f"\ninterrupted after {done} of {len(files)} files{kept}", file=sys.stderr)
         return 130
-    bar.close()
+    finally:  # whatever happens, the bar ends and the .partial file is closed with what it holds
+        bar.close()
+        if out is not None:
+            out.close()
     if writer is not None:
-        for path, why in skipped:  # the skipped section: at the end, the reason in the last column
-            writer.writerow({"file": str(path), "skipped": why})
-        out.close()
         os.replace(partial, args.csv)
         print(f"{done} photos -> {args.csv}", file=sys.stderr)
     if skipped:

@@ -95,6 +95,7 @@ def test_a_graph_with_other_numbers_fails_its_check_and_pytorch_answers(trained,
     p, said = _quiet_load(copy, runtime="onnx")
     assert p.runtime == "pytorch" and "differ from PyTorch" in p.runtime_report
     assert len(said) == 1 and "differ from PyTorch" in said[0]  # said once
+    assert p._model is not None  # the PyTorch path is built at load, not at the first photo
     assert p.predict(learn.dls.valid.dataset.items[0])[0] in learn.dls.vocab
 
 
@@ -259,6 +260,9 @@ def test_the_folder_cli_writes_a_row_per_photo_and_lists_what_it_skipped(trained
 def test_the_folder_cli_refuses_bad_arguments_clearly(trained, tmp_path, capsys):
     _, out = trained
     assert predict_cli.main([str(out), str(tmp_path / "nothing")]) == 2
+    assert "nothing to predict" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert predict_cli.main([str(out), str(tmp_path / "empty")]) == 2  # an empty folder: not an empty CSV
     assert "nothing to predict" in capsys.readouterr().err
     assert predict_cli.main([str(tmp_path), str(out)]) == 2
     assert "cannot load the model" in capsys.readouterr().err

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 __all__ = ["ServingModule", "static_same_padding", "export_onnx", "quantize_int8", "OnnxRunner", "has_int8_units",
-           "check_input", "probabilities", "reference_probabilities"]
+           "check_input", "probabilities", "reference_probabilities", "usable_cpus"]
 
 
 def static_same_padding(body: nn.Module, size: int) -> nn.Module:
@@ -105,6 +105,14 @@ def export_onnx(model: nn.Module, preprocessing, path: str | Path | None = None)
     return data
 
 
+def usable_cpus() -> int:
+    """The cores this process may run on (a container's limit, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 def has_int8_units() -> bool:
     """Whether this CPU has 8-bit dot-product instructions (VNNI or AMX), where int8 pays off."""
     try:
@@ -157,7 +165,7 @@ class OnnxRunner:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.intra_op_num_threads = threads or usable_cpus()
         options.inter_op_num_threads = 1
         # Waiting threads that spin would take the CPU from a web server's other threads.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")

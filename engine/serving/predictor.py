@@ -14,8 +14,8 @@ Two ways to run the network, the faster one when it can be trusted:
   GPU (on a GPU onnxruntime serves only when onnxruntime-gpu is installed).
 
 Before a graph is used, its probabilities on a fixed test picture are compared with the PyTorch
-path's: same label (where the picture gives a clear one) and within a tolerance (0.01; for int8
-the agreement ``export`` measured). If anything fails, the predictor keeps PyTorch and says why,
+path's: within a tolerance everywhere (0.01, which also keeps the label wherever it is clear;
+for int8 the agreement ``export`` measured). If anything fails, the predictor keeps PyTorch and says why,
 once (``runtime_report``, and a ``RuntimeWarning``).
 
 Decoding shrinks big JPEGs in the DCT domain while they are decoded (never below the presize),
@@ -25,6 +25,7 @@ training, without building a tensor or a sampling grid.
 
 from __future__ import annotations
 
+import functools
 import threading
 import warnings
 from pathlib import Path
@@ -48,15 +49,22 @@ TOLERANCE = 0.01  # the largest probability gap allowed between a graph and the 
 NOT_A_PET_BELOW = 0.10  # ImageNet's total probability on its cat and dog classes
 
 
+_PET_INDICES = np.array(sorted(PET_IMAGENET_CLASSES))  # ImageNet's cat and dog classes
+
+
+@functools.cache
+def _pet_imagenet_names() -> frozenset[str]:
+    names = imagenet_categories()
+    return frozenset(names[i] for i in PET_IMAGENET_CLASSES)
+
+
 def is_not_a_pet(details: dict) -> bool:
     """Whether the ImageNet check says "no cat or dog here": under ``NOT_A_PET_BELOW`` on all its cat
     and dog classes together, and its top class not one of them (``predict_details`` output)."""
     inet, pet_p = details.get("imagenet"), details.get("imagenet_pet_probability")
     if not inet or pet_p is None:
         return False
-    names = imagenet_categories()
-    top_is_pet = any(names[i] == inet[0][0] for i in PET_IMAGENET_CLASSES)
-    return pet_p < NOT_A_PET_BELOW and not top_is_pet
+    return pet_p < NOT_A_PET_BELOW and inet[0][0] not in _pet_imagenet_names()
 
 
 class Predictor:
@@ -139,8 +147,10 @@ class Predictor:
         except ImportError:
             report = f"PyTorch ({self._torch_words()}): onnxruntime is not installed (pip install onnxruntime)"
             warnings.warn(f"petbreeds: predictions run on {report}", RuntimeWarning, stacklevel=3)
+            self.model  # noqa: B018 - built now (see below)
             return report
         if self.device.type == "cuda" and not _cuda_provider():
+            self.model  # noqa: B018 - built now (see below)
             return f"PyTorch ({self._torch_words()}): onnxruntime-gpu is not installed, so the GPU runs PyTorch"
         candidates = []
         if int8 is not None and self.device.type == "cpu":
@@ -160,6 +170,7 @@ class Predictor:
             return f"{name}, checked against PyTorch" + (f" ({'; '.join(reasons)})" if reasons else "")
         report = f"PyTorch ({self._torch_words()}): " + "; ".join(reasons)
         warnings.warn(f"petbreeds: predictions run on {report}", RuntimeWarning, stacklevel=3)
+        self.model  # noqa: B018 - built now: weights that do not fit fail at load, not at the first photo
         return report
 
     def _torch_words(self) -> str:
@@ -174,12 +185,11 @@ class Predictor:
         want = self._reference
         if len(got) != len(want) or any(g.shape != w.shape for g, w in zip(got, want)):
             raise ValueError("the graph's outputs do not fit the model")
+        # Within the tolerance everywhere also means the same breed wherever PyTorch's top two are
+        # more than twice the tolerance apart: no separate label check is needed.
         gap = max(float(np.abs(g - w).max()) for g, w in zip(got, want))
-        top2 = np.sort(want[0][0])[-2:]
         if gap > tolerance:
             raise ValueError(f"its probabilities differ from PyTorch's by {gap:.3f} (allowed: {tolerance:.3f})")
-        if top2[1] - top2[0] > 2 * tolerance and int(got[0].argmax()) != int(want[0].argmax()):
-            raise ValueError("it names another breed than PyTorch on the test picture")
         return runner
 
     # --- one photo ---------------------------------------------------------------------------------
@@ -231,7 +241,7 @@ class Predictor:
             p = probabilities(inet).mean(0)  # (1000,)
             top = np.argsort(-p)[:imagenet_top]
             out["imagenet"] = [(self._imagenet_names[i], float(p[i])) for i in top]
-            out["imagenet_pet_probability"] = float(p[sorted(PET_IMAGENET_CLASSES)].sum())
+            out["imagenet_pet_probability"] = float(p[_PET_INDICES].sum())
         return out
 
     def predict_details(self, image, tta: bool = False, imagenet_top: int = 5) -> dict:
@@ -254,15 +264,11 @@ class Predictor:
                 f"{self.runtime} on {self.device.type})")
 
 
-def _copy(model: nn.Module) -> nn.Module:
-    import copy
-
-    return copy.deepcopy(model)
-
-
 def _fast_copy(model: nn.Module, device: torch.device) -> nn.Module:
     """The PyTorch path's model: BatchNorm folded, in bfloat16 on CPUs with bf16 units, fp16 on a GPU."""
-    fast = _copy(model)
+    import copy
+
+    fast = copy.deepcopy(model)
     fold_batchnorm(fast.body)
     return fast.to(device, dtype=_fast_dtype(device), memory_format=torch.channels_last)
 
