@@ -90,19 +90,12 @@ def execute(path: str | Path, timeout: int = CELL_TIMEOUT, kernel_name: str = KE
                             resources={"metadata": {"path": str(path.parent)}})
     from .exercises import SELF_CHECK
 
-    before = os.environ.get(SELF_CHECK)
-    if self_check:
-        os.environ[SELF_CHECK] = "1"  # the kernel inherits it when it starts
+    env = {**os.environ, SELF_CHECK: "1"} if self_check else {k: v for k, v in os.environ.items() if k != SELF_CHECK}
     try:
-        client.execute()
+        client.execute(env=env)  # the kernel's environment; this process's stays as it is
     except CellExecutionError as err:
         err.notebook = nb
         raise
-    finally:
-        if before is None:
-            os.environ.pop(SELF_CHECK, None)
-        else:
-            os.environ[SELF_CHECK] = before
     return nb
 
 
