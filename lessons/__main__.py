@@ -1,4 +1,5 @@
-"""``python -m lessons build``: run every lesson notebook and render it to HTML (see ``build.py``)."""
+"""``python -m lessons build`` runs the notebooks (``build.py``); ``python -m lessons copy DEST`` copies them
+into a folder of your own (``workspace.py``)."""
 
 import sys
 

@@ -2,6 +2,11 @@
 
     python -m lessons build             # every notebook -> lessons/_build/<name>.html (+ index.html)
     python -m lessons build 03 05       # only the notebooks whose names start with 03 or 05
+    python -m lessons build --dir DEST  # the copies in DEST (python -m lessons copy DEST) instead
+    python -m lessons copy DEST         # copy the notebooks into DEST, to work in (see workspace.py)
+
+From a clone the pages go to ``lessons/_build/``; from an installed package (whose ``lessons/``
+sits in site-packages) to ``lessons_build/`` in the current folder, unless ``--out`` says otherwise.
 
 Each notebook runs in a fresh Jupyter kernel, ``python3``: jupyter_client starts it with the
 interpreter that runs this module (``sys.executable``), so the kernel sees the same packages. The
@@ -25,19 +30,23 @@ __all__ = ["LESSONS_DIR", "BUILD_DIR", "KERNEL_NAME", "notebook_paths", "check_k
            "build", "main"]
 
 LESSONS_DIR = Path(__file__).resolve().parent
-BUILD_DIR = LESSONS_DIR / "_build"
+IN_A_CLONE = (LESSONS_DIR.parent / "pyproject.toml").is_file() and (LESSONS_DIR.parent / "engine").is_dir()
+BUILD_DIR = LESSONS_DIR / "_build" if IN_A_CLONE else Path("lessons_build")
 KERNEL_NAME = "python3"
 CELL_TIMEOUT = 300  # seconds per cell
 
 
-def notebook_paths(selected: list[str] | tuple[str, ...] = ()) -> list[Path]:
-    """The lesson notebooks in reading order (``00_...``, ``01_...``); ``selected`` keeps the names
-    that start with one of its strings (``"03"``, ``"04_learning"``)."""
-    paths = sorted(LESSONS_DIR.glob("[0-9][0-9]_*.ipynb"))
+def notebook_paths(selected: list[str] | tuple[str, ...] = (), folder: str | Path = LESSONS_DIR) -> list[Path]:
+    """The lesson notebooks in ``folder`` (default: the package's own) in reading order (``00_...``,
+    ``01_...``); ``selected`` keeps the names that start with one of its strings (``"03"``)."""
+    paths = sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        raise ValueError(f"{folder} holds no lesson notebooks (00_start_here.ipynb ...): "
+                         f"python -m lessons copy {folder} puts them there")
     if selected:
         paths = [p for p in paths if any(p.name.startswith(s) for s in selected)]
         if not paths:
-            names = ", ".join(p.stem for p in notebook_paths())
+            names = ", ".join(p.stem for p in notebook_paths(folder=folder))
             raise ValueError(f"no lesson notebook starts with {' or '.join(selected)}; the notebooks are: {names}")
     return paths
 
@@ -129,7 +138,7 @@ def _write_index(pages: list[Path], out_dir: Path) -> Path:
 
 
 def build(selected: list[str] | tuple[str, ...] = (), out_dir: str | Path = BUILD_DIR,
-          timeout: int = CELL_TIMEOUT, show=print) -> list[Path]:
+          timeout: int = CELL_TIMEOUT, show=print, folder: str | Path = LESSONS_DIR) -> list[Path]:
     """Execute the (selected) notebooks and render each to ``out_dir/<name>.html``; return the pages.
 
     A notebook that fails is still rendered, up to and including the failing cell, and the
@@ -142,7 +151,7 @@ def build(selected: list[str] | tuple[str, ...] = (), out_dir: str | Path = BUIL
     photos = pets_sample(show=show)
     check_kernel()
     out_dir = Path(out_dir)
-    paths = notebook_paths(selected)
+    paths = notebook_paths(selected, folder)
     show(f"Running {len(paths)} notebook(s) on the photos in {photos}")
     pages, start = [], time.perf_counter()
     for path in paths:
@@ -163,21 +172,40 @@ def build(selected: list[str] | tuple[str, ...] = (), out_dir: str | Path = BUIL
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m lessons build [NAME ...]``; returns the exit code."""
+    """``python -m lessons build [NAME ...]`` or ``python -m lessons copy DEST``; returns the exit code."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m lessons", description="Run the lesson notebooks.")
+    parser = argparse.ArgumentParser(prog="python -m lessons", description="Run the lesson notebooks, or copy "
+                                     "them into a folder of your own.")
     sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="execute the notebooks and render them to HTML in lessons/_build/")
+    b = sub.add_parser("build", help=f"execute the notebooks and render them to HTML in {BUILD_DIR}/")
     b.add_argument("names", nargs="*", help="only the notebooks whose names start with these (e.g. 03)")
+    b.add_argument("--dir", default=str(LESSONS_DIR), help="the folder of notebooks to run (default: the "
+                   "package's own; give your copy's folder to run your copies)")
     b.add_argument("--out", default=str(BUILD_DIR), help="where the HTML goes (default: %(default)s)")
     b.add_argument("--timeout", type=int, default=CELL_TIMEOUT, help="seconds per cell (default: %(default)s)")
+    c = sub.add_parser("copy", help="copy the notebooks into DEST to work in; notebooks you have changed "
+                       "there are kept unless --force")
+    c.add_argument("dest", help="the folder to copy them into (created if needed)")
+    c.add_argument("--force", action="store_true", help="also replace notebooks you have changed")
+    c.add_argument("--source", default="", help="fill in SOURCE (where a hosted notebook installs petbreeds "
+                   "from: your copy's git URL or a wheel) in every notebook")
     args = parser.parse_args(argv)
+    if args.command == "copy":
+        from .workspace import copy_lessons
+
+        try:
+            report = copy_lessons(args.dest, force=args.force, source=args.source)
+        except (OSError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print("\n".join(report.lines()))
+        return 0
 
     from nbclient.exceptions import CellExecutionError
 
     try:
-        build(args.names, args.out, args.timeout)
+        build(args.names, args.out, args.timeout, folder=args.dir)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -117,3 +117,67 @@ def tiny_learner():
         return learn, learn.export(folder / "model")
 
     return make
+
+
+# --- a student's Python: the test environment's packages, with or without petbreeds ----------------
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    """The package built as a wheel from this checkout, as a student would get it."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("wheel")
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out),
+                    str(root)], check=True, capture_output=True, timeout=300)
+    (found,) = out.glob("petbreeds-*.whl")
+    return found
+
+
+@pytest.fixture(scope="session")
+def packages_without_petbreeds(tmp_path_factory) -> Path:
+    """A folder of links to every package of the test environment except petbreeds itself (its
+    editable install would put this checkout on the path): a student's machine, without us."""
+    import sysconfig
+
+    site = Path(sysconfig.get_paths()["purelib"])
+    folder = tmp_path_factory.mktemp("packages")
+    for entry in site.iterdir():
+        if entry.name.endswith(".pth") or "petbreeds" in entry.name.lower() or entry.name == "__pycache__":
+            continue
+        (folder / entry.name).symlink_to(entry)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def student_python(packages_without_petbreeds, tmp_path_factory):
+    """``student_python(install=wheel_or_None)``: the interpreter of a new virtual environment that
+    sees the test environment's packages (not petbreeds), with the given wheel installed into it."""
+    import subprocess
+    import sys
+
+    def make(install: Path | None = None) -> Path:
+        venv = tmp_path_factory.mktemp("student_venv")
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--clear", str(venv)], check=True,
+                       timeout=120)
+        python = venv / "bin" / "python"
+        site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              check=True, capture_output=True, text=True).stdout.strip()
+        Path(site, "test_packages.pth").write_text(f"{packages_without_petbreeds}\n")
+        if install is not None:
+            subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(install)],
+                           check=True, capture_output=True, timeout=300)
+        return python
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def students_home(full_pets_home, tmp_path_factory):
+    """What a student has after ``python -m engine.datasets download``: the full layout in the cache,
+    and no PETS_SAMPLE. The first notebook to ask picks the sample out of it; the others reuse it.
+    (That sample is byte for byte the one PETS_SAMPLE points at: see test_pets.py.)"""
+    home = tmp_path_factory.mktemp("students_home")
+    (home / "oxford-iiit-pet").symlink_to(full_pets_home / "oxford-iiit-pet")
+    return home

@@ -44,29 +44,35 @@ def test_there_is_a_start_page_and_topic_notebooks():
 
 
 @pytest.fixture(scope="module")
-def students_home(full_pets_home, tmp_path_factory):
-    """What a student has after ``python -m engine.datasets download``: the full layout in the cache,
-    and no PETS_SAMPLE. The first notebook to ask picks the sample out of it; the others reuse it.
-    (That sample is byte for byte the one PETS_SAMPLE points at: see test_pets.py.)"""
-    home = tmp_path_factory.mktemp("students_home")
-    (home / "oxford-iiit-pet").symlink_to(full_pets_home / "oxford-iiit-pet")
-    return home
+def installed_lessons(wheel, student_python, tmp_path_factory):
+    """A student's setup away from any clone: the wheel installed in a new environment, and
+    ``python -m lessons copy`` run there into a folder of their own (no clone above it)."""
+    python = student_python(install=wheel)
+    dest = tmp_path_factory.mktemp("my_lessons") / "lessons"
+    done = subprocess.run([str(python), "-m", "lessons", "copy", str(dest)], cwd=dest.parent, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert not any((p / "engine").is_dir() for p in (dest, *dest.parents))  # no clone above the copies
+    return python, dest
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_top_to_bottom_on_a_students_data(path, students_home, tmp_path, monkeypatch):
-    # The kernel inherits this environment: no PETS_SAMPLE, the cache with only the full download.
-    # Any error or failed assert in a cell raises CellExecutionError with that cell's traceback.
-    monkeypatch.delenv("PETS_SAMPLE", raising=False)
-    monkeypatch.setenv("PETBREEDS_HOME", str(students_home))
-    nb = build.execute(path, timeout=300)
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
-    assert not errors
-    page = build.render_html(nb, tmp_path / f"{path.stem}.html").read_text(encoding="utf-8")
-    for n in question_headings(nb):
+def test_notebook_runs_top_to_bottom_from_the_installed_wheel(path, installed_lessons, students_home, tmp_path):
+    # The copied notebook, run by `python -m lessons build --dir` of the installed package: its kernel
+    # is that environment's Python, with no PETS_SAMPLE and only the full download in the cache. Any
+    # error or failed assert in a cell fails the build, which then names the cell.
+    python, dest = installed_lessons
+    env = {k: v for k, v in os.environ.items() if k != "PETS_SAMPLE"} | {"PETBREEDS_HOME": str(students_home)}
+    done = subprocess.run([str(python), "-m", "lessons", "build", path.name[:2], "--dir", str(dest), "--out",
+                           str(tmp_path)], cwd=dest, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    page = (tmp_path / f"{path.stem}.html").read_text(encoding="utf-8")
+    site = subprocess.run([str(python), "-c", "import engine, pathlib; print(pathlib.Path(engine.__file__).parent)"],
+                          capture_output=True, text=True, cwd=dest).stdout.strip()
+    assert f"petbreeds 0.1.0 from {Path(site).parent}" in page  # the installed package, not this checkout
+    for n in question_headings(read(path)):
         assert f"Q{n}." in page
-    if any(o.output_type == "display_data" and "image/png" in o.data
-           for c in nb.cells if c.cell_type == "code" for o in c.outputs):
+    if "plt." in "".join(c.source for c in read(path).cells if c.cell_type == "code"):
         assert "data:image/png;base64" in page  # plots are embedded in the HTML
 
 
