@@ -1,17 +1,29 @@
 """``python -m demo``: start the web demo on http://127.0.0.1:7860.
 
     python -m demo [--host 127.0.0.1] [--port 7860] [--model demo/model] [--auth USER:PASSWORD]
-                   [--train-data path/to/labels.csv] [--max-file-size 10mb] [--trainings 1]
+                   [--share] [--train-data path/to/labels.csv] [--max-file-size 10mb] [--trainings 1]
                    [--training-queue 1] [--delete-after 3600]
 
 The options are read and checked before the app (torch, gradio, the model) is loaded, so ``--help``
 and a mistyped option answer at once.
+
+On a hosted notebook (Google Colab) 127.0.0.1 is the notebook's machine, not the student's:
+
+    !python -m demo --share --auth student:s3cret
+
+asks Gradio's share service for a temporary public https://....gradio.live link. A public link is
+open to anyone who has it, so ``--share`` is refused without a login (``--auth`` or
+``PETBREEDS_AUTH``). When no link can be made (no internet, the tunnel program cannot be downloaded,
+the share server says no), the demo says why in one line and stops with exit status 2: a server
+that only this machine can reach is not what ``--share`` asked for. Inside a notebook cell,
+``demo.app.launch_in_notebook()`` starts the demo without blocking the kernel.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -33,7 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "needed; without photos training is off: python -m engine.datasets sample gets them)")
     p.add_argument("--auth", default=None, metavar="USER:PASSWORD",
                    help="ask visitors to log in with this user and password (default: $PETBREEDS_AUTH, else no "
-                        "login); strongly advised with --host 0.0.0.0")
+                        "login); strongly advised with --host 0.0.0.0, required with --share")
+    p.add_argument("--share", action="store_true",
+                   help="also ask Gradio's share service for a temporary public link (https://....gradio.live), "
+                        "for a hosted notebook such as Colab whose 127.0.0.1 your browser cannot reach. Needs "
+                        "--auth and internet access; anyone with the link and the login can use the demo, and "
+                        "all traffic goes through Gradio's share servers (or GRADIO_SHARE_SERVER_ADDRESS=host:port, "
+                        "a share server of your own). If no link can be made, the demo says why in one line and "
+                        "exits with status 2")
     p.add_argument("--max-file-size", default="10mb", help="largest upload, e.g. 10mb (default) or 500kb")
     p.add_argument("--trainings", type=int, default=1, help="trainings that run at once, server-wide (default 1)")
     p.add_argument("--training-queue", type=int, default=1,
@@ -58,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"--auth: {err}")
     if args.trainings < 1 or args.training_queue < 0 or args.delete_after < 0:
         return _fail("--trainings must be at least 1, --training-queue and --delete-after at least 0")
+    if args.share and auth is None:
+        return _fail("--share needs --auth USER:PASSWORD (or PETBREEDS_AUTH=user:password): anyone who has the "
+                     "public link could otherwise use the demo, upload photos and start trainings")
     if args.train_data is not None and not args.train_data.exists():
         return _fail(f"--train-data {args.train_data.resolve()}: no such file or folder")
     settings = DemoSettings(model=args.model.resolve(),
@@ -70,12 +92,23 @@ def main(argv: list[str] | None = None) -> int:
               "PETBREEDS_AUTH) to ask for one.", file=sys.stderr, flush=True)
     from demo import app  # the heavy part: gradio, torch
 
+    if args.share:
+        print(app.share_warning(), file=sys.stderr, flush=True)
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)  # a plain `kill` stops the tunnel program too
     try:
         blocks = app.build_demo(settings)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:  # missing, incomplete, pickled, damaged
         return _fail(f"--model {settings.model}: {err}")
-    app.launch(blocks, args.host, args.port, settings.max_file_size, auth=auth)
+    try:
+        app.launch(blocks, args.host, args.port, settings.max_file_size, auth=auth, share=args.share)
+    except app.ShareLinkError as err:
+        return _fail(f"--share: no share link, so the demo stopped: {err}")
     return 0
+
+
+def _exit_on_sigterm(signum, frame):
+    """SIGTERM as an orderly exit: ``finally`` blocks and atexit handlers (which stop frpc) run."""
+    raise SystemExit(128 + signum)
 
 
 def _fail(message: str) -> int:

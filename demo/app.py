@@ -18,9 +18,25 @@ The server is meant for a classroom (the README's hardening notes list what it p
 * it never shows tracebacks to visitors (``show_error=False``, and every handler turns its own
   errors into a message in the page), keeps no run history, renders in the browser (no
   server-side rendering), and needs no internet.
+
+A hosted notebook (Google Colab) is another machine: its 127.0.0.1 is not the student's. There the
+demo runs in the cell (``launch_in_notebook()``) or behind a temporary public link from Gradio's share
+service (``share=True``, ``python -m demo --share``). A public link is open to anyone who has it, so it
+is refused without a login. The link is made here rather than by Gradio's own ``share=True``, which
+reports a failure in several lines and carries on serving a local address nobody can reach: a
+failure is one line that says why and what to do (``ShareLinkError``), and the server stops.
 """
 
 from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
 
 import matplotlib
 import numpy as np
@@ -28,19 +44,21 @@ import numpy as np
 # (demo/__init__.py, which always runs before this module, has set GRADIO_ANALYTICS_ENABLED=False.)
 matplotlib.use("Agg")  # the server has no screen; figures are rendered to images for the page
 
-import gradio as gr  # noqa: E402
+import gradio as gr
 
-from engine.serving.predictor import load_predictor  # noqa: E402
+from engine.serving.predictor import load_predictor
 
-from .predict_tab import build_predict_tab  # noqa: E402
-from .presize_lab import build_presize_lab  # noqa: E402
-from .sessions import SessionModels, TrainingSlots  # noqa: E402
-from .settings import DemoSettings, example_photos  # noqa: E402
-from .softmax_lab import build_softmax_lab  # noqa: E402
-from .train_tab import build_train_tab  # noqa: E402
-from .uploads import upload_folder  # noqa: E402
+from .predict_tab import build_predict_tab
+from .presize_lab import build_presize_lab
+from .sessions import SessionModels, TrainingSlots
+from .settings import SHIPPED_MODEL, DemoSettings, default_train_data, example_photos, parse_auth
+from .softmax_lab import build_softmax_lab
+from .train_tab import build_train_tab
+from .uploads import upload_folder
 
-__all__ = ["THEME", "QUEUE_SIZE", "build_demo", "launch", "demo"]
+# `demo` is made on first use by the module's __getattr__, which linters cannot see
+__all__ = ["QUEUE_SIZE", "THEME", "RunningDemo", "ShareLinkError", "build_demo", "demo",  # noqa: F822
+           "launch", "launch_in_notebook", "share_warning"]
 
 QUEUE_SIZE = 64  # requests waiting at once; trainings never take a place (see train_tab)
 
@@ -70,17 +88,114 @@ def build_demo(settings: DemoSettings) -> gr.Blocks:
     return app
 
 
-def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, max_file_size: int = 10 * 2**20,
-           prevent_thread_lock: bool = False, auth: tuple[str, str] | None = None):
+class ShareLinkError(RuntimeError):
+    """No public link could be made (offline, no tunnel program, the share server said no); the
+    message is one line: why, and what to do."""
+
+
+def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, max_file_size: int = 10 * 2**20,
+           prevent_thread_lock: bool = False, auth: tuple[str, str] | None = None, share: bool = False,
+           inline: bool | None = None):
     """Start the server with the safe options described at the top of this module; with ``auth``
-    visitors log in first."""
+    visitors log in first. ``port`` None: the first free one from 7860 up.
+
+    With ``share`` it also asks for a public link (``app.share_url``); if none can be made, the server
+    is closed again and ``ShareLinkError`` says why. Callers check that ``auth`` is set first.
+    """
     print(f"petbreeds: the model answers on {app.petbreeds_predictor.runtime_report}", flush=True)
     _remove_old_compiled_models()
-    return app.launch(server_name=host, server_port=port, max_file_size=max_file_size, show_error=False,
-                      ssr_mode=False, run_history=False, share=False, enable_monitoring=False,
-                      mcp_server=False, footer_links=["api"], theme=THEME, auth=auth,
-                      auth_message="This petbreeds server asks for the login its operator gave you." if auth else None,
-                      prevent_thread_lock=prevent_thread_lock)
+    # Gradio's own share=True stays off (see the top of this module): the link is made below.
+    result = app.launch(server_name=host, server_port=port, max_file_size=max_file_size, show_error=False,
+                        ssr_mode=False, run_history=False, share=False, enable_monitoring=False,
+                        mcp_server=False, footer_links=["api"], theme=THEME, auth=auth,
+                        auth_message="This petbreeds server asks for the login its operator gave you." if auth else None,
+                        prevent_thread_lock=prevent_thread_lock or share, quiet=share,
+                        inline=False if share else inline)
+    if not share:
+        return result
+    print(f"* Running on local URL:  {app.local_url}", flush=True)
+    try:
+        app.share_url, app.petbreeds_tunnel = _open_share_link(app)
+    except ShareLinkError:
+        app.close(verbose=False)
+        raise
+    app.share = True  # as with Gradio's share=True: the page asks search engines to stay away
+    print(f"* Running on public URL: {app.share_url}", flush=True)
+    if inline or (inline is None and gr.utils.ipython_check()):
+        _show_in_cell(app.share_url, app.height)
+    if not prevent_thread_lock:
+        try:
+            app.block_thread()
+        finally:  # Ctrl-C, or SystemExit from python -m demo's SIGTERM handler
+            _close_tunnel(app.petbreeds_tunnel)
+    return app.server_app, app.local_url, app.share_url
+
+
+class RunningDemo:
+    """The demo ``launch_in_notebook`` started: ``url`` (this machine), ``share_url`` (the public link
+    or None), ``app`` (the ``gr.Blocks``), and ``close()`` to stop the server and the link."""
+
+    def __init__(self, app: gr.Blocks):
+        self.app, self.url, self.share_url = app, app.local_url, app.share_url if app.share else None
+
+    def close(self) -> None:
+        """Stop the server, and the tunnel program behind the public link (``Blocks.close`` leaves it running)."""
+        _close_tunnel(getattr(self.app, "petbreeds_tunnel", None))
+        self.app.close(verbose=False)
+
+    def __repr__(self) -> str:
+        shared = f", public link {self.share_url}" if self.share_url else ""
+        state = "running" if self.app.is_running else "closed"
+        return f"<petbreeds demo on {self.url}{shared} ({state}; .close() stops it)>"
+
+
+def launch_in_notebook(auth: tuple[str, str] | str | None = None, share: bool = False, port: int | None = None,
+                       model: str | Path | None = None) -> RunningDemo:
+    """Start the demo from a notebook cell and return at once, the kernel free: the app shows in the cell.
+
+    In Google Colab the cell shows it through Colab's own proxy; ``share=True`` adds a public link to
+    open in another tab or on another device.
+
+    Args:
+        auth: a login, ``("user", "password")`` or ``"user:password"``; default ``$PETBREEDS_AUTH``, else none.
+        share: also ask Gradio's share service for a temporary public link. Needs ``auth`` (anyone who
+            has the link could use the demo) and internet access; ``ShareLinkError`` if no link can be
+            made, and then nothing keeps running.
+        port: the port on this machine; default the first free one from 7860 up.
+        model: an exported model folder; default the shipped one (``demo/model``).
+
+    Returns:
+        A ``RunningDemo``: ``.url``, ``.share_url``, ``.app``, and ``.close()`` to stop it.
+    """
+    if isinstance(auth, str) or (auth is None and os.environ.get("PETBREEDS_AUTH")):
+        text, name = (auth, "auth") if auth is not None else (os.environ["PETBREEDS_AUTH"], "PETBREEDS_AUTH")
+        try:
+            auth = parse_auth(text)
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from None
+    if share and auth is None:
+        raise ValueError("share=True needs a login: pass auth=('user', 'password') (or set "
+                         "PETBREEDS_AUTH=user:password). Anyone who has the public link could otherwise use the "
+                         "demo, upload photos and start trainings.")
+    if share:
+        print(share_warning(), file=sys.stderr, flush=True)
+    settings = DemoSettings(model=Path(model).expanduser().resolve() if model is not None else SHIPPED_MODEL,
+                            train_data=default_train_data(), auth=auth)
+    app = build_demo(settings)
+    launch(app, "127.0.0.1", port, settings.max_file_size, prevent_thread_lock=True, auth=auth, share=share,
+           inline=True)
+    return RunningDemo(app)
+
+
+def share_warning() -> str:
+    """The one line said when a public link is asked for (on stderr, before the link is made)."""
+    from gradio import networking
+
+    share_server = networking.GRADIO_SHARE_SERVER_ADDRESS  # Gradio reads the variable once, at import
+    via = (f"the share server at {share_server} (GRADIO_SHARE_SERVER_ADDRESS)" if share_server
+           else "Gradio's share servers (gradio.live)")
+    return (f"warning: a share link is public: anyone who has it (and the login) can use the demo, upload photos "
+            f"and start trainings, for as long as it runs; the link and everything sent through it go through {via}.")
 
 
 def __getattr__(name: str):
@@ -90,6 +205,84 @@ def __getattr__(name: str):
         return built
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
+def _open_share_link(app: gr.Blocks):
+    """Ask the share server for a public link to ``app``, which is serving already: ``(url, tunnel)``.
+    The tunnel is a program (frpc) that Gradio downloads on first use and runs beside the server."""
+    from gradio import networking, tunneling
+
+    address = app.share_server_address or networking.GRADIO_SHARE_SERVER_ADDRESS
+    first_new = len(tunneling.CURRENT_TUNNELS)  # Gradio appends each tunnel it starts there
+    try:
+        # Gradio prints frpc's whole log before it raises; the one line of ShareLinkError keeps its last word.
+        with contextlib.redirect_stderr(io.StringIO()):
+            url = networking.setup_tunnel(app.server_name, app.server_port, app.share_token,
+                                          app.share_server_address, app.share_server_tls_certificate)
+    except Exception as err:  # noqa: BLE001  (as in Gradio's share=True: whatever failed, there is no link)
+        for tunnel in tunneling.CURRENT_TUNNELS[first_new:]:
+            _close_tunnel(tunnel)
+        raise ShareLinkError(_why_no_share_link(err, address)) from None
+    tunnel = tunneling.CURRENT_TUNNELS[-1] if len(tunneling.CURRENT_TUNNELS) > first_new else None
+    return urlunparse((app.share_server_protocol, *urlparse(url)[1:])), tunnel
+
+
+def _why_no_share_link(err: Exception, address: str | None) -> str:
+    """One line for what ``networking.setup_tunnel`` raised: what failed, and what to do."""
+    from gradio import networking, tunneling
+    from gradio.exceptions import ChecksumMismatchError, ShareCertificateWriteError
+
+    server = f"the share server {address}" if address else "Gradio's share server"
+    if address is None and str(err).startswith("Could not get share link"):
+        return (f"cannot reach Gradio's share service at {networking.GRADIO_API_SERVER} "
+                f"({_one_line(err.__cause__ or err)}); a share link needs internet access: connect this machine, "
+                "or use the demo without a share link")
+    if isinstance(err, ChecksumMismatchError):
+        return f"the tunnel program {tunneling.BINARY_PATH} is damaged (checksum mismatch): delete it and try again"
+    if isinstance(err, ShareCertificateWriteError):
+        return (f"cannot write the share server's certificate to {Path(tunneling.CERTIFICATE_PATH).resolve()} "
+                f"({_one_line(err)}): start the demo from a folder you can write to")
+    if not Path(tunneling.BINARY_PATH).is_file():
+        return (f"cannot download Gradio's tunnel program (frpc) from {tunneling.BINARY_URL} ({_one_line(err)}): "
+                f"connect this machine to the internet, or download that file elsewhere and save it as "
+                f"{tunneling.BINARY_PATH} (executable)")
+    if str(err).startswith(tunneling.TUNNEL_ERROR_MESSAGE):
+        log = [line.strip() for line in str(err).splitlines()[1:] if line.strip()]
+        if not log:
+            return (f"{server} did not answer within {tunneling.TUNNEL_TIMEOUT_SECONDS} s: check the internet "
+                    "connection and try again")
+        # frpc's last word, without its time stamp and source line: "login to server failed: EOF"
+        said = re.sub(r"^\S+ \S+ \[\w\] \[[^]]*\] ", "", log[-1])
+        return f"{server} refused the tunnel ({said}): try again later, or use the demo without a share link"
+    return f"{server}: {_one_line(err)}"
+
+
+def _one_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+
+
+def _close_tunnel(tunnel) -> None:
+    """Stop a tunnel program and wait for it, so that no stray process is left."""
+    proc = getattr(tunnel, "proc", None)
+    if proc is None:
+        return
+    with contextlib.redirect_stdout(io.StringIO()):  # Gradio says "Killing tunnel ..."
+        tunnel.kill()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # deaf to SIGTERM
+        proc.kill()
+        proc.wait()
+
+
+def _show_in_cell(url: str, height: int) -> None:
+    """The page behind ``url`` in the notebook cell (Gradio shows its local address, which a hosted
+    notebook's browser cannot reach)."""
+    try:
+        from IPython.display import IFrame, display
+    except ImportError:  # not in a notebook
+        return
+    display(IFrame(url, width="100%", height=height))
 
 
 def _remove_old_compiled_models() -> None:
