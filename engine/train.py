@@ -8,6 +8,14 @@ the official test split), the 370-photo sample folder or any CSV table (``name``
 present, ``is_valid`` columns; images in ``images/`` beside it), or a folder of images named like
 ``great_pyrenees_173.jpg`` (a random 20% for validation).
 
+``--preset full`` instead runs the chapter's whole flow at full scale, for a GPU and the full
+download (``engine.learning.full_scale``): a head-only baseline, the LR finder after unfreezing,
+unfrozen epochs with discriminative rates, then efficientnet_lite2 at 288 pixels in mixed
+precision; it prints each stage's error on the official test split beside the book's figure.
+Estimated at 15-30 minutes on one cloud GPU of the T4 class (not yet measured: no GPU was at
+hand), most of it reading photos, so give it several CPU cores for ``--workers``. ``--preset tiny``
+is a smoke run of the same flow (one epoch a step, tiny images: under a minute on a CPU).
+
 Every option is a field of ``engine.learning.recipe.Recipe`` (its defaults are the defaults here),
 and ``train(data, recipe)`` runs it: the same path as ``bench/train.py`` and the web demo's Train tab.
 
@@ -37,6 +45,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from .learning.full_scale import PRESETS
 from .learning.recipe import LR_AFTER, Recipe, TrainingRun
 from .models import ARCHS
 
@@ -81,7 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also export an int8 copy of the graph, calibrated on training photos (kept only if it "
                         "agrees with the float graph on at least 99%% of the photos)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--preset", choices=tuple(PRESETS),
+                   help="run the chapter's whole flow instead of the recipe: " +
+                        "; ".join(f"{k}: {v.description}" for k, v in PRESETS.items()) +
+                        ". Only --data, --export, --half, --no-onnx, --int8, --bs, --workers, --seed and --quiet "
+                        "apply to it")
     return p
+
+
+PRESET_OPTIONS = {"data", "export", "half", "no_onnx", "int8", "bs", "workers", "seed", "quiet", "preset"}
 
 
 def recipe_from(args: argparse.Namespace) -> Recipe:
@@ -93,9 +110,34 @@ def recipe_from(args: argparse.Namespace) -> Recipe:
                    valid_pct=args.valid_pct)
 
 
+def given_options(argv: list[str] | None) -> set[str]:
+    """The destinations of the options given on the command line (not left at their defaults)."""
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+        action.required = False
+    return set(vars(parser.parse_args(argv)))
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     from .numerics import NonFiniteError
+
+    if args.preset:
+        given = given_options(argv)
+        others = sorted(given - PRESET_OPTIONS)
+        if others:
+            parser.error(f"--preset {args.preset} sets its own stages; leave out "
+                         + ", ".join("--" + o.replace("_", "-") for o in others))
+        try:
+            return _run_preset(args, given)
+        except KeyboardInterrupt:
+            print("\ninterrupted: training stopped, nothing was exported", file=sys.stderr)
+            return 130
+        except (FileNotFoundError, ValueError, NonFiniteError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
 
     try:
         run = TrainingRun(args.data, recipe_from(args), progress=not args.quiet)
@@ -122,6 +164,27 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {actual} -> {pred}: {n}")
     if args.export:
         print(f"exported to {args.export}")
+    return 0
+
+
+def _run_preset(args: argparse.Namespace, given: set[str]) -> int:
+    """``--preset``: the chapter's flow in stages (``learning.full_scale``), a table, the last model exported.
+    The preset's batch size, workers and seed stand unless ``--bs``, ``--workers`` or ``--seed`` is given."""
+    from .learning.full_scale import format_table, run_full_scale
+
+    changes = {"batch_size": args.bs, "workers": args.workers, "seed": args.seed}
+    option = {"batch_size": "bs", "workers": "workers", "seed": "seed"}
+    plan = replace(PRESETS[args.preset], **{k: v for k, v in changes.items() if option[k] in given})
+    results, learn = run_full_scale(args.data, plan, progress=not args.quiet)
+    print("\n" + format_table(results))
+    if args.export:
+        last = results[-1]
+        learn.export(args.export, half=args.half, onnx=not args.no_onnx, int8=args.int8,
+                     extra={"valid_error": last.error, "n_train": last.n_train, "n_valid": last.n_valid,
+                            "preset": args.preset, "stages": [
+                                {"name": r.stage.name, "arch": r.stage.arch, "size": r.stage.size,
+                                 "error": r.error, "seconds": round(r.seconds, 1)} for r in results]})
+        print(f"exported the last stage's model to {args.export}")
     return 0
 
 
