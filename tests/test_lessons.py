@@ -150,3 +150,10 @@ def test_lessons_build_picks_the_sample_out_of_the_full_download(full_pets_home,
 def test_build_names_a_notebook_that_does_not_exist():
     with pytest.raises(ValueError, match="no lesson notebook starts with 99"):
         build.notebook_paths(["99"])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_demo_links_also_say_how_to_reach_the_demo_from_a_hosted_notebook(path):
+    text = "\n".join(c.source for c in read(path).cells if c.cell_type == "markdown")
+    if "python -m demo" in text:
+        assert "launch_in_notebook" in text and "--share --auth" in text, path.name
