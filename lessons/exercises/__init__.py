@@ -26,7 +26,7 @@ from typing import Any, Callable
 __all__ = ["Exercise", "exercise", "check", "is_right", "as_number", "get_exercise", "all_exercises", "SELF_CHECK"]
 
 SELF_CHECK = "LESSONS_SELF_CHECK"
-NOTEBOOKS = ("00", "01", "02", "03", "04", "05", "06", "07")
+NOTEBOOKS = ("00", "01", "02", "03", "04", "05", "06", "07", "08")
 
 
 @dataclass(frozen=True)
