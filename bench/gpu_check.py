@@ -44,6 +44,7 @@ PREPARED = ROOT / ".gpu_check"
 STASH = Path(os.environ.get("GPU_CHECK_STASH", "/tmp/petbreeds-gpu-check"))
 BUDGET_S = 480
 PART_BYTES = 22 * 2**20  # 64 MiB per call, less the repository's ~41 MB and a margin
+MANIFEST = "manifest.json"
 
 # What the device machine's image already holds (its KINDS.md list): never carried.
 DEVICE_HAS = set("""absl-py accelerate aiofiles anyio attrs certifi charset-normalizer click cloudpickle colorama
@@ -110,16 +111,26 @@ def prepare(sample: Path) -> list[Path]:
             i = len(parts) - 1
         parts[i].append(f)
         sizes[i] += size
-    folders = []
+    folders, manifest = [], {}
     for i, group in enumerate(parts, 1):
         folder = PREPARED / f"part{i}"
         for f in group:
-            dest = folder / f.relative_to(work)
+            rel = f.relative_to(work)
+            dest = folder / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(f, dest)
+            manifest[rel.as_posix()] = [folder.name, dest.stat().st_size]
         folders.append(folder)
     shutil.rmtree(work)
+    (folders[-1] / MANIFEST).write_text(json.dumps(manifest, indent=0))  # the last part says what all hold
     return folders
+
+
+def missing_parts() -> list[str]:
+    """The parts whose files are not all in STASH (after the last one was stashed): empty when complete."""
+    manifest = json.loads((STASH / MANIFEST).read_text())
+    return sorted({part for rel, (part, size) in manifest.items()
+                   if not (STASH / rel).is_file() or (STASH / rel).stat().st_size != size})
 
 
 # --- there: put the parts together ------------------------------------------------------------------
@@ -238,7 +249,7 @@ def serving_cuda(sample: Path) -> str:
     return summary
 
 
-def lessons_cuda(home: Path, out: Path) -> str:
+def lessons_cuda(home: Path, out: Path, deadline: float) -> str:
     from lessons import build
 
     env = _env(PETBREEDS_HOME=str(home))
@@ -252,8 +263,12 @@ def lessons_cuda(home: Path, out: Path) -> str:
         pets_sample()  # pick the sample out of the full layout once, before the kernels start
         for path in build.notebook_paths():
             t0 = time.monotonic()
+            left = deadline - t0
+            if left < 30:
+                failures.append(f"{path.stem}: not run, out of time")
+                continue
             try:
-                nb = build.execute(path, timeout=300)
+                nb = build.execute(path, timeout=int(min(300, left)))
                 text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
                 if "device: cuda" not in text:
                     failures.append(f"{path.stem}: did not run on the GPU")
@@ -279,7 +294,12 @@ def full_scale(home: Path, out: Path, timeout: float) -> str:
     (out / "full_scale.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         raise RuntimeError(f"exit {done.returncode}: {done.stderr[-800:]}")
-    return done.stdout[done.stdout.find("stage"):]
+    table = done.stdout.find("stage ")
+    return done.stdout[table:] if table >= 0 else done.stdout[-600:]
+
+
+def missing_parts_now() -> bool:
+    return not (STASH / MANIFEST).is_file() or bool(missing_parts())
 
 
 def run(part: Path | None, out: Path, budget: float) -> int:
@@ -292,7 +312,7 @@ def run(part: Path | None, out: Path, budget: float) -> int:
     print(f"gpu_check on {device}, torch {torch.__version__}, budget {budget:.0f} s", flush=True)
     if part is not None:
         stash(part)
-    site = install_wheels() if cuda else None
+    site = install_wheels() if cuda and not missing_parts_now() else None
     if site is not None:
         sys.path.insert(0, str(site))
     sys.path.insert(0, str(ROOT))
@@ -300,13 +320,16 @@ def run(part: Path | None, out: Path, budget: float) -> int:
         Path(os.environ["PETS_SAMPLE"]) if os.environ.get("PETS_SAMPLE") else None)
     if not cuda:
         return dry_run(report, sample)
-    if sample is None:
-        print(report.json(device=device, dry_run=False, error="no photos: stash the prepared parts first"))
+    missing = missing_parts() if (STASH / MANIFEST).is_file() else ["the last part (with the manifest)"]
+    if missing or sample is None:
+        print(report.json(device=device, dry_run=False, error=f"the carried files are incomplete: missing "
+                          f"{', '.join(missing)}; the machine may have been given back between the calls: make "
+                          "all the calls that prepare printed again, back to back"), flush=True)
         return 1
     home = full_layout_from(sample, STASH / "home")
     report.check("cuda_tests", cuda_tests, sample, out, min(240.0, report.left()))
     report.check("serving_cuda", serving_cuda, sample)
-    report.check("lessons_cuda", lessons_cuda, home, out)
+    report.check("lessons_cuda", lessons_cuda, home, out, time.monotonic() + report.left() - 100)
     if report.left() > 90:
         report.check("full_scale", full_scale, home, out, report.left() - 10)
     else:

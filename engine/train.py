@@ -11,10 +11,9 @@ present, ``is_valid`` columns; images in ``images/`` beside it), or a folder of 
 ``--preset full`` instead runs the chapter's whole flow at full scale, for a GPU and the full
 download (``engine.learning.full_scale``): a head-only baseline, the LR finder after unfreezing,
 unfrozen epochs with discriminative rates, then efficientnet_lite2 at 288 pixels in mixed
-precision; it prints each stage's error on the official test split beside the book's figure.
-Estimated at 15-30 minutes on one cloud GPU of the T4 class (not yet measured: no GPU was at
-hand), most of it reading photos, so give it several CPU cores for ``--workers``. ``--preset tiny``
-is a smoke run of the same flow (one epoch a step, tiny images: under a minute on a CPU).
+precision; it prints each stage's error on the official test split beside the book's figure (the
+README says how long it takes). ``--preset tiny`` is a smoke run of the same flow: one epoch a
+step, tiny images, 10 photos per breed.
 
 Every option is a field of ``engine.learning.recipe.Recipe`` (its defaults are the defaults here),
 and ``train(data, recipe)`` runs it: the same path as ``bench/train.py`` and the web demo's Train tab.
@@ -175,6 +174,11 @@ def _run_preset(args: argparse.Namespace, given: set[str]) -> int:
     changes = {"batch_size": args.bs, "workers": args.workers, "seed": args.seed}
     option = {"batch_size": "bs", "workers": "workers", "seed": "seed"}
     plan = replace(PRESETS[args.preset], **{k: v for k, v in changes.items() if option[k] in given})
+    import torch
+
+    if args.preset == "full" and not torch.cuda.is_available():
+        print("warning: --preset full is meant for a GPU: on this CPU it takes many hours (--preset tiny runs the "
+              "same steps in about a minute)", file=sys.stderr, flush=True)
     results, learn = run_full_scale(args.data, plan, progress=not args.quiet)
     print("\n" + format_table(results))
     if args.export:

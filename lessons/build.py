@@ -95,8 +95,11 @@ def execute(path: str | Path, timeout: int = CELL_TIMEOUT, kernel_name: str = KE
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, on_cell_executed=keep_pager_output,
-                            resources={"metadata": {"path": str(path.parent)}})
+    def cell_timeout(cell):  # a cell can ask for longer: notebook 08's training at full scale on a GPU
+        return cell.metadata.get("petbreeds", {}).get("timeout", timeout)
+
+    client = NotebookClient(nb, timeout=timeout, timeout_func=cell_timeout, kernel_name=kernel_name,
+                            on_cell_executed=keep_pager_output, resources={"metadata": {"path": str(path.parent)}})
     from .exercises import SELF_CHECK
 
     env = {**os.environ, SELF_CHECK: "1"} if self_check else {k: v for k, v in os.environ.items() if k != SELF_CHECK}

@@ -76,7 +76,12 @@ def start(show=print) -> Path:
 
     where = Path(engine.__file__).resolve().parent.parent
     show(f"petbreeds {engine.__version__} from {where}, Python {sys.version.split()[0]}")
-    photos = find_photos(show=show)
-    show(f"photos: {photos}")
-    show(f"device: {describe_device()}")
+    try:
+        photos = find_photos(show=show)
+        show(f"photos: {photos}")
+        show(f"device: {describe_device()}")
+    except ModuleNotFoundError as err:  # the package is here, some of what it needs is not
+        raise SetupError(f"{err.name} is not installed for this Python ({sys.executable}): install petbreeds with its "
+                         "dependencies (`pip install -e .` in the clone, or `pip install` of its wheel), then restart "
+                         "the kernel.") from None
     return photos

@@ -8,7 +8,8 @@ that was there before, unrecorded, with other content) is kept and reported, unl
 Unchanged copies are brought up to date, so copying again after an upgrade is safe.
 
 ``source`` fills in each notebook's ``SOURCE = ""`` (where a fresh hosted notebook installs the
-package from: a git URL of the student's copy, or a wheel), so that it is set once for all of them.
+package from: a git URL of the student's copy, or a wheel), so that it is set once for all of them;
+the record keeps it, so copying again later without ``--source`` keeps it too.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = ["MANIFEST", "SOURCE_LINE", "CopyReport", "lesson_files", "set_source"
 LESSONS_DIR = Path(__file__).resolve().parent
 MANIFEST = ".petbreeds-lessons.json"
 SOURCE_LINE = 'SOURCE = ""'  # in each notebook's first cell, as shipped
+SOURCE_KEY = "SOURCE"  # the record's entry for the source given with --source
 
 
 @dataclass
@@ -39,7 +41,8 @@ class CopyReport:
         out = [f"Copied {len(self.written)} file(s) into {self.dest}"
                + (f" ({len(self.unchanged)} already up to date)" if self.unchanged else "") + "."]
         for name in self.kept:
-            out.append(f"kept {name}: you have changed it (python -m lessons copy --force replaces it)")
+            out.append(f"kept {name}: you have changed it. To get the original, rename or delete "
+                       f"{self.dest / name} and copy again (--force replaces every notebook you changed).")
         out.append(f"Open them with: jupyter lab {self.dest}   (start with 00_start_here.ipynb)")
         return out
 
@@ -82,6 +85,7 @@ def copy_lessons(dest: str | os.PathLike, force: bool = False, source: str = "")
         recorded = {}
     if not isinstance(recorded, dict):
         recorded = {}
+    source = source or recorded.get(SOURCE_KEY, "")
     report = CopyReport(dest)
     for path in lesson_files():
         name = path.relative_to(LESSONS_DIR).as_posix()
@@ -104,6 +108,8 @@ def copy_lessons(dest: str | os.PathLike, force: bool = False, source: str = "")
         os.replace(tmp, target)  # a copy is either the old file or the new one, never half of it
         recorded[name] = _sha256(data)
         report.written.append(name)
+    if source:
+        recorded[SOURCE_KEY] = source
     tmp = manifest_path.with_name(f".{MANIFEST}.tmp")
     tmp.write_text(json.dumps(recorded, indent=1, sort_keys=True), encoding="utf-8")
     os.replace(tmp, manifest_path)

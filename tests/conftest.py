@@ -127,10 +127,26 @@ def wheel(tmp_path_factory) -> Path:
     import subprocess
     import sys
 
+    import shutil
+
     out = tmp_path_factory.mktemp("wheel")
     root = Path(__file__).resolve().parents[1]
+    # Built from a copy of the files git knows (or, outside git, of the tree): nothing stale from an
+    # earlier build/ folder, nothing written into the checkout.
+    source = tmp_path_factory.mktemp("source") / "petbreeds"
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
+                            capture_output=True)
+    names = [n for n in listed.stdout.decode().split("\0") if n] if listed.returncode == 0 else None
+    if names:
+        for name in names:
+            if (root / name).is_file():
+                (source / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(root / name, source / name)
+    else:
+        shutil.copytree(root, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info",
+                                                                     "__pycache__", "_build"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out),
-                    str(root)], check=True, capture_output=True, timeout=300)
+                    str(source)], check=True, capture_output=True, timeout=300)
     (found,) = out.glob("petbreeds-*.whl")
     return found
 

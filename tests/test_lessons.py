@@ -157,3 +157,19 @@ def test_demo_links_also_say_how_to_reach_the_demo_from_a_hosted_notebook(path):
     text = "\n".join(c.source for c in read(path).cells if c.cell_type == "markdown")
     if "python -m demo" in text:
         assert "launch_in_notebook" in text and "--share --auth" in text, path.name
+
+
+def test_a_cell_can_ask_for_a_longer_timeout_than_the_build_gives(tmp_path):
+    # Notebook 08's training cell runs for a long time at full scale: its metadata asks for more.
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time; time.sleep(3)")])
+    nb.cells[0].metadata["petbreeds"] = {"timeout": 30}
+    path = tmp_path / "slow.ipynb"
+    nbformat.write(nb, path)
+    build.execute(path, timeout=1, self_check=False)  # passes: the cell's own 30 s
+    del nb.cells[0].metadata["petbreeds"]
+    nbformat.write(nb, path)
+    with pytest.raises(Exception, match="(?i)timeout|timed out"):
+        build.execute(path, timeout=1, self_check=False)
+    long_cells = [c for c in read(NOTEBOOKS[-1]).cells if c.get("metadata", {}).get("petbreeds", {}).get("timeout")]
+    assert NOTEBOOKS[-1].name.startswith("08") and len(long_cells) == 1
+    assert "run_full_scale" in long_cells[0].source

@@ -11,6 +11,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -48,6 +49,7 @@ print(json.dumps({"error": error, "outputs": [o for c in nb.cells for o in c.out
 def run_first_cells(python: Path, notebook: Path, cwd: Path, n: int = 1, **env: str) -> tuple[str | None, str]:
     """(the error's name or None, the text of every output) of the first ``n`` code cells."""
     environ = {k: v for k, v in os.environ.items() if k not in ("PETS_SAMPLE", "PETBREEDS_SOURCE")} | env
+    environ = {k: v for k, v in environ.items() if v is not None}
     done = subprocess.run([str(python), "-c", RUN_FIRST_CELLS, str(notebook), str(cwd), str(n)], cwd=cwd,
                           env=environ, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -77,7 +79,9 @@ def test_the_wheel_carries_everything_the_lessons_need(wheel):
     assert {"lessons/start.py", "lessons/workspace.py", "lessons/00_start_here.ipynb", "demo/model/meta.json",
             "lessons/exercises/nb01.py", "lessons/solutions/nb07.py"} <= names
     assert sum(n.endswith(".ipynb") for n in names) == len(NOTEBOOKS) >= 9
-    assert not [n for n in names if n.startswith("tests/") or "__pycache__" in n or "_build/" in n]
+    assert not [n for n in names if "__pycache__" in n or "_build/" in n]
+    assert {n.split("/")[0] for n in names} == {"engine", "demo", "lessons", wheel.name.split("-")[0] + "-"
+                                                 + wheel.name.split("-")[1] + ".dist-info"}
 
 
 # --- python -m lessons copy -----------------------------------------------------------------------
@@ -127,6 +131,10 @@ def test_copy_command_fills_in_the_source_and_refuses_a_file(tmp_path):
         cell = first_code_cell(dest / p.name)
         assert f'SOURCE = "{source}"' in cell and workspace.SOURCE_LINE not in cell
         nbformat.validate(nbformat.read(dest / p.name, as_version=4))
+    again = subprocess.run([sys.executable, "-m", "lessons", "copy", str(dest)], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120)  # later, without --source: the copies keep theirs
+    assert again.returncode == 0 and f'SOURCE = "{source}"' in first_code_cell(dest / NOTEBOOKS[1].name)
+    assert f"({len(NOTEBOOKS)} already up to date)" in again.stdout
     (tmp_path / "a_file").write_text("x")
     done = subprocess.run([sys.executable, "-m", "lessons", "copy", str(tmp_path / "a_file")], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
@@ -138,7 +146,8 @@ def test_copy_command_fills_in_the_source_and_refuses_a_file(tmp_path):
 def test_every_notebook_starts_with_the_same_setup_cell():
     full = first_code_cell(NOTEBOOKS[0])
     assert workspace.SOURCE_LINE in full and "PETS = start()" in full
-    compact = "\n".join(line for line in full.splitlines() if not line.lstrip().startswith("#"))
+    compact = re.sub(r"\n{3,}", "\n\n", "\n".join(line for line in full.splitlines()
+                                                 if not line.lstrip().startswith("#")))
     for p in NOTEBOOKS[1:]:
         assert first_code_cell(p) == compact, f"{p.name}: its first cell is not notebook 00's setup, compacted"
 
@@ -181,13 +190,16 @@ def download_server(full_pets_home, tmp_path):
     httpd.server_close()
 
 
+@pytest.mark.parametrize("how", ["in the cell", "PETBREEDS_SOURCE"])
 def test_a_fresh_hosted_notebook_installs_the_package_gets_the_photos_and_names_the_device(
-        wheel, student_python, download_server, tmp_path):
+        how, wheel, student_python, download_server, tmp_path):
     python = student_python()  # a fresh machine: Python and the usual packages, no petbreeds, no photos
     lone = tmp_path / NOTEBOOKS[0].name  # the one notebook file the student opened
-    lone.write_text(workspace.set_source(NOTEBOOKS[0].read_text(encoding="utf-8"), str(wheel)), encoding="utf-8")
+    text = NOTEBOOKS[0].read_text(encoding="utf-8")
+    lone.write_text(workspace.set_source(text, str(wheel)) if how == "in the cell" else text, encoding="utf-8")
+    env = {"PETBREEDS_SOURCE": str(wheel)} if how == "PETBREEDS_SOURCE" else {}  # a teacher's hub can set it once
     cache = tmp_path / "cache"
-    error, text = run_first_cells(python, lone, tmp_path, n=2, PETBREEDS_HOME=str(cache),
+    error, text = run_first_cells(python, lone, tmp_path, n=2, PETBREEDS_HOME=str(cache), **env,
                                   PETS_URL=f"{download_server}/images.tar.gz",
                                   PETS_ANNOTATIONS_URL=f"{download_server}/annotations.tar.gz",
                                   NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
@@ -199,3 +211,32 @@ def test_a_fresh_hosted_notebook_installs_the_package_gets_the_photos_and_names_
     assert "getting them now" in text and "The 370-photo sample is in" in text
     assert f"photos: {cache / 'oxford-pets-sample'}" in text and "device: cpu" in text
     assert len(list((cache / "oxford-pets-sample" / "images").glob("*.jpg"))) == 370  # the second cell's check ran
+
+
+def test_a_bad_source_is_one_line_naming_it(student_python, tmp_path):
+    python = student_python()
+    lone = tmp_path / NOTEBOOKS[2].name
+    missing = tmp_path / "petbreeds-9.9-py3-none-any.whl"
+    lone.write_text(workspace.set_source(NOTEBOOKS[2].read_text(encoding="utf-8"), str(missing)), encoding="utf-8")
+    error, text = run_first_cells(python, lone, tmp_path, PETBREEDS_HOME=str(tmp_path / "cache"),
+                                  PIP_NO_INDEX="1")
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert error == "SetupError" and len(lines) == 1, text
+    assert lines[0].startswith(f"SetupError: pip could not install {str(missing)!r}") and "Traceback" not in text
+
+
+def test_a_clone_without_torch_is_one_line_saying_what_is_missing(packages_without_petbreeds, student_python,
+                                                                  students_home, tmp_path):
+    python = student_python()
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    no_torch = tmp_path / "packages"  # the same packages, less torch
+    no_torch.mkdir()
+    for entry in packages_without_petbreeds.iterdir():
+        if not entry.name.lower().startswith(("torch", "functorch")):
+            (no_torch / entry.name).symlink_to(entry.resolve())
+    (site / "test_packages.pth").write_text(f"{no_torch}\n")
+    error, text = run_first_cells(python, NOTEBOOKS[1], ROOT / "lessons", PETBREEDS_HOME=str(students_home))
+    lines = [line for line in text.splitlines() if line.strip().startswith("SetupError")]
+    assert error == "SetupError" and len(lines) == 1, text
+    assert "torch is not installed" in lines[0] and "pip install" in lines[0] and "Traceback" not in text
