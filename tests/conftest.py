@@ -181,6 +181,10 @@ def student_python(packages_without_petbreeds, tmp_path_factory):
         site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                               check=True, capture_output=True, text=True).stdout.strip()
         Path(site, "test_packages.pth").write_text(f"{packages_without_petbreeds}\n")
+        shared = Path(sys.prefix) / "share" / "jupyter"  # kernel specs, nbconvert's templates: as an install has
+        if shared.is_dir():
+            (venv / "share").mkdir(exist_ok=True)
+            (venv / "share" / "jupyter").symlink_to(shared)
         if install is not None:
             subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(install)],
                            check=True, capture_output=True, timeout=300)
