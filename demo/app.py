@@ -13,8 +13,13 @@ The server is meant for a classroom (the README's hardening notes list what it p
 * trainings never wait in the queue: at most one runs and one waits (``sessions.TrainingSlots``),
   anyone else is told how long to wait, so the queue (64 places) is always free for photos;
   the models visitors train are kept for their session only, at most 8 of them, for an hour;
-* uploads and result files are deleted an hour after they were written (``delete_cache``), and
-  result files are complete before anyone can read them (``outputs.py``);
+* uploads and result files are deleted an hour after they were written, by a sweep of our own
+  that no payload can stop (``sweeper.py``), and result files are complete before anyone can read
+  them (``outputs.py``);
+* every request passes a front door first (``guard.py``): bodies of at most 64 KB but for the
+  upload, file payloads only for regular files in the upload folder, quotas per visitor (by
+  address, not by the session id a client chooses), throttled logins; Gradio keeps the state of
+  at most ``SESSIONS`` sessions;
 * it never shows tracebacks to visitors (``show_error=False``, and every handler turns its own
   errors into a message in the page), keeps no run history, renders in the browser (no
   server-side rendering), and needs no internet.
@@ -48,11 +53,13 @@ import gradio as gr
 
 from engine.serving.predictor import load_predictor
 
+from .guard import Guard, Limits, visitor_of
 from .predict_tab import build_predict_tab
 from .presize_lab import build_presize_lab
 from .sessions import SessionModels, TrainingSlots
 from .settings import SHIPPED_MODEL, DemoSettings, default_train_data, example_photos, parse_auth
 from .softmax_lab import build_softmax_lab
+from .sweeper import Sweeper
 from .train_tab import build_train_tab
 from .uploads import upload_folder
 
@@ -61,6 +68,8 @@ __all__ = ["QUEUE_SIZE", "THEME", "RunningDemo", "ShareLinkError", "build_demo",
            "launch", "launch_in_notebook", "share_warning"]
 
 QUEUE_SIZE = 64  # requests waiting at once; trainings never take a place (see train_tab)
+AUTH_MESSAGE = "This petbreeds server asks for the login its operator gave you."
+SESSIONS = 256  # sessions whose state Gradio keeps (its default, 10,000, costs ~100 KB each): a classroom
 
 # System fonts only: the default theme would fetch its fonts from the internet.
 THEME = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
@@ -75,16 +84,25 @@ def build_demo(settings: DemoSettings) -> gr.Blocks:
     sessions = SessionModels(settings.session_models, settings.session_ttl)
     slots = TrainingSlots(settings.trainings, settings.training_queue)
     age = settings.delete_cache_after
-    with gr.Blocks(title="petbreeds: which breed is my pet?",
-                   delete_cache=(max(1, min(age, 300)), age) if age else None) as app:
+    built: dict[str, gr.Blocks] = {}  # the app, for handlers that look at its queue
+
+    def others_waiting(who: str) -> bool:
+        return any(visitor != who for visitor in _waiting(built["app"]))
+
+    # Gradio's own sweep (delete_cache) stays off: one payload naming a folder stopped it for good.
+    with gr.Blocks(title="petbreeds: which breed is my pet?") as app:
         gr.Markdown("# petbreeds\nA cat and dog breed classifier, and labs that show how it works inside.")
-        build_predict_tab(predictor, sessions, settings.max_file_size, examples, allowed)
+        build_predict_tab(predictor, sessions, settings.max_file_size, examples, allowed, others_waiting)
         build_softmax_lab()
         build_presize_lab(settings.max_file_size, examples, allowed)
         build_train_tab(settings.train_data, sessions, slots)
     # Up to 4 predictions at once, labs 2 at a time (set per event); trainings are admitted by ``slots``.
     app.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE)
+    built["app"] = app
     app.petbreeds_predictor, app.petbreeds_sessions, app.petbreeds_slots = predictor, sessions, slots
+    app.petbreeds_examples = tuple(Path(p).resolve() for p in examples)
+    app.petbreeds_sweeper = Sweeper(lambda: list(app.temp_file_sets), upload_folder(), age,
+                                    interval=max(1, min(age, 300)), keep=lambda: _kept(app)) if age else None
     return app
 
 
@@ -105,10 +123,14 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, max
     print(f"petbreeds: the model answers on {app.petbreeds_predictor.runtime_report}", flush=True)
     _remove_old_compiled_models()
     # Gradio's own share=True stays off (see the top of this module): the link is made below.
+    if app.petbreeds_sweeper is not None:
+        app.petbreeds_sweeper.ensure_running()
     result = app.launch(server_name=host, server_port=port, max_file_size=max_file_size, show_error=False,
+                        app_kwargs={"middleware": [_front_door(app, max_file_size)]},
+                        state_session_capacity=SESSIONS,
                         ssr_mode=False, run_history=False, share=False, enable_monitoring=False,
                         mcp_server=False, footer_links=["api"], theme=THEME, auth=auth,
-                        auth_message="This petbreeds server asks for the login its operator gave you." if auth else None,
+                        auth_message=AUTH_MESSAGE if auth else None,
                         prevent_thread_lock=prevent_thread_lock or share, quiet=share,
                         inline=False if share else inline)
     if not share:
@@ -131,6 +153,32 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, max
     return app.server_app, app.local_url, app.share_url
 
 
+def _kept(app: gr.Blocks) -> set[str]:
+    """The files Gradio must keep (examples it cached at start), which the sweep leaves alone."""
+    return set().union(*(getattr(block, "keep_in_cache", set()) for block in app.blocks.values()))
+
+
+def _front_door(app: gr.Blocks, max_file_size: int):
+    """The ``guard.Guard`` middleware for ``app``: its limits, the files a payload may name, its events."""
+    from starlette.middleware import Middleware
+
+    sweeper = app.petbreeds_sweeper
+
+    def allowed():
+        if sweeper is not None:
+            sweeper.ensure_running()  # checked on every event: a dead sweep is started again
+        return (upload_folder(),), app.petbreeds_examples
+
+    return Middleware(Guard, limits=Limits(max_file_size=max_file_size), allowed=allowed,
+                      n_events=lambda: len(app.fns), queued=lambda who: _waiting(app).count(who))
+
+
+def _waiting(app: gr.Blocks) -> list[str]:
+    """The visitor of each event waiting in Gradio's queue (not yet running)."""
+    lines = getattr(getattr(app, "_queue", None), "event_queue_per_concurrency_id", {})
+    return [visitor_of(event.request) for line in list(lines.values()) for event in list(line.queue)]
+
+
 class RunningDemo:
     """The demo ``launch_in_notebook`` started: ``url`` (this machine), ``share_url`` (the public link
     or None), ``app`` (the ``gr.Blocks``), and ``close()`` to stop the server and the link."""
@@ -141,6 +189,8 @@ class RunningDemo:
     def close(self) -> None:
         """Stop the server, and the tunnel program behind the public link (``Blocks.close`` leaves it running)."""
         _close_tunnel(getattr(self.app, "petbreeds_tunnel", None))
+        if getattr(self.app, "petbreeds_sweeper", None) is not None:
+            self.app.petbreeds_sweeper.stop()
         self.app.close(verbose=False)
 
     def __repr__(self) -> str:

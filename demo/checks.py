@@ -23,7 +23,10 @@ def number(value, name: str, lo: float, hi: float) -> float:
     """``value`` as a float in ``[lo, hi]``, else ``InputRefused`` naming the input and the range."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InputRefused(f"{name} must be a number between {lo:g} and {hi:g}, not {type(value).__name__}.")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int too large for a float: 10**400 is valid JSON
+        raise InputRefused(f"{name} must be between {lo:g} and {hi:g}; got a number far too large.") from None
     if not math.isfinite(value) or not lo <= value <= hi:
         raise InputRefused(f"{name} must be between {lo:g} and {hi:g}; got {value:g}.")
     return value

@@ -29,6 +29,7 @@ from engine.serving.predictor import NOT_A_PET_BELOW, is_not_a_pet  # the one ru
 from .examples import example_gallery, pick
 from .checks import InputRefused, flag, with_types
 from .outputs import image_file
+from .sessions import InFlight, session_key, visitor_key
 from .uploads import NO_PHOTO, UploadRefused, read_photo
 
 __all__ = ["NOT_A_PET_BELOW", "UNSURE_BELOW", "Verdict", "judge", "predict_photo", "classify", "build_predict_tab"]
@@ -155,15 +156,24 @@ def classify(photo, use_session_model: bool = False, session_model=None, *, pred
     return verdict.top5 or None, verdict.message + note, verdict.preview
 
 
-def build_predict_tab(predictor, sessions, max_bytes: int, examples=(), allowed=None) -> None:
+BUSY_VISITOR = "You already have photos on their way: wait for their answers, then send the next one."
+PER_VISITOR = 2  # predictions of one visitor at once; the event runs 4, so another visitor always gets a place
+
+
+def build_predict_tab(predictor, sessions, max_bytes: int, examples=(), allowed=None,
+                      others_waiting=lambda visitor: False) -> None:
     """Tab 1's components and events (call inside ``gr.Blocks``).
 
     Args:
         sessions: the ``sessions.SessionModels`` that hold the models visitors trained in tab 4.
         allowed: the folders and files a visitor's path may point into (``uploads.read_photo``).
+        others_waiting: whether anyone but this visitor has events waiting in the queue. A visitor
+            may use every place while nobody else waits; when someone does, at most ``PER_VISITOR``
+            of theirs run, and the rest are answered at once, so the queue reaches the others fast.
     """
     import gradio as gr
 
+    in_flight = InFlight(PER_VISITOR)
     with gr.Tab("Which breed is my pet?", id="predict"):
         gr.Markdown(f"Upload a photo of a cat or a dog (up to {max_bytes / 2**20:.0f} MB), take one with the "
                     f"webcam or paste one: the model names its breed among the {len(predictor.vocab)} of the "
@@ -192,9 +202,15 @@ def build_predict_tab(predictor, sessions, max_bytes: int, examples=(), allowed=
 
         def predict(photo, use_session_model, request: gr.Request):
             """Name the breed in a photo: the top 5 breeds, a message, and the square the model looked at."""
-            mine = sessions.get(getattr(request, "session_hash", None))
-            top, text, preview = classify(photo, use_session_model, mine, predictor=predictor, max_bytes=max_bytes,
-                                          allowed=allowed)
+            visitor = visitor_key(request)
+            if not in_flight.enter(visitor, strict=others_waiting(visitor)):
+                return None, BUSY_VISITOR, None
+            try:
+                mine = sessions.get(session_key(request))
+                top, text, preview = classify(photo, use_session_model, mine, predictor=predictor,
+                                              max_bytes=max_bytes, allowed=allowed)
+            finally:
+                in_flight.leave(visitor)
             return top, text, None if preview is None else image_file(preview)
 
         common = dict(outputs=[top5, message, seen], preprocess=False, concurrency_limit=4, concurrency_id="predict")

@@ -106,18 +106,21 @@ class RawClient:
 
     Args:
         url: the server's address (``DemoServer.url``).
-        session: the session id to send (each ``RawClient`` is one visitor; default: a fresh one).
+        session: the session id to send (each ``RawClient`` is one page; default: a fresh one).
         http: an ``httpx.Client`` to share (default: a new one).
+        source: the local address to connect from, e.g. "127.0.0.7": the server tells visitors apart by
+            their address, and every 127.x.y.z address reaches a server on 127.0.0.1 (Linux).
     """
 
-    def __init__(self, url: str, session: str | None = None, http=None):
+    def __init__(self, url: str, session: str | None = None, http=None, source: str | None = None):
         import uuid
 
         import httpx
 
         self.url = url.rstrip("/") + "/"
         self.session = session or uuid.uuid4().hex[:12]
-        self.http = http or httpx.Client(timeout=300)
+        transport = httpx.HTTPTransport(local_address=source) if source else None
+        self.http = http or httpx.Client(timeout=300, transport=transport)
         self._config = None
 
     @property

@@ -6,8 +6,8 @@ goes first) and drops any unused for ``ttl`` seconds, so a classroom that trains
 does not fill the server's memory.
 
 ``TrainingSlots`` is the admission desk for training, the one expensive thing a visitor can start:
-at most ``running`` trainings run and ``waiting`` wait, server-wide, and a session has at most one
-of them. Everyone else is told at once that training is busy and for about how long, instead of
+at most ``running`` trainings run and ``waiting`` wait, server-wide, and a visitor (a network
+address: session ids are the client's to invent) has at most one of them. Everyone else is told at once that training is busy and for about how long, instead of
 taking a place in the queue that photos need (see ``app.py``).
 """
 
@@ -19,7 +19,46 @@ import time
 from collections import OrderedDict
 from typing import Callable
 
-__all__ = ["SessionModels", "TrainingSlots", "Ticket", "Refused"]
+__all__ = ["SessionModels", "TrainingSlots", "Ticket", "Refused", "InFlight", "visitor_key", "session_key"]
+
+
+def visitor_key(request) -> str:
+    """Who a request comes from, for quotas: the client's network address (see ``guard.py``), never
+    the session id, which a client can invent."""
+    from .guard import visitor_of
+
+    return visitor_of(request)
+
+
+def session_key(request) -> str:
+    """One browser session of one visitor: the address and the session id together, so that a
+    session id copied from someone else, sent from another address, finds nothing."""
+    return f"{visitor_key(request)} {getattr(request, 'session_hash', None) or ''}"
+
+
+class InFlight:
+    """How many requests each visitor has running; ``enter`` refuses one over ``limit`` when ``strict``."""
+
+    def __init__(self, limit: int = 2):
+        self.limit = limit
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def enter(self, key: str, strict: bool = True) -> bool:
+        """Count one more for ``key``; False (and nothing counted) if that is over the limit and ``strict``."""
+        with self._lock:
+            if strict and self._counts.get(key, 0) >= self.limit:
+                return False
+            self._counts[key] = self._counts.get(key, 0) + 1
+            return True
+
+    def leave(self, key: str) -> None:
+        with self._lock:
+            left = self._counts.get(key, 1) - 1
+            if left > 0:
+                self._counts[key] = left
+            else:
+                self._counts.pop(key, None)
 
 
 class SessionModels:
@@ -93,8 +132,8 @@ class TrainingSlots:
         with self._lock:
             if session in self._admitted:
                 state = "is running" if self._admitted[session] is not None else "is waiting to start"
-                raise Refused(f"You already have a training that {state} in this session: it goes on, and its "
-                              "results show here when it is done. Start another one after it.")
+                raise Refused(f"You already have a training that {state} (one per visitor): it goes on, and its "
+                              "results show where you started it when it is done. Start another one after it.")
             if len(self._admitted) >= self.running + self.waiting:
                 raise Refused(f"Training is busy: {self.running} running and {self.waiting} waiting, the most this "
                               f"server allows. Try again in about {self._minutes_left(self.clock())} min.")

@@ -31,7 +31,7 @@ from engine.learning.recipe import Recipe, TrainingRun
 from engine.numerics import NonFiniteError
 
 from .checks import InputRefused, flag, number, whole_number, with_types
-from .sessions import Refused
+from .sessions import Refused, session_key, visitor_key
 from .settings import TRAINING_DISABLED
 
 __all__ = ["TrainResult", "ReportProgress", "lr_table", "train_model", "build_train_tab"]
@@ -273,9 +273,9 @@ def build_train_tab(data: Path | None, sessions, slots) -> None:
             except InputRefused as err:
                 yield only(f"**Cannot train:** {err}")
                 return
-            session = getattr(request, "session_hash", None) or ""
+            session, visitor = session_key(request), visitor_key(request)
             try:
-                ticket = slots.enter(session)
+                ticket = slots.enter(visitor)  # one training per visitor (address), whatever session ids it sends
             except Refused as err:
                 yield only(str(err))
                 return

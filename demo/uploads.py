@@ -7,8 +7,16 @@ which takes 200 MB to 600 MB of memory to decode). ``read_photo`` checks, cheape
 1. the size of the file in bytes, against the server's upload limit;
 2. its first bytes: empty? an SVG/XML text?
 3. its header only (PIL reads the format, size and frame count without decoding any pixel),
-   against the list of formats we accept and the engine's pixel limit;
+   against the list of formats we accept and the pixel limits;
 4. and only then decodes it, upright and in RGB, with the engine's loader.
+
+The pixel limits keep one decode near 150 MB. A JPEG is decoded at 1/2, 1/4 or 1/8 of its size
+straight from its compressed data (the engine's loader never needs more than the presize), so even
+40 megapixels cost a few MB; every other format is decoded whole, at about 12 bytes a pixel through
+the prediction (measured: a 40-megapixel PNG took 490 MB, 12 megapixels 141 MB). So JPEGs may have
+up to ``MAX_PIXELS`` (40 megapixels), other formats ``MAX_PIXELS_WHOLE`` (12). And images above
+``BIG_DECODE`` pixels are decoded one at a time (``decode``), so a dozen of them sent at once wait
+for each other instead of multiplying the memory.
 
 Before any of that, the file must be one the visitor may have sent: a file inside Gradio's upload
 folder, or one of the server's own example photos (``allowed_files``). A payload can name any path
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +44,7 @@ from PIL import Image, UnidentifiedImageError
 from engine.data.transforms import MAX_PIXELS
 
 __all__ = ["UploadRefused", "PhotoInfo", "FORMATS", "upload_path", "upload_folder", "may_read", "check_upload",
-           "decode", "read_photo", "NO_PHOTO", "NOT_ARRIVED"]
+           "decode", "read_photo", "NO_PHOTO", "NOT_ARRIVED", "MAX_PIXELS_WHOLE", "BIG_DECODE", "pixel_limit"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +52,10 @@ log = logging.getLogger(__name__)
 # would run Ghostscript. PIL registers some of these formats only in init(), so run it now.
 FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 Image.init()
+MAX_PIXELS_WHOLE = 12_000_000  # formats decoded at full size (all but JPEG): about 141 MB through a prediction
+BIG_DECODE = 4_000_000  # above this, one decode at a time
+DECODE_WAIT_S = 60.0
+_big_decodes = threading.BoundedSemaphore(1)
 NO_PHOTO = "No photo yet: upload one (JPEG, PNG, WebP or GIF), take one with the webcam, or click an example."
 NOT_ARRIVED = "The upload did not arrive completely: please upload the photo again."
 
@@ -105,13 +118,20 @@ def may_read(path: Path, allowed: Sequence[Path]) -> bool:
     return False
 
 
-def _too_many_pixels(limit: int, width: int | None = None, height: int | None = None) -> UploadRefused:
+def pixel_limit(fmt: str, max_pixels: int = MAX_PIXELS) -> int:
+    """The most pixels an image of format ``fmt`` may have: JPEGs are decoded reduced, others whole."""
+    return max_pixels if fmt in ("JPEG", "MPO") else min(max_pixels, MAX_PIXELS_WHOLE)
+
+
+def _too_many_pixels(limit: int, width: int | None = None, height: int | None = None,
+                     fmt: str | None = None) -> UploadRefused:
     # Without a size, PIL refused the header itself: past twice its own limit (about 179 megapixels).
     size = (f"is {width}x{height} = {width * height / 1e6:.0f} megapixels" if width else
             f"has over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels")
+    kind = "" if fmt in (None, "JPEG", "MPO") else f" {fmt} images (JPEG photos up to {MAX_PIXELS / 1e6:.0f})"
     return UploadRefused(
-        f"This image {size}; the demo refuses images over {limit / 1e6:.0f} megapixels before decoding them "
-        "(a small file can hold a huge picture: a decompression bomb). Resize it and upload it again.")
+        f"This image {size}; the demo refuses{kind or ' images'} over {limit / 1e6:.0f} megapixels before decoding "
+        "them (a small file can hold a huge picture: a decompression bomb). Resize it and upload it again.")
 
 
 def check_upload(path: Path, max_bytes: int, max_pixels: int = MAX_PIXELS) -> PhotoInfo:
@@ -137,13 +157,19 @@ def check_upload(path: Path, max_bytes: int, max_pixels: int = MAX_PIXELS) -> Ph
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
         raise UploadRefused("This file is not an image the demo can read (is it a text or other file renamed "
                             "to .jpg?): upload a JPEG, PNG, WebP or GIF photo.") from None
-    if info.width * info.height > max_pixels:
-        raise _too_many_pixels(max_pixels, info.width, info.height)
+    limit = pixel_limit(info.format, max_pixels)
+    if info.width * info.height > limit:
+        raise _too_many_pixels(limit, info.width, info.height, info.format)
     return info
 
 
-def decode(load: Callable[[Path], np.ndarray], path: Path) -> np.ndarray:
-    """Step 4: ``load(path)`` (the engine's decoder), its failures turned into ``UploadRefused``."""
+def decode(load: Callable[[Path], np.ndarray], path: Path, info: PhotoInfo | None = None) -> np.ndarray:
+    """Step 4: ``load(path)`` (the engine's decoder), its failures turned into ``UploadRefused``. An image
+    decoded whole above ``BIG_DECODE`` pixels waits for the other big ones (one at a time)."""
+    big = info is not None and info.format not in ("JPEG", "MPO") and info.width * info.height > BIG_DECODE
+    if big and not _big_decodes.acquire(timeout=DECODE_WAIT_S):
+        raise UploadRefused("The server is busy decoding other large images: try again in a minute, or send a "
+                            "smaller photo.")
     try:
         return load(path)
     except Image.DecompressionBombError:
@@ -152,6 +178,9 @@ def decode(load: Callable[[Path], np.ndarray], path: Path) -> np.ndarray:
         log.warning("could not decode an upload", exc_info=True)  # for the operator, not the visitor
         raise UploadRefused("The photo could not be decoded completely: the file seems truncated or damaged. "
                             "Upload it again, or try another photo.") from None
+    finally:
+        if big:
+            _big_decodes.release()
 
 
 def read_photo(value, load: Callable[[Path], np.ndarray], max_bytes: int, max_pixels: int = MAX_PIXELS,
@@ -174,4 +203,4 @@ def read_photo(value, load: Callable[[Path], np.ndarray], max_bytes: int, max_pi
     if (allowed is not None and not may_read(path, allowed)) or not path.is_file():
         raise UploadRefused(NOT_ARRIVED)  # the same words whether it is elsewhere, missing or a folder
     info = check_upload(path, max_bytes, max_pixels)
-    return decode(load, path), info
+    return decode(load, path, info), info

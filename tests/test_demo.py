@@ -594,3 +594,18 @@ def test_compiled_models_of_earlier_versions_are_removed(tmp_path, monkeypatch, 
     assert "no longer used" in capsys.readouterr().out
     app._remove_old_compiled_models()  # nothing there: nothing said
     assert capsys.readouterr().out == ""
+
+
+def test_pixel_limits_keep_one_decode_small(tmp_path):
+    # A JPEG is decoded at a fraction of its size straight from its data: 40 megapixels are fine. Other
+    # formats are decoded whole, about 12 bytes a pixel: they may have 12 megapixels.
+    from demo.uploads import MAX_PIXELS_WHOLE, UploadRefused, check_upload
+
+    big = Image.new("RGB", (5600, 4300), (120, 90, 60))  # 24 megapixels
+    big.save(tmp_path / "big.jpg", quality=70)
+    big.save(tmp_path / "big.png")
+    assert check_upload(tmp_path / "big.jpg", 50 * 2**20).format == "JPEG"
+    with pytest.raises(UploadRefused, match=r"5600x4300 = 24 megapixels; the demo refuses PNG images \(JPEG photos "
+                                            r"up to 40\) over 12 megapixels"):
+        check_upload(tmp_path / "big.png", 50 * 2**20)
+    assert MAX_PIXELS_WHOLE == 12_000_000

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from demo.predict_tab import BUSY_VISITOR
 from demo.server import DemoServer, RawClient
 from engine.testing import write_image, write_labels_csv, write_synthetic_pets
 
@@ -98,7 +99,7 @@ def test_webcam_and_clipboard_pictures_go_through_the_same_checks(client, pets_s
     Image.new("L", (7000, 7000)).save(tmp_path / "paste.png", optimize=True)  # 49 megapixels
     _, message, _ = client.predict(gradio_client.handle_file(str(tmp_path / "paste.png")), False,
                                    api_name="/predict_camera")
-    assert "is 7000x7000 = 49 megapixels; the demo refuses images over 40 megapixels" in message
+    assert "is 7000x7000 = 49 megapixels; the demo refuses PNG images (JPEG photos up to 40) over 12 megapixels" in message
 
 
 def test_bad_files_get_a_clear_message_and_the_server_keeps_answering(client, server, tmp_path):
@@ -290,8 +291,8 @@ def test_result_files_are_unique_and_complete_under_concurrent_reads(server):
     fn = raw.fn_index("predict")
     urls, errors = [], []
 
-    def visitor():
-        me = RawClient(server.url)
+    def visitor(i):
+        me = RawClient(server.url, source=f"127.0.3.{i + 1}")  # 4 visitors (one visitor runs 2 at most)
         try:
             for _ in range(4):
                 output, error, _ = me.call(fn, [photo, False])
@@ -302,7 +303,7 @@ def test_result_files_are_unique_and_complete_under_concurrent_reads(server):
         finally:
             me.close()
 
-    threads = [threading.Thread(target=visitor) for _ in range(4)]
+    threads = [threading.Thread(target=visitor, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
@@ -344,7 +345,7 @@ def test_twenty_trainings_admit_two_and_photos_keep_flowing(tiny_server):
         me.close()
 
     def training(i):
-        me = RawClient(tiny_server.url, session=f"visitor-{i}")
+        me = RawClient(tiny_server.url, session=f"visitor-{i}", source=f"127.0.1.{i + 1}")  # 20 visitors
         output, error, messages = me.call(train, TRAIN)
         note("training", i, [v for v in RawClient.values(messages) if isinstance(v, str)], error)
         me.close()
@@ -380,7 +381,7 @@ def test_a_visitor_gets_one_training_at_a_time(tiny_server):
     first, second = page.join(train, TRAIN), page.join(train, TRAIN)
     answers = sorted(out[0][0] if out[0] else str(out[1]) for out in page.results([first, second]).values())
     assert answers[0].startswith("1. Data:") and "Done in" in answers[0], answers
-    assert answers[1].startswith("You already have a training that is running in this session"), answers
+    assert answers[1].startswith("You already have a training that is running (one per visitor)"), answers
     page.close()
 
 
@@ -429,4 +430,204 @@ def test_a_login_keeps_everyone_else_out(tmp_path):
         output, error, _ = teacher.call(teacher.fn_index("predict"), [teacher.upload(PHOTO), False])
         assert error is None and "ms with the shipped model" in output[1]
         stranger.close()
+        teacher.close()
+
+
+# --- a hostile visitor (issue: a classroom server that survives one) --------------------------------
+
+def _sample_rss(server, peak: list, stop: threading.Event) -> None:
+    while not stop.is_set():
+        peak.append(_rss_mb(server))
+        time.sleep(0.05)
+
+
+def test_a_folder_payload_cannot_stop_the_deletion_of_uploads(tmp_path):
+    temp = tmp_path / "gradio"
+    with DemoServer(["--delete-after", "2"], env={"GRADIO_TEMP_DIR": str(temp)}) as short:
+        raw = RawClient(short.url)
+        first = raw.upload(write_image(tmp_path / "first.jpg", size=(300, 240), seed=21))
+        folder = str(Path(first["path"]).parent)  # any visitor knows this folder: their upload's parent
+        predict = raw.fn_index("predict")
+        for payload in ({"path": folder, "meta": {"_type": "gradio.FileData"}}, {"path": folder},
+                        {"path": folder + "/", "url": "http://127.0.0.1:9/x.jpg"}):
+            output, error, _ = raw.call(predict, [payload, False])
+            assert output is None and error.startswith("HTTP 422") and "not a photo uploaded" in error, error
+        time.sleep(3)  # the folder is now older than --delete-after: Gradio's sweep used to die on it here
+        later = raw.upload(write_image(tmp_path / "later.jpg", size=(320, 200), seed=22))
+        output, _, _ = raw.call(predict, [later, False])
+        files = [Path(first["path"]), Path(later["path"]), Path(output[2]["path"])]
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and any(f.exists() for f in files):
+            time.sleep(0.5)
+        assert not any(f.exists() for f in files), files  # still deleted, after the payload
+        assert "ms with the shipped model" in raw.call(predict, [raw.upload(PHOTO), False])[0][1]
+        raw.close()
+
+
+def test_large_bodies_are_refused_and_nothing_is_kept(server):
+    raw = RawClient(server.url, source="127.0.4.1")
+    before = _rss_mb(server)
+    big = json.dumps({"data": ["x" * (20 * MB)], "fn_index": 0, "session_hash": "big"}).encode()
+    for _ in range(5):
+        answer = raw.http.post(server.url + "gradio_api/queue/join", content=big,
+                               headers={"Content-Type": "application/json"})
+        assert answer.status_code == 413 and "64 KB" in answer.json()["detail"]
+
+    def chunks():  # no Content-Length: the body is cut off as it streams in
+        for _ in range(40):
+            yield b"x" * 65536
+
+    answer = raw.http.post(server.url + "gradio_api/queue/join", content=chunks(),
+                           headers={"Content-Type": "application/json"})
+    assert answer.status_code == 413
+    assert _rss_mb(server) - before < 200
+    _assert_answers(gradio_client.Client(server.url, verbose=False), server)
+    raw.close()
+
+
+def test_eighty_joins_of_a_big_image_cannot_starve_another_visitor(server, tmp_path):
+    attacker, victim = RawClient(server.url, source="127.0.4.2"), RawClient(server.url)
+    big = tmp_path / "big.png"  # 12 megapixels, the most a PNG may have: about 140 MB to decode
+    Image.new("RGB", (4000, 3000), (90, 120, 60)).save(big)
+    heavy, photo = attacker.upload(big), victim.upload(PHOTO)
+    predict = attacker.fn_index("predict")
+    statuses, admitted, lock = [], [], threading.Lock()
+    peak, stop = [], threading.Event()
+    sampler = threading.Thread(target=_sample_rss, args=(server, peak, stop))
+    sampler.start()
+    before = _rss_mb(server)
+
+    def flood(n):
+        me = RawClient(server.url, session=attacker.session, source="127.0.4.2")
+        for _ in range(n):
+            body = {"data": [heavy, False], "fn_index": predict, "session_hash": attacker.session}
+            answer = me.http.post(server.url + "gradio_api/queue/join", json=body)
+            with lock:
+                statuses.append(answer.status_code)
+                if answer.status_code == 200:
+                    admitted.append(answer.json()["event_id"])
+        me.close()
+
+    floods = [threading.Thread(target=flood, args=(10,)) for _ in range(8)]
+    for t in floods:
+        t.start()
+    for t in floods:
+        t.join()
+    mine = victim.join(predict, [photo, False])  # after all 80 joins: the attacker's events are ahead of it
+    done = {}
+
+    def read(client, events, name):
+        for event, (output, error, _) in client.results(events).items():
+            done[event] = (time.monotonic(), name, output, error)
+
+    readers = [threading.Thread(target=read, args=(attacker, list(admitted), "attacker")),
+               threading.Thread(target=read, args=(victim, [mine], "victim"))]
+    for t in readers:
+        t.start()
+    for t in readers:
+        t.join()
+    stop.set()
+    sampler.join()
+    assert statuses.count(429) > 0 and statuses.count(200) == len(admitted), statuses  # the door refused some
+    when, _, output, error = done[mine]
+    assert error is None and "ms with the shipped model" in output[1], (output, error)
+    heavy_done = [t for t, name, out, _ in done.values() if name == "attacker" and out and "### " in (out[1] or "")
+                  and "Cannot use" not in out[1]]
+    assert heavy_done and when < max(heavy_done), "the victim waited for every one of the attacker's decodes"
+    busy = [out for _, name, out, _ in done.values() if name == "attacker" and out and out[1] == BUSY_VISITOR]
+    assert len(busy) + len(heavy_done) == len(admitted) and len(busy) > len(heavy_done)  # most refused at once
+    assert max(peak) - before < 500, (before, max(peak))  # big decodes one at a time, not a dozen at once
+    attacker.close()
+    victim.close()
+
+
+def test_invented_session_ids_get_one_training_and_no_one_elses_model(tiny_server):
+    train, outcomes = RawClient(tiny_server.url).fn_index("train"), []
+
+    def training(i):  # one script, twenty invented session ids
+        me = RawClient(tiny_server.url, session=f"invented-{i}", source="127.0.4.3")
+        output, error, messages = me.call(train, TRAIN)
+        outcomes.append([v for v in RawClient.values(messages) if isinstance(v, str)][-1:] or [str(error)])
+        me.close()
+
+    threads = [threading.Thread(target=training, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done = [o for o in outcomes if "Done in" in o[0]]
+    refused = [o for o in outcomes if "one per visitor" in o[0]]
+    assert len(done) == 1 and len(refused) == 19, outcomes
+    # Someone else, at another address, who sends the same session id, does not get that model:
+    thief = RawClient(tiny_server.url, source="127.0.4.4")
+    predict = thief.fn_index("predict")
+    for i in range(20):
+        thief.session = f"invented-{i}"
+        answer = thief.call(predict, [thief.upload(PHOTO), True])[0][1]
+        assert "You have not trained a model in this session yet" in answer, answer
+    thief.close()
+
+
+def test_uploads_have_a_quota_per_visitor(server, tmp_path):
+    counting = RawClient(server.url, source="127.0.4.5")
+    for _ in range(30):
+        counting.upload(PHOTO)
+    refused = counting.http.post(server.url + "gradio_api/upload", files={"files": ("pug.jpg", PHOTO.read_bytes())})
+    assert refused.status_code == 429 and "Too many uploads" in refused.json()["detail"]
+    assert int(refused.headers["retry-after"]) >= 1
+    heavy = RawClient(server.url, source="127.0.4.6")
+    blob = tmp_path / "blob.jpg"
+    blob.write_bytes(PHOTO.read_bytes() + b"\0" * (9 * MB))  # 9 MB each: the 7th passes 60 MB a minute
+    codes = [heavy.http.post(server.url + "gradio_api/upload", files={"files": ("b.jpg", blob.read_bytes())}).status_code
+             for _ in range(7)]
+    assert codes == [200] * 6 + [429], codes
+    other = RawClient(server.url, source="127.0.4.7")  # another visitor is not affected
+    assert other.upload(PHOTO)["path"]
+    for c in (counting, heavy, other):
+        c.close()
+
+
+def test_odd_requests_get_a_message_not_a_server_error(server):
+    raw = RawClient(server.url, source="127.0.4.8")
+    join = server.url + "gradio_api/queue/join"
+    for index in (10**9, -1, "0", True, 1.5):
+        answer = raw.http.post(join, json={"data": [], "fn_index": index, "session_hash": raw.session})
+        assert answer.status_code == 422 and "fn_index must name one of this app's events" in answer.text, answer.text
+    answer = raw.http.post(join, content=b"[" * 100_000 + b"]" * 100_000, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 413  # too large anyway; a deeply nested small one:
+    answer = raw.http.post(join, content=b"[" * 30_000 + b"]" * 30_000, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422
+    softmax = raw.fn_index(first_input="True class")
+    body = ('{"data": ["beagle", 1.0, ' + "1" + "0" * 400 + ', -0.5, 3.0, 0.5, 2.0], "fn_index": %d, '
+            '"session_hash": "%s"}' % (softmax, raw.session)).encode()
+    event = raw.http.post(join, content=body, headers={"Content-Type": "application/json"})
+    assert event.status_code == 200, event.text
+    output, error, _ = raw.results([event.json()["event_id"]])[event.json()["event_id"]]
+    assert error is None and "far too large" in " ".join(str(o) for o in output), output
+    temp = Path(server.env["GRADIO_TEMP_DIR"])
+    folders_before = set(temp.iterdir())
+    url = {"path": "http://127.0.0.1:9/cat.jpg", "url": "http://127.0.0.1:9/cat.jpg", "meta": {"_type": "gradio.FileData"}}
+    output, error, _ = raw.call(raw.fn_index("predict"), [url, False])
+    assert output is None and error.startswith("HTTP 422")  # never fetched: no folder left behind
+    assert set(temp.iterdir()) == folders_before
+    _assert_answers(gradio_client.Client(server.url, verbose=False), server)
+    raw.close()
+
+
+def test_wrong_logins_are_throttled_per_address():
+    import inspect
+
+    import gradio.route_utils
+    import gradio.routes
+
+    assert gradio.routes.compare_passwords_securely is gradio.route_utils.compare_passwords_securely  # the login's
+    assert "compare_digest" in inspect.getsource(gradio.route_utils.compare_passwords_securely)  # constant time
+    with DemoServer(["--auth", "teacher:s3cret"]) as locked:
+        guesser = RawClient(locked.url, source="127.0.4.9")
+        codes = [guesser.login("teacher", f"guess{i}") for i in range(50)]
+        assert codes[:5] == [400] * 5 and set(codes[5:]) == {429}, codes
+        assert guesser.login("teacher", "s3cret") == 429  # even the right one waits out the minute
+        teacher = RawClient(locked.url, source="127.0.4.10")
+        assert teacher.login("teacher", "s3cret") == 200  # another address is not held up
+        guesser.close()
         teacher.close()

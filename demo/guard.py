@@ -1,0 +1,302 @@
+"""The server's front door: every request is checked before Gradio sees any of it.
+
+Gradio turns every event into a public HTTP API and keeps some of what it is sent (each session's
+last inputs, the files a payload names). So this ASGI middleware stands in front of the whole app
+and bounds what one visitor can make the server do:
+
+* **bodies**: at most ``body_limit`` bytes (64 KB) on every route but the upload, answered 413
+  before the body is read further; the upload has the server's file-size limit;
+* **file payloads**: every file an event's data names must be a regular file inside the upload
+  folder (or one of the server's example photos); a folder, a link out, a device, a URL (never
+  fetched) is refused with 422 before Gradio records it, copies it or downloads anything;
+* **event numbers**: ``fn_index`` must name an event (a wrong one got an HTTP 500);
+* **quotas per visitor**: uploads (count and bytes per minute) and places in Gradio's queue (events
+  waiting at once), 429 (the handlers add their own: photos running at once, one training);
+* **logins**: after ``login_failures`` wrong passwords in a minute from one address, that
+  address waits out the minute (429 with ``Retry-After``); Gradio compares passwords in constant
+  time.
+
+Visitors are told apart by their network address, never by the ``session_hash`` a client
+chooses (a script can invent as many of those as it likes). Behind a proxy or a share tunnel all
+visitors share the proxy's address: the quotas then hold for the whole room, which is the safe
+side. The handlers use the same address (``visitor_of``) for their own per-visitor limits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+__all__ = ["Limits", "Guard", "visitor_of", "file_payload_problem", "RateWindow"]
+
+JSON_ROUTES = ("/gradio_api/queue/join", "/gradio_api/call/", "/gradio_api/run/", "/gradio_api/api/")
+UPLOAD_ROUTES = ("/gradio_api/upload", "/upload")
+LOGIN_ROUTES = ("/login", "/login/")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one visitor may send; the defaults suit a classroom of about 30."""
+
+    body_limit: int = 64 * 1024         # bytes of any request body but an upload's
+    max_file_size: int = 10 * 2**20     # bytes of one upload request
+    uploads_per_minute: int = 30
+    upload_bytes_per_minute: int = 60 * 2**20
+    queue_places: int = 8               # events of one visitor waiting in the queue at once
+    login_failures: int = 5             # wrong passwords per minute, then a wait
+
+
+def visitor_of(request_or_scope) -> str:
+    """A visitor's key: the client's network address (from a ``gr.Request`` or an ASGI scope)."""
+    if isinstance(request_or_scope, dict):
+        client = request_or_scope.get("client")
+        return client[0] if client else "unknown"
+    client = getattr(request_or_scope, "client", None)
+    return getattr(client, "host", None) or "unknown"
+
+
+class RateWindow:
+    """Events (with a weight) per key in a sliding window of ``seconds``: a visitor's recent use."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic, max_keys: int = 10_000):
+        self.seconds, self.clock, self.max_keys = seconds, clock, max_keys
+        self._events: dict[str, deque] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def _trim(self, key: str, now: float) -> deque:
+        q = self._events[key]
+        while q and now - q[0][0] > self.seconds:
+            q.popleft()
+        return q
+
+    def total(self, key: str) -> tuple[int, float]:
+        """(events, summed weight) of ``key`` in the window."""
+        with self._lock:
+            q = self._trim(key, self.clock())
+            return len(q), sum(w for _, w in q)
+
+    def add(self, key: str, weight: float = 1.0) -> None:
+        with self._lock:
+            if len(self._events) > self.max_keys:  # forget idle visitors rather than grow without end
+                now = self.clock()
+                for k in [k for k, q in self._events.items() if not q or now - q[-1][0] > self.seconds]:
+                    del self._events[k]
+            self._events[key].append((self.clock(), weight))
+
+    def wait(self, key: str) -> int:
+        """Seconds until the oldest event of ``key`` leaves the window (at least 1)."""
+        with self._lock:
+            q = self._trim(key, self.clock())
+            return max(1, math.ceil(self.seconds - (self.clock() - q[0][0]))) if q else 1
+
+    def clear(self, key: str) -> None:
+        with self._lock:
+            self._events.pop(key, None)
+
+
+def _is_regular_file_inside(path: str, folders: Sequence[Path], files: Sequence[Path]) -> bool:
+    if not isinstance(path, str) or not path or "\x00" in path or "://" in path:
+        return False
+    try:
+        real = Path(path).resolve(strict=True)
+        mode = os.stat(real).st_mode
+    except (OSError, RuntimeError, ValueError):
+        return False
+    if not stat.S_ISREG(mode):
+        return False
+    return real in files or any(real.is_relative_to(folder) and real != folder for folder in folders)
+
+
+def file_payload_problem(data, folders: Sequence[Path], files: Sequence[Path], depth: int = 0) -> str | None:
+    """Why the event data names a file the server must not touch, or None. A file is any dict with a
+    ``path`` or a ``url`` (Gradio's file data, with or without its ``meta`` marker)."""
+    if depth > 20:
+        return "the data is nested too deeply"
+    if isinstance(data, dict):
+        if "path" in data or "url" in data:
+            if not _is_regular_file_inside(data.get("path"), folders, files):
+                return ("a file in this request is not a photo uploaded to this server (send the photo with the "
+                        "upload first; the server never reads other files or fetches URLs)")
+        values = data.values()
+    elif isinstance(data, list):
+        values = data
+    else:
+        return None
+    for value in values:
+        problem = file_payload_problem(value, folders, files, depth + 1)
+        if problem:
+            return problem
+    return None
+
+
+class Guard:
+    """The ASGI middleware described at the top of this module.
+
+    Args:
+        app: the ASGI app behind it (Gradio's).
+        limits: the bounds.
+        allowed: returns ``(folders, files)`` a payload may name (the upload folder; the example photos).
+        n_events: returns how many events the app has (for ``fn_index``); None skips that check.
+        queued: returns how many events a visitor has waiting in the queue; None skips that check.
+    """
+
+    def __init__(self, app, limits: Limits = Limits(), allowed: Callable[[], tuple] | None = None,
+                 n_events: Callable[[], int] | None = None, queued: Callable[[str], int] | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.app, self.limits, self.allowed, self.n_events, self.queued = app, limits, allowed, n_events, queued
+        self.uploads = RateWindow(60, clock)
+        self.logins = RateWindow(60, clock)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        path, who = scope["path"], visitor_of(scope)
+        if path in LOGIN_ROUTES:
+            return await self._login(scope, receive, send, who)
+        if path in UPLOAD_ROUTES:
+            return await self._upload(scope, receive, send, who)
+        body = await _read_body(scope, receive, self.limits.body_limit)
+        if body is None:
+            return await _refuse(send, 413, f"This request is larger than the {self.limits.body_limit // 1024} KB "
+                                            "this server takes (photos go through the upload).")
+        if path.startswith(JSON_ROUTES):
+            problem = self._event_problem(body)
+            if problem:
+                return await _refuse(send, 422, problem)
+            if path == "/gradio_api/queue/join" and self.queued is not None \
+                    and self.queued(who) >= self.limits.queue_places:
+                return await _refuse(send, 429, f"You already have {self.limits.queue_places} requests waiting: "
+                                                "wait for their answers, then try again.", 2)
+        return await self.app(scope, _replay(body), send)
+
+    def _event_problem(self, body: bytes) -> str | None:
+        try:
+            payload = json.loads(body or b"{}")
+        except (ValueError, RecursionError):
+            return "This request is not valid JSON."
+        if not isinstance(payload, dict):
+            return "This request must be a JSON object."
+        if "fn_index" in payload and self.n_events is not None:
+            index = payload["fn_index"]
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.n_events():
+                return f"fn_index must name one of this app's events (0 to {self.n_events() - 1})."
+        if self.allowed is not None:
+            folders, files = self.allowed()
+            try:
+                return file_payload_problem(payload.get("data"), folders, files)
+            except RecursionError:
+                return "the data is nested too deeply"
+        return None
+
+    async def _upload(self, scope, receive, send, who):
+        length = _content_length(scope)
+        if length is None:
+            return await _refuse(send, 411, "An upload must say its size (Content-Length).")
+        if length > self.limits.max_file_size + 64 * 1024:  # the file plus its multipart wrapping
+            return await _refuse(send, 413, f"This upload is larger than the {self.limits.max_file_size / 2**20:.0f} "
+                                            "MB this server takes: upload a smaller photo.")
+        n, sent = self.uploads.total(who)
+        if n >= self.limits.uploads_per_minute or sent + length > self.limits.upload_bytes_per_minute:
+            return await _refuse(send, 429, "Too many uploads from your address in the last minute: wait a "
+                                            "little, then upload again.", self.uploads.wait(who))
+        self.uploads.add(who, length)
+        return await self.app(scope, _capped(receive, length), send)
+
+    async def _login(self, scope, receive, send, who):
+        n, _ = self.logins.total(who)
+        if n >= self.limits.login_failures:
+            wait = self.logins.wait(who)
+            return await _refuse(send, 429, f"Too many wrong logins from your address: wait {wait} s, then try "
+                                            "again.", wait)
+        body = await _read_body(scope, receive, self.limits.body_limit)
+        if body is None:
+            return await _refuse(send, 413, "This login is too large.")
+        status = {}
+
+        async def watch(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        await self.app(scope, _replay(body), watch)
+        if status.get("code") in (400, 401, 403):
+            self.logins.add(who)
+        elif status.get("code") == 200:
+            self.logins.clear(who)
+
+
+def _content_length(scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _read_body(scope, receive, limit: int) -> bytes | None:
+    """The whole body, or None once it is over ``limit`` (the rest is not read)."""
+    length = _content_length(scope)
+    if length is not None and length > limit:
+        return None
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes):
+    sent = False
+
+    async def receive():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+def _capped(receive, limit: int):
+    """The body as it comes, but never more than the ``limit`` bytes the client declared."""
+    seen = 0
+
+    async def capped():
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            body = message.get("body", b"")
+            if seen + len(body) > limit:
+                message = {"type": "http.request", "body": body[: max(limit - seen, 0)], "more_body": False}
+            seen += len(message.get("body", b""))
+        return message
+
+    return capped
+
+
+async def _refuse(send, status: int, detail: str, retry_after: int | None = None) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

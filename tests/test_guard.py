@@ -1,0 +1,119 @@
+"""The server's own sweep (``demo/sweeper.py``) and front door (``demo/guard.py``), piece by piece;
+``test_demo_server.py`` attacks the real server with the same cases."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+from demo import sweeper
+from demo.guard import Limits, RateWindow, file_payload_problem
+from demo.sweeper import Sweeper, sweep
+
+OLD = time.time() - 3600
+
+
+def _old(path: Path) -> Path:
+    os.utime(path, (OLD, OLD), follow_symlinks=False)
+    return path
+
+
+def test_the_sweep_deletes_old_regular_files_only_and_survives_everything_else(tmp_path):
+    uploads, outside = tmp_path / "uploads", tmp_path / "outside"
+    (uploads / "a").mkdir(parents=True)
+    outside.mkdir()
+    photo = uploads / "a" / "photo.jpg"
+    photo.write_bytes(b"x")
+    _old(photo)
+    fresh = uploads / "a" / "fresh.jpg"
+    fresh.write_bytes(b"x")
+    secret = outside / "secret.txt"
+    secret.write_text("keep me")
+    _old(secret)
+    link = uploads / "a" / "link.txt"
+    link.symlink_to(secret)
+    _old(link)
+    folder = uploads / "a"  # a folder named in a payload: Gradio's own sweep died on it
+    kept = uploads / "example.jpg"
+    kept.write_bytes(b"x")
+    _old(kept)
+    empty = uploads / "empty"
+    empty.mkdir()
+    recorded = {str(folder), str(link), str(photo), str(fresh), str(secret), str(kept), str(uploads / "gone.jpg")}
+    _old(uploads / "a")
+    _old(empty)
+    deleted = sweep([recorded], uploads, age=60, keep={str(kept)})
+    assert deleted == 1 and not photo.exists()                                  # old, regular, inside: deleted
+    assert fresh.exists() and kept.exists() and secret.read_text() == "keep me"  # too new, kept, outside
+    assert folder.is_dir() and link.is_symlink()                                 # never deleted, only forgotten
+    assert recorded == {str(fresh), str(kept)}
+    assert not empty.exists()  # an empty folder, old: gone (the folder "a" is not empty, so it stays)
+
+
+def test_a_dead_sweep_is_started_again_on_the_next_request(tmp_path, monkeypatch):
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"x")
+    _old(photo)
+    recorded = {str(photo)}
+    calls = []
+
+    class Boom(BaseException):  # not an Exception: the loop's own guard does not catch it
+        pass
+
+    real = sweeper.sweep
+
+    def dying_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise Boom
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sweeper, "sweep", dying_once)
+    monkeypatch.setattr(threading, "excepthook", lambda args: None)  # the thread's death is expected here
+    s = Sweeper(lambda: [recorded], tmp_path, age=60, interval=0.05)
+    s.ensure_running()
+    deadline = time.monotonic() + 10
+    while s._thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not s._thread.is_alive() and photo.exists()  # it died on its first pass
+    s.ensure_running()  # what every request does
+    while photo.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    s.stop()
+    assert s.restarts == 1 and not photo.exists()
+
+
+def test_a_payload_may_name_only_regular_files_in_the_upload_folder(tmp_path):
+    uploads, examples = tmp_path / "uploads", tmp_path / "examples"
+    (uploads / "x").mkdir(parents=True)
+    examples.mkdir()
+    photo, example, secret = uploads / "x" / "a.jpg", examples / "pug.jpg", tmp_path / "secret.jpg"
+    for f in (photo, example, secret):
+        f.write_bytes(b"x")
+    (uploads / "x" / "out.jpg").symlink_to(secret)
+    folders, files = (uploads.resolve(),), (example.resolve(),)
+    ok = [{"path": str(photo)}, {"path": str(example), "meta": {"_type": "gradio.FileData"}}, "a string", 3, None,
+          {"no": "file"}]
+    for data in ok:
+        assert file_payload_problem([data, False], folders, files) is None, data
+    bad = [{"path": str(uploads / "x")}, {"path": str(uploads)}, {"path": str(secret)}, {"path": "/dev/zero"},
+           {"path": str(uploads / "x" / "out.jpg")}, {"path": str(uploads / "x" / ".." / ".." / "secret.jpg")},
+           {"url": "http://127.0.0.1:9/a.jpg"}, {"path": "http://127.0.0.1:9/a.jpg"}, {"path": 5},
+           {"path": str(photo) + "\x00"}, [[{"path": str(secret)}]], {"image": {"path": str(secret)}}]
+    for data in bad:
+        assert "not a photo uploaded" in file_payload_problem([data], folders, files), data
+
+
+def test_a_rate_window_forgets_what_is_older_than_its_span():
+    now = [0.0]
+    window = RateWindow(60, clock=lambda: now[0])
+    for _ in range(5):
+        window.add("127.0.0.9", 2.0)
+    assert window.total("127.0.0.9") == (5, 10.0) and window.total("other") == (0, 0)
+    now[0] = 30.0
+    assert window.wait("127.0.0.9") == 30
+    now[0] = 61.0
+    assert window.total("127.0.0.9") == (0, 0)
+    assert Limits().body_limit == 64 * 1024 and Limits().login_failures == 5
