@@ -13,7 +13,7 @@ download (``engine.learning.full_scale``): a head-only baseline, the LR finder a
 unfrozen epochs with discriminative rates, then efficientnet_lite2 at 288 pixels in mixed
 precision; it prints each stage's error on the official test split beside the book's figure (the
 README says how long it takes). ``--preset tiny`` is a smoke run of the same flow: one epoch a
-step, tiny images, 10 photos per breed.
+step, tiny images, 5 photos per breed.
 
 Every option is a field of ``engine.learning.recipe.Recipe`` (its defaults are the defaults here),
 and ``train(data, recipe)`` runs it: the same path as ``bench/train.py`` and the web demo's Train tab.

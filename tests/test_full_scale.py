@@ -53,7 +53,7 @@ def test_the_table_stands_beside_the_books_figure_and_says_how_it_differs():
 def test_preset_runs_the_whole_flow_on_the_full_download_stand_in_and_exports(full_pets_home, tmp_path):
     out = tmp_path / "model"
     proc = train_cli("--preset", "tiny", "--data", str(full_pets_home / "oxford-iiit-pet"), "--export", str(out),
-                     "--quiet")
+                     "--quiet", "--no-onnx")  # the ONNX export has tests of its own
     stdout, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stdout[-2000:] + stderr[-3000:]
     rows = {line.split("  ")[0]: line for line in stdout.splitlines()}
@@ -61,7 +61,7 @@ def test_preset_runs_the_whole_flow_on_the_full_download_stand_in_and_exports(fu
         assert stage.name in rows and "%" in rows[stage.name]
     assert "the LR finder after unfreezing suggests" in stdout
     assert "the book, for comparison" in stdout
-    assert "error on the 74 test photos" in stdout  # the official test list of the stand-in
+    assert "error on the 37 test photos" in stdout  # one photo per breed of the stand-in's official test list
     meta = json.loads((out / "meta.json").read_text())
     assert meta["preset"] == "tiny" and [s["arch"] for s in meta["stages"]] == [s.arch for s in PRESETS["tiny"].stages]
     assert meta["arch"] == "efficientnet_lite2" and 0 <= meta["valid_error"] <= 1

@@ -14,7 +14,7 @@ Each stage reports its error on the validation split: with the full download tha
 test split (3,669 photos; training on trainval's 3,680), with the sample its 74 held-out photos.
 
 Two presets (``PRESETS``): ``"full"`` for a GPU and the full download, and ``"tiny"``, the same
-steps with one epoch each on tiny images and at most 8 training and 2 validation photos per breed
+steps with one epoch each on tiny images and at most 4 training and 1 validation photo per breed
 (taken from the data's own split, so the official lists still decide which photo goes where): it
 proves the path runs, in about a minute on a CPU, whatever the data (the tests, and notebook 08
 where there is no GPU; its errors mean nothing). ``choose_preset`` picks by
@@ -88,8 +88,8 @@ PRESETS: dict[str, FullScale] = {
                 Stage("unfrozen, discriminative rates", "efficientnet_lite0", 64, 0, 1, new_model=False),
                 Stage("larger body, 96 px, mixed precision", "efficientnet_lite2", 96, 1, 1,
                       mixed_precision=True)),
-        batch_size=16, lr_find_iters=10, per_breed=(8, 2),
-        description="a smoke run of the path: one epoch a step, tiny images, 10 photos per breed"),
+        batch_size=16, lr_find_iters=8, per_breed=(4, 1),
+        description="a smoke run of the path: one epoch a step, tiny images, 5 photos per breed"),
 }
 
 
