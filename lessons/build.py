@@ -202,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:  # each copy is whole or absent; the next copy completes the rest
+            print("\ninterrupted: run the same command again to copy the rest", file=sys.stderr)
+            return 130
         print("\n".join(report.lines()))
         return 0
 
@@ -215,4 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     except CellExecutionError as err:  # the page with the failing cell and its traceback is written
         print(f"error: a cell failed with {err.ename}: {err.evalue}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # the kernel is shut down by nbclient on the way out; the notebooks are untouched
+        print("\ninterrupted: the pages written so far are kept", file=sys.stderr)
+        return 130
     return 0

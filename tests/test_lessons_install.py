@@ -240,3 +240,25 @@ def test_a_clone_without_torch_is_one_line_saying_what_is_missing(packages_witho
     lines = [line for line in text.splitlines() if line.strip().startswith("SetupError")]
     assert error == "SetupError" and len(lines) == 1, text
     assert "torch is not installed" in lines[0] and "pip install" in lines[0] and "Traceback" not in text
+
+
+def test_ctrl_c_during_a_copy_loses_nothing_and_the_next_copy_completes_it(tmp_path):
+    import signal
+
+    dest = tmp_path / "mine"
+    # A child that copies with every write slowed down, interrupted once the first notebook is in place.
+    script = ("import os, time, sys\nfrom lessons import workspace\nreal = os.replace\n"
+              "def slow(a, b):\n    real(a, b)\n    print('copied', b, flush=True)\n    time.sleep(1)\n"
+              "workspace.os.replace = slow\nfrom lessons.build import main\nsys.exit(main(['copy', sys.argv[1]]))\n")
+    child = subprocess.Popen([sys.executable, "-c", script, str(dest)], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    assert child.stdout.readline().startswith("copied")
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    copied = sorted(p.name for p in dest.glob("*.ipynb"))
+    assert 1 <= len(copied) < len(NOTEBOOKS)
+    for name in copied:  # every file there is whole
+        assert (dest / name).read_bytes() == (ROOT / "lessons" / name).read_bytes()
+    report = workspace.copy_lessons(dest)  # the next copy finishes the job, nothing counted as changed
+    assert not report.kept and len(report.written) + len(report.unchanged) == len(NOTEBOOKS)
