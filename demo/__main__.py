@@ -2,7 +2,7 @@
 
     python -m demo [--host 127.0.0.1] [--port 7860] [--model demo/model] [--auth USER:PASSWORD]
                    [--share] [--train-data path/to/labels.csv] [--max-file-size 10mb] [--trainings 1]
-                   [--training-queue 1] [--delete-after 3600]
+                   [--training-queue 1] [--delete-after 3600] [--uploads-per-minute 30]
 
 The options are read and checked before the app (torch, gradio, the model) is loaded, so ``--help``
 and a mistyped option answer at once.
@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delete-after", type=int, default=3600, metavar="SECONDS",
                    help="delete uploads and result files this long after they were written (default 3600; 0 keeps "
                         "them until the server stops)")
+    p.add_argument("--uploads-per-minute", type=int, default=30, metavar="N",
+                   help="uploads one visitor (one network address) may send a minute, and 2 MB each on average "
+                        "(default 30; behind a proxy or a share link the whole room shares one address)")
     return p
 
 
@@ -75,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         auth = parse_auth(auth_text) if auth_text else None
     except ValueError as err:
         return _fail(f"--auth: {err}")
-    if args.trainings < 1 or args.training_queue < 0 or args.delete_after < 0:
-        return _fail("--trainings must be at least 1, --training-queue and --delete-after at least 0")
+    if args.trainings < 1 or args.training_queue < 0 or args.delete_after < 0 or args.uploads_per_minute < 1:
+        return _fail("--trainings and --uploads-per-minute must be at least 1, --training-queue and --delete-after "
+                     "at least 0")
     if args.share and auth is None:
         return _fail("--share needs --auth USER:PASSWORD (or PETBREEDS_AUTH=user:password): anyone who has the "
                      "public link could otherwise use the demo, upload photos and start trainings")
@@ -85,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = DemoSettings(model=args.model.resolve(),
                             train_data=args.train_data.resolve() if args.train_data else default_train_data(),
                             max_file_size=max_file_size, auth=auth, trainings=args.trainings,
-                            training_queue=args.training_queue, delete_cache_after=args.delete_after or None)
+                            training_queue=args.training_queue, delete_cache_after=args.delete_after or None,
+                            uploads_per_minute=args.uploads_per_minute)
     if not is_loopback(args.host) and auth is None:
         print(f"warning: the demo listens on {args.host}:{args.port} without a login: anyone who can reach this "
               "machine can use it, upload photos and start trainings. Add --auth USER:PASSWORD (or set "

@@ -35,6 +35,7 @@ failure is one line that says why and what to do (``ShareLinkError``), and the s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import os
 import re
@@ -99,6 +100,8 @@ def build_demo(settings: DemoSettings) -> gr.Blocks:
     # Up to 4 predictions at once, labs 2 at a time (set per event); trainings are admitted by ``slots``.
     app.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE)
     built["app"] = app
+    app.petbreeds_limits = Limits(max_file_size=settings.max_file_size, uploads_per_minute=settings.uploads_per_minute,
+                                  upload_bytes_per_minute=settings.uploads_per_minute * 2 * 2**20)
     app.petbreeds_predictor, app.petbreeds_sessions, app.petbreeds_slots = predictor, sessions, slots
     app.petbreeds_examples = tuple(Path(p).resolve() for p in examples)
     app.petbreeds_sweeper = Sweeper(lambda: list(app.temp_file_sets), upload_folder(), age,
@@ -169,7 +172,8 @@ def _front_door(app: gr.Blocks, max_file_size: int):
             sweeper.ensure_running()  # checked on every event: a dead sweep is started again
         return (upload_folder(),), app.petbreeds_examples
 
-    return Middleware(Guard, limits=Limits(max_file_size=max_file_size), allowed=allowed,
+    limits = dataclasses.replace(getattr(app, "petbreeds_limits", Limits()), max_file_size=max_file_size)
+    return Middleware(Guard, limits=limits, allowed=allowed,
                       n_events=lambda: len(app.fns), queued=lambda who: _waiting(app).count(who))
 
 

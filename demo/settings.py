@@ -69,6 +69,7 @@ class DemoSettings:
     session_models: int = 8  # models trained in tab 4 kept at once (the least recently used goes first)
     session_ttl: float = 3600.0  # seconds a session's model is kept after its last use
     delete_cache_after: int | None = 3600  # seconds until uploads and results are deleted (None: keep)
+    uploads_per_minute: int = 30  # per visitor (network address), and 2 MB each on average
 
     @classmethod
     def from_env(cls) -> "DemoSettings":

@@ -446,7 +446,8 @@ def test_command_line_refuses_bad_options(tmp_path, capsys):
     (tmp_path / "model.pt").write_bytes(b"\x80\x02pickle")
     assert main(["--model", str(tmp_path / "model.pt")]) == 2
     assert "never loads pickles" in capsys.readouterr().err
-    for bad in (["--auth", "nopassword"], ["--auth", ":x"], ["--trainings", "0"], ["--delete-after", "-1"]):
+    for bad in (["--auth", "nopassword"], ["--auth", ":x"], ["--trainings", "0"], ["--delete-after", "-1"],
+                ["--uploads-per-minute", "0"]):
         assert main(bad) == 2 and capsys.readouterr().err.startswith("error: "), bad
 
 
