@@ -133,3 +133,24 @@ def test_a_nan_in_training_is_one_line_and_exit_1(tmp_path):
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
     assert out.stderr.startswith("error: ") and "became NaN" in out.stderr and "the model is back to" in out.stderr
     assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.parametrize("lr", [float("inf"), float("-inf"), float("nan"), 0.0, -1e-3])
+def test_the_recipe_refuses_a_learning_rate_that_cannot_train(lr):
+    from engine.learning.recipe import Recipe
+
+    with pytest.raises(ValueError, match=r"lr \(the learning rate, --lr\) must be a finite number above 0"):
+        Recipe(lr=lr)
+    assert Recipe(lr=1e-3).base_lr == 1e-3
+
+
+def test_an_infinite_learning_rate_is_refused_before_any_photo_is_read(tmp_path):
+    paths = write_synthetic_pets(tmp_path / "images", breeds=["pug", "beagle"], n_per_breed=4, size=(64, 56), seed=9)
+    write_labels_csv(tmp_path, paths, valid_per_breed=1)
+    out = run("--data", str(tmp_path / "labels.csv"), "--export", str(tmp_path / "model"), "--presize", "56", "--size",
+              "48", "--freeze-epochs", "2", "--lr", "inf", "--bs", "4", "--quiet", timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines() == [
+        "error: lr (the learning rate, --lr) must be a finite number above 0, such as 0.0005; got inf"]
+    assert "data:" not in out.stdout  # refused before the data was opened, not stopped by the NaN guard
+    assert not (tmp_path / "model").exists()

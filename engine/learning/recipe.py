@@ -23,6 +23,7 @@ web page can show the training as it goes; ``train`` runs them all.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -77,8 +78,10 @@ class Recipe:
             raise ValueError(f"head_init must be one of {', '.join(LR_AFTER)}, got {self.head_init!r}")
         if self.freeze_epochs < 0 or self.epochs < 0 or self.views < 1 or self.batch_size < 1:
             raise ValueError("freeze_epochs and epochs must be >= 0, views and batch_size >= 1")
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"lr must be above 0, got {self.lr}")
+        if self.lr is not None and not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            # inf or nan would train until the NaN guard stops it: refuse it before any photo is read
+            raise ValueError(f"lr (the learning rate, --lr) must be a finite number above 0, such as "
+                             f"{LR_AFTER[self.head_init]:g}; got {self.lr!r}")
 
     @property
     def base_lr(self) -> float:
