@@ -9,7 +9,9 @@ and bounds what one visitor can make the server do:
 * **file payloads**: every file an event's data names must be a regular file inside the upload
   folder (or one of the server's example photos); a folder, a link out, a device, a URL (never
   fetched) is refused with 422 before Gradio records it, copies it or downloads anything;
-* **event numbers**: ``fn_index`` must name an event (a wrong one got an HTTP 500);
+* **event numbers**: ``fn_index`` must name an event (a wrong one got an HTTP 500), and an event
+  fired by a click on a thumbnail (``select``) must say which one (``event_data.index``): without
+  it Gradio failed inside with a traceback in the log;
 * **quotas per visitor**: uploads (count and bytes per minute) and places in Gradio's queue (events
   waiting at once), 429 (the handlers add their own: photos running at once, one training);
 * **logins**: after ``login_failures`` wrong passwords in a minute from one address, that
@@ -146,12 +148,14 @@ class Guard:
         allowed: returns ``(folders, files)`` a payload may name (the upload folder; the example photos).
         n_events: returns how many events the app has (for ``fn_index``); None skips that check.
         queued: returns how many events a visitor has waiting in the queue; None skips that check.
+        selects: returns whether event ``fn_index`` is fired by a ``select`` (it needs ``event_data``).
     """
 
     def __init__(self, app, limits: Limits = Limits(), allowed: Callable[[], tuple] | None = None,
                  n_events: Callable[[], int] | None = None, queued: Callable[[str], int] | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 selects: Callable[[int], bool] | None = None, clock: Callable[[], float] = time.monotonic):
         self.app, self.limits, self.allowed, self.n_events, self.queued = app, limits, allowed, n_events, queued
+        self.selects = selects
         self.uploads = RateWindow(60, clock)
         self.logins = RateWindow(60, clock)
 
@@ -188,6 +192,10 @@ class Guard:
             index = payload["fn_index"]
             if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.n_events():
                 return f"fn_index must name one of this app's events (0 to {self.n_events() - 1})."
+            event_data = payload.get("event_data")
+            if self.selects is not None and self.selects(index) and not (
+                    isinstance(event_data, dict) and "index" in event_data):  # its value: the handler's to judge
+                return "This event is a click on a thumbnail: event_data must say which one ({\"index\": n})."
         if self.allowed is not None:
             folders, files = self.allowed()
             try:

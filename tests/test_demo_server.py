@@ -556,7 +556,7 @@ def test_invented_session_ids_get_one_training_and_no_one_elses_model(tiny_serve
     for t in threads:
         t.join()
     done = [o for o in outcomes if "Done in" in o[0]]
-    refused = [o for o in outcomes if "one per visitor" in o[0]]
+    refused = [o for o in outcomes if "one per visitor" in o[0] or "HTTP 429" in o[0]]  # by the handler or the door
     assert len(done) == 1 and len(refused) == 19, outcomes
     # Someone else, at another address, who sends the same session id, does not get that model:
     thief = RawClient(tiny_server.url, source="127.0.4.4")
@@ -597,6 +597,15 @@ def test_odd_requests_get_a_message_not_a_server_error(server):
     assert answer.status_code == 413  # too large anyway; a deeply nested small one:
     answer = raw.http.post(join, content=b"[" * 30_000 + b"]" * 30_000, headers={"Content-Type": "application/json"})
     assert answer.status_code == 422
+    example = raw.fn_index("predict_example")  # a click on a thumbnail: which one must be said
+    tracebacks = server.output(last=None).count("Traceback")
+    for event_data in (None, {}, {"value": 0}, "0", [0]):
+        answer = raw.http.post(join, json={"data": [False], "fn_index": example, "session_hash": raw.session,
+                                           "event_data": event_data})
+        assert answer.status_code == 422 and "which one" in answer.text, (event_data, answer.text)
+    output, error, _ = raw.call(example, [False], {"index": 0, "value": None})
+    assert error is None and "ms with the shipped model" in output[1]
+    assert server.output(last=None).count("Traceback") == tracebacks  # none of it failed inside Gradio
     softmax = raw.fn_index(first_input="True class")
     body = ('{"data": ["beagle", 1.0, ' + "1" + "0" * 400 + ', -0.5, 3.0, 0.5, 2.0], "fn_index": %d, '
             '"session_hash": "%s"}' % (softmax, raw.session)).encode()
