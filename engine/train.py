@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .numerics import NonFiniteError
+    from .serving.export import ExportFailed, InterruptedAfterExport, remembering_ctrl_c
 
     if args.preset:
         given = given_options(argv)
@@ -131,29 +132,47 @@ def main(argv: list[str] | None = None) -> int:
                          + ", ".join("--" + o.replace("_", "-") for o in others))
         try:
             return _run_preset(args, given)
+        except InterruptedAfterExport:
+            print(f"\ninterrupted: the model was exported to {args.export} just before", file=sys.stderr)
+            return 130
         except KeyboardInterrupt:
             print("\ninterrupted: training stopped, nothing was exported", file=sys.stderr)
             return 130
-        except (FileNotFoundError, ValueError, NonFiniteError) as err:
+        except (FileNotFoundError, ValueError, NonFiniteError, ExportFailed) as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
 
+    stage = "training stopped"
     try:
-        run = TrainingRun(args.data, recipe_from(args), progress=not args.quiet)
-        for step in run.steps():
-            if step == "data":
-                print(f"data: {run.dls.source}\n      {run.dls}", flush=True)
-                for note in run.dls.notes:
-                    print(f"note: {note}", flush=True)
-        if args.export:
-            run.export(args.export, half=args.half, onnx=not args.no_onnx, int8=args.int8)
-    except KeyboardInterrupt:
-        print("\ninterrupted: training stopped, nothing was exported", file=sys.stderr)
+        # Ctrl-C is also remembered, so that one that lands where it cannot be raised (see
+        # serving/export.py) still stops the run: after the step it came in, or at the export's
+        # commit point at the latest.
+        with remembering_ctrl_c() as ctrl_c:
+            run = TrainingRun(args.data, recipe_from(args), progress=not args.quiet)
+            for step in run.steps():
+                ctrl_c.check()
+                if step == "data":
+                    print(f"data: {run.dls.source}\n      {run.dls}", flush=True)
+                    for note in run.dls.notes:
+                        print(f"note: {note}", flush=True)
+            if args.export:
+                stage = f"the export to {args.export} stopped"
+                run.export(args.export, half=args.half, onnx=not args.no_onnx, int8=args.int8)
+                stage = "exported"
+            _print_report(run.report, args.export)
+    except KeyboardInterrupt as err:
+        if stage == "exported" or isinstance(err, InterruptedAfterExport):
+            print(f"\ninterrupted: the model was exported to {args.export} just before", file=sys.stderr)
+        else:
+            print(f"\ninterrupted: {stage}, nothing was exported", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError, NonFiniteError) as err:
+    except (FileNotFoundError, ValueError, NonFiniteError, ExportFailed) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    report = run.report
+    return 0
+
+
+def _print_report(report: dict, exported_to: str | None) -> None:
     print(f"\n{report['valid_name']} error {report['valid_error']:.2%} with test-time augmentation "
           f"({report['valid_error_no_tta']:.2%} without) on {report['n_valid']} {report['valid_name']} photos; "
           f"trained on {report['n_train']} photos in {report['train_s']:.0f} s")
@@ -161,9 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         print("most confused (actual -> predicted, count):")
         for actual, pred, n in report["most_confused"]:
             print(f"  {actual} -> {pred}: {n}")
-    if args.export:
-        print(f"exported to {args.export}")
-    return 0
+    if exported_to:
+        print(f"exported to {exported_to}")
 
 
 def _run_preset(args: argparse.Namespace, given: set[str]) -> int:

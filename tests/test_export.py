@@ -232,3 +232,53 @@ def test_preprocessing_refuses_what_cannot_work():
     with pytest.raises(ValueError, match="unknown fields \\['sise'\\]"):
         Preprocessing.from_dict({"sise": 224})
     assert Preprocessing(presize=None).presizer() is None
+
+
+def test_a_full_disk_leaves_nothing_behind_and_says_so(trained, tmp_path, monkeypatch):
+    """safetensors reports a full disk as a SafetensorError with the OS error in its text: the export
+    says it in one line, and the folders it created are removed again."""
+    import errno
+
+    import engine.serving.export as E
+    from safetensors import SafetensorError
+
+    learn, _ = trained
+
+    def full(state, filename, *args, **kwargs):
+        open(filename, "wb").write(b"part of the weights")
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr("safetensors.torch.save_file", full)
+    target = tmp_path / "new" / "model"
+    with pytest.raises(E.ExportFailed) as failed:
+        E.export(learn, target)
+    assert failed.value.errno == errno.ENOSPC and "\n" not in str(failed.value)
+    assert str(failed.value).startswith(f"cannot export to {target}: no space left on the device")
+    assert list(tmp_path.iterdir()) == []  # model/ and new/ were made by the export: both gone
+
+
+def test_ctrl_c_as_meta_json_is_replaced_completes_the_export_then_says_so(trained, tmp_path, monkeypatch):
+    """Past the commit point a press cannot undo the export: it is completed (the previous export's
+    files removed) and then reported as ``InterruptedAfterExport``, a ``KeyboardInterrupt``."""
+    import signal
+
+    import engine.serving.export as E
+
+    learn, _ = trained
+    target = learn.export(tmp_path / "m", onnx=False)
+    old_weights = json.loads((target / "meta.json").read_text())["weights"]
+    real = E._write_atomically
+
+    def pressed_at_the_rename(path, write, before_replace):
+        def commit():
+            before_replace()
+            signal.raise_signal(signal.SIGINT)  # right after the last check, before os.replace
+        real(path, write, commit)
+
+    monkeypatch.setattr(E, "_write_atomically", pressed_at_the_rename)
+    with pytest.raises(E.InterruptedAfterExport):
+        E.export(learn, target, half=True, onnx=False)
+    meta, _ = read_export(target)
+    assert meta["dtype"] == "float16" and sorted(p.name for p in target.iterdir()) == ["meta.json", meta["weights"]]
+    assert meta["weights"] != old_weights
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back as it was

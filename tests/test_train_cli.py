@@ -154,3 +154,144 @@ def test_an_infinite_learning_rate_is_refused_before_any_photo_is_read(tmp_path)
         "error: lr (the learning rate, --lr) must be a finite number above 0, such as 0.0005; got inf"]
     assert "data:" not in out.stdout  # refused before the data was opened, not stopped by the NaN guard
     assert not (tmp_path / "model").exists()
+
+
+# Ctrl-C at the report or the export, in a real child process. How the press lands matters: Python
+# raises the KeyboardInterrupt in whatever Python code runs next, and where that is a finalizer
+# (``__del__``), Python can only print "Exception ignored ... KeyboardInterrupt" and go on (numpy's
+# ctypes check, called from C, even clears it without a word). So "finalizer" presses Ctrl-C inside a
+# ``__del__``, the way a press is lost in real runs; "plain" presses it in ordinary code.
+_INTERRUPT_EXPORT = """
+import signal, sys
+import engine.learning.recipe as recipe
+import engine.serving.export as export
+from engine.train import main
+
+WHERE, HOW = sys.argv[1], sys.argv[2]
+
+class Finalizer:
+    def __del__(self):
+        signal.raise_signal(signal.SIGINT)
+
+def press():
+    if HOW == "finalizer":
+        Finalizer()  # collected at once: its __del__ runs here
+    else:
+        signal.raise_signal(signal.SIGINT)
+
+real_report, real_stage, real_write = recipe.TrainingRun._report, export._stage, export._write_atomically
+
+def _report(self):
+    if WHERE == "report":
+        press()
+    return real_report(self)
+
+def _stage(folder, suffix, write):
+    if (WHERE, suffix) in (("weights", ".safetensors"), ("graph", ".onnx")):
+        press()
+    return real_stage(folder, suffix, write)
+
+def _write_atomically(path, write, *args):
+    if WHERE == "meta.json":  # the last moment before the commit point
+        press()
+    return real_write(path, write, *args)
+
+recipe.TrainingRun._report, export._stage, export._write_atomically = _report, _stage, _write_atomically
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+@pytest.fixture(scope="module")
+def earlier_export(tmp_path_factory, tiny_learner):
+    """An export made before: a run into its folder that does not complete must leave it as it is."""
+    return tiny_learner(tmp_path_factory.mktemp("earlier"), seed=3)[1]
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _train_child(script: str, tmp_path: Path, *script_args: str):
+    paths = write_synthetic_pets(tmp_path / "images", breeds=["pug", "beagle", "Bengal"], n_per_breed=5,
+                                 size=(64, 56), seed=9)
+    write_labels_csv(tmp_path, paths, valid_per_breed=2)
+    args = ["--data", str(tmp_path / "labels.csv"), "--export", str(tmp_path / "model"), "--presize", "56",
+            "--size", "48", "--freeze-epochs", "2", "--bs", "4", "--quiet"]
+    return subprocess.run([sys.executable, "-c", script, *script_args, *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=300)
+
+
+@pytest.mark.parametrize("where, how, earlier", [
+    ("report", "finalizer", False), ("weights", "finalizer", True), ("graph", "plain", True),
+    ("graph", "finalizer", False), ("meta.json", "finalizer", True),
+])
+def test_ctrl_c_at_the_report_or_the_export_exports_nothing(tmp_path, earlier_export, where, how, earlier):
+    import shutil
+
+    from engine.serving.predictor import load_predictor
+
+    if earlier:
+        shutil.copytree(earlier_export, tmp_path / "model")
+        before = _snapshot(tmp_path / "model")
+    done = _train_child(_INTERRUPT_EXPORT, tmp_path, where, how)
+    assert done.returncode == 130, (done.stdout[-1500:], done.stderr[-1500:])
+    stage = "training stopped" if where == "report" else f"the export to {tmp_path / 'model'} stopped"
+    assert done.stderr.strip().splitlines() == [f"interrupted: {stage}, nothing was exported"], done.stderr
+    assert "validation error" not in done.stdout and "exported to" not in done.stdout
+    if earlier:  # the earlier export is still there, byte for byte, and loads
+        assert _snapshot(tmp_path / "model") == before
+        assert load_predictor(tmp_path / "model").vocab == ["Bengal", "beagle", "pug"]
+    else:
+        assert not (tmp_path / "model").exists()
+
+
+# A full disk, simulated where the export writes: safetensors reports it as a SafetensorError with
+# the OS error in its text, a plain write as OSError(ENOSPC) after part of the file was written.
+_DISK_FULL = """
+import errno, os, sys
+import safetensors.torch
+from safetensors import SafetensorError
+import engine.serving.export as export
+from engine.train import main
+
+WHERE = sys.argv[1]
+
+def save_file(state, filename, *args, **kwargs):
+    open(filename, "wb").write(b"partial")
+    raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+real_stage = export._stage
+
+def _stage(folder, suffix, write):
+    if suffix == ".onnx" and WHERE == "graph":
+        def write(path):
+            path.write_bytes(b"partial")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    return real_stage(folder, suffix, write)
+
+if WHERE == "weights":
+    safetensors.torch.save_file = save_file
+export._stage = _stage
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("where, earlier", [("weights", False), ("graph", True)])
+def test_a_full_disk_during_the_export_is_one_line_and_leaves_the_folder_as_it_was(tmp_path, earlier_export, where,
+                                                                                  earlier):
+    import shutil
+
+    if earlier:
+        shutil.copytree(earlier_export, tmp_path / "model")
+        before = _snapshot(tmp_path / "model")
+    done = _train_child(_DISK_FULL, tmp_path, where)
+    assert done.returncode == 1, (done.stdout[-1500:], done.stderr[-1500:])
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith(f"error: cannot export to {tmp_path / 'model'}: no space left on the device")
+    if earlier:
+        assert "the export already there is unchanged" in lines[0]
+        assert _snapshot(tmp_path / "model") == before  # no staged file left, nothing old removed
+    else:
+        assert "nothing was left behind" in lines[0]
+        assert not (tmp_path / "model").exists()  # the folder the export created is gone too

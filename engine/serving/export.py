@@ -16,13 +16,26 @@ every moment the folder holds one complete export, the previous one or the new o
 full disk half-way through exporting into a folder that held a model leaves that model loadable,
 and the checksum in ``meta.json`` catches weights that do not belong to it. (Exports from before
 this scheme name their weights plain ``model.safetensors``; they load as before.)
+
+Ctrl-C stops an export at any point before that rename and leaves the folder as it was. A
+``KeyboardInterrupt`` is not always seen: Python raises it in whatever Python code runs next, and
+when that code was called from C that drops errors (an object's ``__del__``, which only prints
+"Exception ignored in ..."; numpy's ctypes check, which clears them) the exception is gone. So while
+exporting, a press is also *remembered* (``remembering_ctrl_c``), and a remembered press stops the
+export at the rename at the latest. A full disk, or any other failed write, is an ``ExportFailed``
+naming the folder, again with the folder left as it was (a folder the export created is removed).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import re
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -31,7 +44,8 @@ import torch
 from ..data.files import file_hash
 from ..data.preprocessing import Preprocessing
 
-__all__ = ["FORMAT_VERSION", "export", "read_export", "PickleRefused"]
+__all__ = ["FORMAT_VERSION", "export", "read_export", "PickleRefused", "ExportFailed", "InterruptedAfterExport",
+           "remembering_ctrl_c"]
 
 FORMAT_VERSION = 2  # 2: the preprocessing as one object; 1 (still read): presize, size, normalization apart
 WEIGHTS, META = "model.safetensors", "meta.json"  # WEIGHTS: the name before content-named weights
@@ -45,11 +59,67 @@ class PickleRefused(ValueError):
     """The file is a pickle (e.g. from ``torch.save``): refused, because loading it could run code."""
 
 
-def _write_atomically(path: Path, write) -> None:
+class ExportFailed(OSError):
+    """An export could not be written (a full disk, no permission); the folder was left as it was."""
+
+
+class InterruptedAfterExport(KeyboardInterrupt):
+    """Ctrl-C came while ``meta.json`` was being replaced: the new export is complete."""
+
+
+class _CtrlC:
+    """A SIGINT handler that raises ``KeyboardInterrupt`` as Python's does, and remembers the press."""
+
+    def __init__(self, previous):
+        self.previous, self.pressed, self.held = previous, False, False
+
+    def __call__(self, signum, frame):
+        self.pressed = True
+        if self.held:  # the commit point: the press is dealt with once meta.json is in place
+            return
+        if isinstance(self.previous, _CtrlC):
+            self.previous(signum, frame)
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed, even if that exception was lost."""
+        if self.pressed:
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def remembering_ctrl_c():
+    """Within the block, Ctrl-C raises ``KeyboardInterrupt`` as usual and is also remembered
+    (``.pressed``, ``.check()``), and a ``KeyboardInterrupt`` that a finalizer could only report as
+    "Exception ignored" is remembered instead of printed. Outside the main thread, or where Ctrl-C
+    has another handler (or none), nothing changes and nothing is remembered."""
+    previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    if previous is not signal.default_int_handler and not isinstance(previous, _CtrlC):
+        yield _CtrlC(None)
+        return
+    ctrl_c, hook = _CtrlC(previous), sys.unraisablehook
+
+    def unraisable(info):
+        if isinstance(info.exc_value, KeyboardInterrupt):
+            ctrl_c.pressed = True
+        else:
+            hook(info)
+
+    signal.signal(signal.SIGINT, ctrl_c)
+    sys.unraisablehook = unraisable
+    try:
+        yield ctrl_c
+    finally:
+        sys.unraisablehook = hook
+        signal.signal(signal.SIGINT, previous)
+
+
+def _write_atomically(path: Path, write, before_replace=lambda: None) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         write(tmp)
         os.chmod(tmp, 0o644)  # readable by others, like any file a user writes
+        before_replace()
         os.replace(tmp, path)  # atomic on the same filesystem
     finally:
         if tmp.exists():
@@ -72,44 +142,91 @@ def export(learn, path: str | Path, half: bool = False, extra: dict | None = Non
     """
     from safetensors.torch import save_file
 
-    model = learn.unwrapped
-    dls = learn.dls
+    model, dls = learn.unwrapped, learn.dls
     folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
     state = {}
     for name, t in model.state_dict().items():
         t = t.detach().to("cpu").contiguous()
         state[name] = t.half() if half and t.is_floating_point() else t
+    had_export = (folder / META).exists()
     written: list[str] = []
-    try:
-        weights, digest = _stage(folder, ".safetensors", lambda p: save_file(state, str(p)))
-        written.append(weights)
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "arch": model.arch,
-            "n_classes": model.n_classes,
-            "vocab": list(dls.vocab),
-            "preprocessing": dls.preprocessing.to_dict(),  # as it is: load_predictor reads it back
-            "dtype": "float16" if half else "float32",
-            "imagenet_classifier": model.imagenet_classifier is not None,
-            "weights": weights,
-            "sha256": digest,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        if onnx or int8:
-            meta.update(_graphs(learn, folder, int8, written))
-        meta.update(extra or {})
-        _write_atomically(folder / META, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
-    except BaseException:
-        current = _current_files(folder)
-        for name in written:  # the old export stays; the new files were never used
-            if name not in current:
-                (folder / name).unlink(missing_ok=True)
-        raise
-    for old in folder.iterdir():  # the previous export's files, now that meta.json no longer names them
-        if old.name not in written and (_WEIGHTS_NAME.match(old.name) or GRAPH_NAME.match(old.name)):
-            old.unlink(missing_ok=True)
+    created: list[Path] = []
+    with remembering_ctrl_c() as ctrl_c:
+        def commit():  # the last moment to stop; from here on a press waits until meta.json is in place
+            ctrl_c.check()
+            ctrl_c.held = True
+
+        try:
+            created = _make_folder(folder)
+            weights, digest = _stage(folder, ".safetensors", lambda p: save_file(state, str(p)))
+            written.append(weights)
+            meta = {
+                "format_version": FORMAT_VERSION,
+                "arch": model.arch,
+                "n_classes": model.n_classes,
+                "vocab": list(dls.vocab),
+                "preprocessing": dls.preprocessing.to_dict(),  # as it is: load_predictor reads it back
+                "dtype": "float16" if half else "float32",
+                "imagenet_classifier": model.imagenet_classifier is not None,
+                "weights": weights,
+                "sha256": digest,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            if onnx or int8:
+                meta.update(_graphs(learn, folder, int8, written))
+            meta.update(extra or {})
+            _write_atomically(folder / META, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"), commit)
+        except BaseException as err:  # Ctrl-C, a full disk ...: the folder goes back to what it was
+            ctrl_c.held = False
+            current = _current_files(folder)
+            for name in written:  # the old export stays; the new files were never used
+                if name not in current:
+                    (folder / name).unlink(missing_ok=True)
+            for made in created:  # deepest first; one that is not empty stays
+                with contextlib.suppress(OSError):
+                    made.rmdir()
+            failed = _write_failure(err, folder, had_export)
+            if failed is not None:
+                raise failed from err
+            raise
+        for old in folder.iterdir():  # the previous export's files, now that meta.json no longer names them
+            if old.name not in written and (_WEIGHTS_NAME.match(old.name) or GRAPH_NAME.match(old.name)):
+                old.unlink(missing_ok=True)
+    if ctrl_c.pressed:  # it came while meta.json was being replaced: too late to stop, so say so now
+        raise InterruptedAfterExport(f"Ctrl-C came as the export to {folder} was being completed; it is complete")
     return folder
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """``folder.mkdir(parents=True)``; the folders it created, deepest first."""
+    missing, p = [], folder
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _write_failure(err: BaseException, folder: Path, had_export: bool) -> ExportFailed | None:
+    """An ``ExportFailed`` that says in one line why writing ``folder`` failed, or None when ``err``
+    is not a failed write (Ctrl-C, a bug). safetensors reports its own write errors as text."""
+    from safetensors import SafetensorError
+
+    if not isinstance(err, (OSError, SafetensorError)):
+        return None
+    text = (getattr(err, "strerror", None) or str(err) or type(err).__name__).splitlines()[0]
+    full = getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "os error 28" in text \
+        or "No space left" in text
+    where = f" (writing {err.filename})" if getattr(err, "filename", None) else ""
+    kept = "the export already there is unchanged" if had_export else "nothing was left behind"
+    if full:
+        failed = ExportFailed(f"cannot export to {folder}: no space left on the device{where}; {kept}. Free some "
+                              "space, or export to a folder on another disk")
+    else:
+        failed = ExportFailed(f"cannot export to {folder}: {text}{where}; {kept}. Check that the folder can be "
+                              "written")
+    failed.errno = errno.ENOSPC if full else getattr(err, "errno", None)
+    return failed
 
 
 def _stage(folder: Path, suffix: str, write) -> tuple[str, str]:
