@@ -239,8 +239,9 @@ def test_a_full_disk_leaves_nothing_behind_and_says_so(trained, tmp_path, monkey
     says it in one line, and the folders it created are removed again."""
     import errno
 
-    import engine.serving.export as E
     from safetensors import SafetensorError
+
+    import engine.serving.export as E
 
     learn, _ = trained
 

@@ -72,8 +72,13 @@ class Recipe:
 
     def __post_init__(self):
         from ..models import get_arch
+        from ..serving.export import check_sizes
 
         get_arch(self.arch)  # a clear error for a name that is not in the registry
+        try:
+            check_sizes(self.preprocessing, self.arch)  # a model that could not be served is not trained
+        except ValueError as err:
+            raise ValueError(f"{err}; choose a smaller one (--size, --presize)") from None
         if self.head_init not in LR_AFTER:
             raise ValueError(f"head_init must be one of {', '.join(LR_AFTER)}, got {self.head_init!r}")
         if self.freeze_epochs < 0 or self.epochs < 0 or self.views < 1 or self.batch_size < 1:

@@ -26,6 +26,7 @@ training, without building a tensor or a sampling grid.
 from __future__ import annotations
 
 import functools
+import hashlib
 import threading
 import warnings
 from pathlib import Path
@@ -35,11 +36,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..data.files import file_hash
 from ..data.preprocessing import Preprocessing
 from ..data.transforms import MAX_PIXELS, load_array, to_rgb
 from ..models import PET_IMAGENET_CLASSES, create_model, imagenet_categories
-from .export import read_export
+from .export import MAX_FILE_BYTES, ExportRefused, read_export, read_regular_file
 from .fold import fold_batchnorm
 from .onnx import probabilities
 
@@ -163,6 +163,8 @@ class Predictor:
         for name, source, tolerance in candidates:
             try:
                 runner = self._checked_runner(source, tolerance)
+            except ExportRefused:  # a graph for other photos than meta.json says: the export is not served
+                raise
             except Exception as err:  # an unreadable graph, an onnxruntime that refuses it, a mismatch
                 reasons.append(f"{name} is not used ({type(err).__name__}: {str(err)[:300]})")
                 continue
@@ -181,6 +183,11 @@ class Predictor:
         from .onnx import OnnxRunner, check_input
 
         runner = OnnxRunner(source, device=self.device.type)
+        shape = runner.session.get_inputs()[0].shape  # [n, size, size, 3] from export_onnx
+        size = self.preprocessing.size
+        if any(isinstance(d, int) and d != size for d in shape[1:3]):
+            raise ExportRefused(f"it says the model sees {size}x{size} pixels, but its ONNX graph takes {shape[1]}x"
+                                f"{shape[2]}: the two do not belong together; export the model again")
         got = [probabilities(x) for x in runner.run(check_input(self.preprocessing.size)) if x is not None]
         want = self._reference
         if len(got) != len(want) or any(g.shape != w.shape for g, w in zip(got, want)):
@@ -303,6 +310,7 @@ def load_predictor(path: str | Path, device: str | torch.device | None = None, f
         raise ValueError(f"runtime must be 'auto', 'onnx' or 'pytorch', got {runtime!r}")
     path = Path(path)
     meta, state = read_export(path)
+    folder = path if path.is_dir() else path.parent
 
     def build() -> nn.Module:
         model = create_model(meta["arch"], n_classes=len(meta["vocab"]), pretrained=False,
@@ -314,13 +322,18 @@ def load_predictor(path: str | Path, device: str | torch.device | None = None, f
                              f"classes ({str(err).splitlines()[0]}); export the model again") from err
         return model
 
+    def predictor(model, **kwargs) -> Predictor:
+        try:
+            return Predictor(model, meta, device=device, fast=fast, graph=graph, int8=int8, **kwargs)
+        except ExportRefused as err:  # a graph for other photos than meta.json describes
+            raise ExportRefused(f"{folder / 'meta.json'}: {err}") from None
+
     graph = int8 = reference = None
     if runtime != "pytorch":
-        folder = path if path.is_dir() else path.parent
         graph = _graph_file(folder, meta.get("onnx"))
         q = meta.get("int8")
-        if q is not None and _graph_file(folder, q) is not None:
-            int8 = (folder / q["file"], float(q.get("tolerance", TOLERANCE)))
+        if q is not None and (quantized := _graph_file(folder, q)) is not None:
+            int8 = (quantized, _tolerance(folder / "meta.json", q.get("tolerance", TOLERANCE)))
         reference = _recorded_reference(meta, len(meta["vocab"]))
         if graph is None and runtime == "auto":
             model = build()
@@ -331,11 +344,10 @@ def load_predictor(path: str | Path, device: str | torch.device | None = None, f
             except Exception as err:  # no onnx package, an exporter that fails: PyTorch answers
                 warnings.warn(f"petbreeds: could not build an ONNX graph from {path} ({err}); PyTorch answers",
                               RuntimeWarning, stacklevel=2)
-            return Predictor(model, meta, device=device, fast=fast, graph=graph, int8=int8)
+            return predictor(model)
     # With a recorded reference and a graph to try, the PyTorch model is built only if it is needed.
     lazy = reference is not None and (graph is not None or int8 is not None)
-    return Predictor(build if lazy else build(), meta, device=device, fast=fast, graph=graph, int8=int8,
-                     reference=reference if lazy else None)
+    return predictor(build if lazy else build(), reference=reference if lazy else None)
 
 
 def _recorded_reference(meta: dict, n_classes: int) -> list[np.ndarray] | None:
@@ -354,15 +366,25 @@ def _recorded_reference(meta: dict, n_classes: int) -> list[np.ndarray] | None:
     return want
 
 
-def _graph_file(folder: Path, entry: dict | None) -> Path | None:
-    """The graph file an export's meta.json names, if it is there and its checksum matches."""
+def _graph_file(folder: Path, entry: dict | None) -> bytes | None:
+    """The graph an export's meta.json names, if it is there and its checksum matches (read once:
+    what is checked is what runs). A graph that is not a regular file is refused (``ExportRefused``)."""
     from .export import GRAPH_NAME
 
     if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) or not GRAPH_NAME.match(entry["file"]):
         return None
     file = folder / entry["file"]
-    if not file.is_file() or file_hash(file) != entry.get("sha256"):
+    data = read_regular_file(file, MAX_FILE_BYTES) if file.exists() else None
+    if data is None or hashlib.sha256(data).hexdigest() != entry.get("sha256"):
         warnings.warn(f"petbreeds: {file} is missing or does not match meta.json; it is not used", RuntimeWarning,
                       stacklevel=3)
         return None
-    return file
+    return data
+
+
+def _tolerance(file: Path, value) -> float:
+    """The int8 graph's tolerance from meta.json: a probability gap, so a number from 0 to 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ExportRefused(f"{file} gives the int8 graph the tolerance {value!r:.40}, not a probability gap from "
+                            "0 to 1; export the model again")
+    return float(value)
