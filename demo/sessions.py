@@ -7,7 +7,8 @@ does not fill the server's memory.
 
 ``TrainingSlots`` is the admission desk for training, the one expensive thing a visitor can start:
 at most ``running`` trainings run and ``waiting`` wait, server-wide, and a visitor (a network
-address: session ids are the client's to invent) has at most one of them. Everyone else is told at once that training is busy and for about how long, instead of
+address: session ids are the client's to invent) has at most one of them. Everyone else is told at
+once that training is busy and for about how long, instead of
 taking a place in the queue that photos need (see ``app.py``).
 """
 

@@ -99,7 +99,8 @@ def test_webcam_and_clipboard_pictures_go_through_the_same_checks(client, pets_s
     Image.new("L", (7000, 7000)).save(tmp_path / "paste.png", optimize=True)  # 49 megapixels
     _, message, _ = client.predict(gradio_client.handle_file(str(tmp_path / "paste.png")), False,
                                    api_name="/predict_camera")
-    assert "is 7000x7000 = 49 megapixels; the demo refuses PNG images (JPEG photos up to 40) over 12 megapixels" in message
+    assert ("is 7000x7000 = 49 megapixels; the demo refuses PNG images (JPEG photos up to 40) over 12 megapixels"
+            in message)
 
 
 def test_bad_files_get_a_clear_message_and_the_server_keeps_answering(client, server, tmp_path):
@@ -578,8 +579,8 @@ def test_uploads_have_a_quota_per_visitor(server, tmp_path):
     heavy = RawClient(server.url, source="127.0.4.6")
     blob = tmp_path / "blob.jpg"
     blob.write_bytes(PHOTO.read_bytes() + b"\0" * (9 * MB))  # 9 MB each: the 7th passes 60 MB a minute
-    codes = [heavy.http.post(server.url + "gradio_api/upload", files={"files": ("b.jpg", blob.read_bytes())}).status_code
-             for _ in range(7)]
+    codes = [heavy.http.post(server.url + "gradio_api/upload", files={"files": ("b.jpg", blob.read_bytes())})
+             .status_code for _ in range(7)]
     assert codes == [200] * 6 + [429], codes
     other = RawClient(server.url, source="127.0.4.7")  # another visitor is not affected
     assert other.upload(PHOTO)["path"]
@@ -615,7 +616,8 @@ def test_odd_requests_get_a_message_not_a_server_error(server):
     assert error is None and "far too large" in " ".join(str(o) for o in output), output
     temp = Path(server.env["GRADIO_TEMP_DIR"])
     folders_before = set(temp.iterdir())
-    url = {"path": "http://127.0.0.1:9/cat.jpg", "url": "http://127.0.0.1:9/cat.jpg", "meta": {"_type": "gradio.FileData"}}
+    url = {"path": "http://127.0.0.1:9/cat.jpg", "url": "http://127.0.0.1:9/cat.jpg",
+           "meta": {"_type": "gradio.FileData"}}
     output, error, _ = raw.call(raw.fn_index("predict"), [url, False])
     assert output is None and error.startswith("HTTP 422")  # never fetched: no folder left behind
     assert set(temp.iterdir()) == folders_before

@@ -18,7 +18,8 @@ steps with one epoch each on tiny images and at most 4 training and 1 validation
 (taken from the data's own split, so the official lists still decide which photo goes where): it
 proves the path runs, in about a minute on a CPU, whatever the data (the tests, and notebook 08
 where there is no GPU; its errors mean nothing). ``choose_preset`` picks by
-the hardware and the data; ``python -m engine.train --preset full`` runs ``"full"`` from the shell. Unlike ``recipe.py`` (the small, cached recipe the demo's model comes
+the hardware and the data; ``python -m engine.train --preset full`` runs ``"full"`` from the shell.
+Unlike ``recipe.py`` (the small, cached recipe the demo's model comes
 from), every epoch here runs the whole network with random augmentation, as the book does.
 """
 
@@ -112,7 +113,8 @@ def choose_preset(data: str | Path, device=None) -> str:
     import torch
 
     data = Path(data)
-    full_download = (data / "images").is_dir() and (data / "annotations").is_dir() and not (data / "labels.csv").exists()
+    full_download = ((data / "images").is_dir() and (data / "annotations").is_dir()
+                     and not (data / "labels.csv").exists())
     gpu = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
     return "full" if gpu and full_download else "tiny"
 
