@@ -181,13 +181,14 @@ def test_a_new_architecture_is_one_registry_entry():
         body = nn.Sequential(nn.Sequential(nn.Conv2d(3, 8, 3)), nn.Sequential(nn.Conv2d(8, 16, 3)))
         return body, 16, nn.Linear(16, 1000)
 
-    register("tiny", tiny, ((0.5,) * 3, (0.5,) * 3), "nowhere", 32)
+    # pretrained at 224 px: the recipe's 288 is within what such a body may be served at (4x)
+    register("tiny", tiny, ((0.5,) * 3, (0.5,) * 3), "nowhere", 224)
     try:  # the one entry is all the model factory, the recipe and the command line need
         assert create_model("tiny", n_classes=4, pretrained=False).arch == "tiny"
         assert Recipe(arch="tiny").arch == "tiny"
         assert build_parser().parse_args(["--data", "x", "--arch", "tiny"]).arch == "tiny"
         with pytest.raises(ValueError, match="registered already"):
-            register("tiny", tiny, ((0.5,) * 3, (0.5,) * 3), "nowhere", 32)
+            register("tiny", tiny, ((0.5,) * 3, (0.5,) * 3), "nowhere", 224)
     finally:
         registry.pop("tiny")
     with pytest.raises(ValueError, match="unknown architecture 'giant': choose one of efficientnet_lite0"):
