@@ -24,4 +24,9 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 # setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# Visitors are told apart by their network address (guard.py). Uvicorn would take it from an
+# X-Forwarded-For header when the request comes from this machine: a client could then choose its own.
+# An operator behind a reverse proxy who wants the proxy's header trusted sets the variable.
+os.environ.setdefault("FORWARDED_ALLOW_IPS", "")
+
 __all__: list[str] = []

@@ -175,7 +175,8 @@ def _front_door(app: gr.Blocks, max_file_size: int):
     limits = dataclasses.replace(getattr(app, "petbreeds_limits", Limits()), max_file_size=max_file_size)
     return Middleware(Guard, limits=limits, allowed=allowed,
                       n_events=lambda: len(app.fns), queued=lambda who: _waiting(app).count(who),
-                      selects=lambda index: any(event == "select" for _, event in app.fns[index].targets))
+                      selects=lambda index: any(event == "select" for _, event in app.fns[index].targets),
+                      index_of=lambda name: next((i for i, fn in app.fns.items() if fn.api_name == name), None))
 
 
 def _waiting(app: gr.Blocks) -> list[str]:

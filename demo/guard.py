@@ -40,6 +40,7 @@ from typing import Callable, Sequence
 __all__ = ["Limits", "Guard", "visitor_of", "file_payload_problem", "RateWindow"]
 
 JSON_ROUTES = ("/gradio_api/queue/join", "/gradio_api/call/", "/gradio_api/run/", "/gradio_api/api/")
+QUEUING_ROUTES = ("/gradio_api/queue/join", "/gradio_api/call/")  # both put an event in Gradio's queue
 UPLOAD_ROUTES = ("/gradio_api/upload", "/upload")
 LOGIN_ROUTES = ("/login", "/login/")
 
@@ -54,6 +55,7 @@ class Limits:
     upload_bytes_per_minute: int = 60 * 2**20
     queue_places: int = 8               # events of one visitor waiting in the queue at once
     login_failures: int = 5             # wrong passwords per minute, then a wait
+    files_per_upload: int = 4           # files in one upload request (the page sends one)
 
 
 def visitor_of(request_or_scope) -> str:
@@ -149,13 +151,15 @@ class Guard:
         n_events: returns how many events the app has (for ``fn_index``); None skips that check.
         queued: returns how many events a visitor has waiting in the queue; None skips that check.
         selects: returns whether event ``fn_index`` is fired by a ``select`` (it needs ``event_data``).
+        index_of: returns the ``fn_index`` of the event an API name names (``/gradio_api/call/NAME``), or None.
     """
 
     def __init__(self, app, limits: Limits = Limits(), allowed: Callable[[], tuple] | None = None,
                  n_events: Callable[[], int] | None = None, queued: Callable[[str], int] | None = None,
-                 selects: Callable[[int], bool] | None = None, clock: Callable[[], float] = time.monotonic):
+                 selects: Callable[[int], bool] | None = None, index_of: Callable[[str], int | None] | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.app, self.limits, self.allowed, self.n_events, self.queued = app, limits, allowed, n_events, queued
-        self.selects = selects
+        self.selects, self.index_of = selects, index_of
         self.uploads = RateWindow(60, clock)
         self.logins = RateWindow(60, clock)
 
@@ -172,22 +176,27 @@ class Guard:
             return await _refuse(send, 413, f"This request is larger than the {self.limits.body_limit // 1024} KB "
                                             "this server takes (photos go through the upload).")
         if path.startswith(JSON_ROUTES):
-            problem = self._event_problem(body)
+            problem = self._event_problem(body, path)
             if problem:
                 return await _refuse(send, 422, problem)
-            if path == "/gradio_api/queue/join" and self.queued is not None \
+            if path.startswith(QUEUING_ROUTES) and self.queued is not None \
                     and self.queued(who) >= self.limits.queue_places:
                 return await _refuse(send, 429, f"You already have {self.limits.queue_places} requests waiting: "
                                                 "wait for their answers, then try again.", 2)
         return await self.app(scope, _replay(body), send)
 
-    def _event_problem(self, body: bytes) -> str | None:
+    def _event_problem(self, body: bytes, path: str = "/gradio_api/queue/join") -> str | None:
         try:
             payload = json.loads(body or b"{}")
         except (ValueError, RecursionError):
             return "This request is not valid JSON."
         if not isinstance(payload, dict):
             return "This request must be a JSON object."
+        named = path.rstrip("/").rsplit("/", 1)[-1] if path.startswith("/gradio_api/call/") else None
+        if named is not None and self.index_of is not None and "fn_index" not in payload:
+            index = self.index_of(named)  # /gradio_api/call/NAME and /call/v2/NAME: the event by its API name
+            if index is not None and self.selects is not None and self.selects(index):
+                return "This event is a click on a thumbnail: call it through the queue with event_data."
         if "fn_index" in payload and self.n_events is not None:
             index = payload["fn_index"]
             if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.n_events():
@@ -198,8 +207,8 @@ class Guard:
                 return "This event is a click on a thumbnail: event_data must say which one ({\"index\": n})."
         if self.allowed is not None:
             folders, files = self.allowed()
-            try:
-                return file_payload_problem(payload.get("data"), folders, files)
+            try:  # the whole payload: /call/v2/ names its inputs instead of sending a "data" list
+                return file_payload_problem(payload, folders, files)
             except RecursionError:
                 return "the data is nested too deeply"
         return None
@@ -216,7 +225,7 @@ class Guard:
             return await _refuse(send, 429, "Too many uploads from your address in the last minute: wait a "
                                             "little, then upload again.", self.uploads.wait(who))
         self.uploads.add(who, length)
-        return await self.app(scope, _capped(receive, length), send)
+        return await self.app(scope, _capped(receive, length), _checked_upload(send, self.limits.files_per_upload))
 
     async def _login(self, scope, receive, send, who):
         n, _ = self.logins.total(who)
@@ -234,10 +243,9 @@ class Guard:
                 status["code"] = message["status"]
             await send(message)
 
+        self.logins.add(who)  # counted before it is tried: parallel attempts cannot all pass the check
         await self.app(scope, _replay(body), watch)
-        if status.get("code") in (400, 401, 403):
-            self.logins.add(who)
-        elif status.get("code") == 200:
+        if status.get("code") == 200:
             self.logins.clear(who)
 
 
@@ -299,6 +307,34 @@ def _capped(receive, limit: int):
         return message
 
     return capped
+
+
+def _checked_upload(send, max_files: int):
+    """An upload's answer, held back until it is whole: more than ``max_files`` files are deleted again
+    and refused (422); otherwise the files are touched (Gradio reuses an earlier upload of the same
+    photo, and the sweep must count its age from now) and the answer goes out as it was."""
+    held: list[dict] = []
+
+    async def checking(message):
+        held.append(message)
+        if message["type"] != "http.response.body" or message.get("more_body", False):
+            return
+        try:
+            paths = json.loads(b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body"))
+        except ValueError:
+            paths = None
+        if isinstance(paths, list) and all(isinstance(p, str) for p in paths):
+            for path in paths:
+                try:
+                    os.remove(path) if len(paths) > max_files else os.utime(path)
+                except OSError:
+                    pass
+            if len(paths) > max_files:
+                return await _refuse(send, 422, f"Send one photo per upload (at most {max_files} files).")
+        for m in held:
+            await send(m)
+
+    return checking
 
 
 async def _refuse(send, status: int, detail: str, retry_after: int | None = None) -> None:

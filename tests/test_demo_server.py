@@ -642,3 +642,47 @@ def test_wrong_logins_are_throttled_per_address():
         assert teacher.login("teacher", "s3cret") == 200  # another address is not held up
         guesser.close()
         teacher.close()
+
+
+def test_every_route_into_the_queue_is_checked(server, tmp_path):
+    raw = RawClient(server.url, source="127.0.4.11")
+    folder = str(Path(raw.upload(PHOTO)["path"]).parent)
+    bad = {"path": folder, "meta": {"_type": "gradio.FileData"}}
+    for route, body in (("gradio_api/call/predict", {"data": [bad, False]}),
+                        ("gradio_api/call/v2/predict", {"photo": bad, "use_session_model": False}),
+                        ("gradio_api/call/v2/predict", {"anything": [[{"path": "/etc/passwd"}]]})):
+        answer = raw.http.post(server.url + route, json=body)
+        assert answer.status_code == 422 and "not a photo uploaded" in answer.text, (route, answer.text)
+    answer = raw.http.post(server.url + "gradio_api/call/predict_example", json={"data": [False]})
+    assert answer.status_code == 422 and "click on a thumbnail" in answer.text  # no SelectData(None) inside Gradio
+    files = [("files", (f"p{i}.jpg", PHOTO.read_bytes())) for i in range(6)]  # the page sends one at a time
+    answer = raw.http.post(server.url + "gradio_api/upload", files=files)
+    assert answer.status_code >= 400
+    assert len(raw.http.post(server.url + "gradio_api/upload", files=files[:2]).json()) == 2
+    raw.close()
+
+
+def test_parallel_and_forwarded_logins_are_throttled_too():
+    with DemoServer(["--auth", "teacher:s3cret"]) as locked:
+        codes, lock = [], threading.Lock()
+
+        def guess(i):
+            me = RawClient(locked.url, source="127.0.4.12")
+            code = me.login("teacher", f"guess{i}")
+            with lock:
+                codes.append(code)
+            me.close()
+
+        threads = [threading.Thread(target=guess, args=(i,)) for i in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert codes.count(400) <= 5 and codes.count(429) >= 15, codes  # all at once: still 5 tries a minute
+        forger = RawClient(locked.url, source="127.0.4.13")  # a header cannot make one address many
+        for i in range(5):
+            forger.http.headers["X-Forwarded-For"] = f"10.9.8.{i}"
+            assert forger.login("teacher", "nope") == 400
+        forger.http.headers["X-Forwarded-For"] = "10.9.8.99"
+        assert forger.login("teacher", "s3cret") == 429
+        forger.close()
