@@ -19,7 +19,8 @@ and bounds what one visitor can make the server do:
   time.
 
 Visitors are told apart by their network address, never by the ``session_hash`` a client
-chooses (a script can invent as many of those as it likes). Behind a proxy or a share tunnel all
+chooses (a script can invent as many of those as it likes), and never by an ``X-Forwarded-For``
+header (``demo/__init__.py`` tells uvicorn to trust none). Behind a proxy or a share tunnel all
 visitors share the proxy's address: the quotas then hold for the whole room, which is the safe
 side. The handlers use the same address (``visitor_of``) for their own per-visitor limits.
 """
