@@ -43,10 +43,10 @@ def run_recipe(seed: int | None = None) -> dict:
     """The default recipe, as ``python -m engine.train`` runs it (the same ``train`` function)."""
     from dataclasses import replace
 
-    from engine.learning.recipe import Recipe, train
+    from engine.recipe import Recipe, run_recipe
 
     recipe = Recipe() if seed is None else replace(Recipe(), seed=seed)
-    report = train(pets_sample() / "labels.csv", recipe, progress=False)
+    report = run_recipe(pets_sample() / "labels.csv", recipe, progress=False)
     return {"valid_error": report["valid_error"], "valid_error_no_tta": report["valid_error_no_tta"],
             "train_s": report["train_s"]}
 

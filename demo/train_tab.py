@@ -27,7 +27,7 @@ from typing import Callable, Iterator
 
 from engine.data.preprocessing import Preprocessing
 from engine.learning.callbacks import Callback, Order
-from engine.learning.recipe import Recipe, TrainingRun
+from engine.recipe import Recipe, TrainingRun
 from engine.numerics import NonFiniteError
 
 from .checks import InputRefused, flag, number, whole_number, with_types
@@ -108,7 +108,7 @@ def _figure(fig):
 
 # The Train tab's recipe: the chapter's path (the LR finder, then fine_tune from a random head) at
 # the demo model's size, in a minute or so on two CPU cores. The visitor sets the epochs, the rate
-# and mixed precision; everything else is the shared recipe's (engine/learning/recipe.py).
+# and mixed precision; everything else is the shared recipe's (engine/recipe.py).
 DEMO_RECIPE = Recipe(preprocessing=Preprocessing(), head_init="random", find_lr=True, freeze_epochs=8)
 
 

@@ -25,7 +25,6 @@ learning/  training on top of the data
     features      the frozen body's features, cached
     head_init     the head from the class averages (shrinkage LDA), in closed form
     fine_tune     vision_learner and fine_tune: freeze, train the head (on cached features), unfreeze
-    recipe        the training recipe: Recipe and train(data, recipe), for every entry point
     interpret, plots, distributed
 
 serving/  a trained model, saved and answering photos
@@ -81,7 +80,7 @@ _EXPORTS = {
     ],
     "learning.learner": ["Learner"],
     "learning.fine_tune": ["VisionLearner", "vision_learner", "head_learner", "fit_head_on_features"],
-    "learning.recipe": ["Recipe", "TrainingRun"],  # (not train: engine.train is the command)
+    "recipe": ["Recipe", "TrainingRun", "run_recipe"],
     "learning.lr_finder": ["lr_find", "LRFindResult"],
     "learning.features": ["compute_features", "cached_preds"],
     "learning.head_init": ["lda_weights", "fit_temperature", "lda_temperature", "init_head_lda"],

@@ -15,8 +15,8 @@ precision; it prints each stage's error on the official test split beside the bo
 README says how long it takes). ``--preset tiny`` is a smoke run of the same flow: one epoch a
 step, tiny images, 5 photos per breed.
 
-Every option is a field of ``engine.learning.recipe.Recipe`` (its defaults are the defaults here),
-and ``train(data, recipe)`` runs it: the same path as ``bench/train.py`` and the web demo's Train tab.
+Every option is a field of ``engine.recipe.Recipe`` (its defaults are the defaults here),
+and ``run_recipe(data, recipe)`` runs it: the same path as ``bench/train.py`` and the web demo's Train tab.
 
 The default recipe, chosen for a small CPU: fine_tune with the frozen phase trained on cached body
 features (``--views`` views of every training photo: as is, mirrored, then random augmentations)
@@ -45,7 +45,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .learning.full_scale import PRESETS
-from .learning.recipe import LR_AFTER, Recipe, TrainingRun
+from .recipe import LR_AFTER, Recipe, TrainingRun
 from .models import ARCHS
 
 __all__ = ["build_parser", "recipe_from", "main"]
@@ -188,6 +188,7 @@ def _run_preset(args: argparse.Namespace, given: set[str]) -> int:
     """``--preset``: the chapter's flow in stages (``learning.full_scale``), a table, the last model exported.
     The preset's batch size, workers and seed stand unless ``--bs``, ``--workers`` or ``--seed`` is given."""
     from .learning.full_scale import format_table, run_full_scale
+    from .serving.export import export
 
     changes = {"batch_size": args.bs, "workers": args.workers, "seed": args.seed}
     option = {"batch_size": "bs", "workers": "workers", "seed": "seed"}
@@ -201,7 +202,7 @@ def _run_preset(args: argparse.Namespace, given: set[str]) -> int:
     print("\n" + format_table(results))
     if args.export:
         last = results[-1]
-        learn.export(args.export, half=args.half, onnx=not args.no_onnx, int8=args.int8,
+        export(learn, args.export, half=args.half, onnx=not args.no_onnx, int8=args.int8,
                      extra={"valid_error": last.error, "n_train": last.n_train, "n_valid": last.n_valid,
                             "preset": args.preset, "stages": [
                                 {"name": r.stage.name, "arch": r.stage.arch, "size": r.stage.size,

@@ -105,6 +105,7 @@ def tiny_learner():
 
         from engine.data import DataLoaders
         from engine.learning.fine_tune import vision_learner
+        from engine.serving.export import export
         from engine.testing import write_synthetic_pets
 
         write_synthetic_pets(folder / "images", breeds=["pug", "beagle", "Bengal"], n_per_breed=6, size=(60, 50),
@@ -114,7 +115,7 @@ def tiny_learner():
         torch.manual_seed(0)
         learn = vision_learner(dls, progress=False, train_bn=False)
         learn.fine_tune(0, freeze_epochs=2, base_lr=3e-3, cache_features=True)
-        return learn, learn.export(folder / "model")
+        return learn, export(learn, folder / "model")
 
     return make
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.serving.export import PickleRefused, read_export
+from engine.serving.export import PickleRefused, export, read_export
 from engine.serving.fold import fold_batchnorm
 from engine.serving.predictor import load_predictor
 from engine.testing import write_image
@@ -89,7 +89,7 @@ def test_fold_batchnorm_keeps_outputs(trained):
 
 def test_half_export_is_half_the_size_and_still_predicts(trained, tmp_path):
     learn, out = trained
-    half = learn.export(tmp_path / "half", half=True, onnx=False)
+    half = export(learn, tmp_path / "half", half=True, onnx=False)
     full_size, half_size = weights_of(out).stat().st_size, weights_of(half).stat().st_size
     assert half_size < 0.55 * full_size
     path = learn.dls.valid.dataset.items[0]
@@ -149,7 +149,7 @@ def test_a_failed_export_leaves_the_previous_one_loadable(trained, tmp_path, mon
     import engine.serving.export as E
 
     learn, _ = trained
-    target = learn.export(tmp_path / "m")
+    target = export(learn, tmp_path / "m")
     before = sorted(p.name for p in target.iterdir())
     old_meta, old_state = read_export(target)
     with torch.no_grad():  # a different model, so the new export would differ
@@ -266,7 +266,7 @@ def test_ctrl_c_as_meta_json_is_replaced_completes_the_export_then_says_so(train
     import engine.serving.export as E
 
     learn, _ = trained
-    target = learn.export(tmp_path / "m", onnx=False)
+    target = export(learn, tmp_path / "m", onnx=False)
     old_weights = json.loads((target / "meta.json").read_text())["weights"]
     real = E._write_atomically
 

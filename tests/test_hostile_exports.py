@@ -92,7 +92,7 @@ def test_a_size_the_graph_was_not_made_for_is_refused(copy):
 
 def test_the_recipe_refuses_sizes_that_could_not_be_served():
     from engine.data.preprocessing import Preprocessing
-    from engine.learning.recipe import Recipe
+    from engine.recipe import Recipe
 
     with pytest.raises(ValueError, match="the final size 1000 is too large for efficientnet_lite0: at most 896"):
         Recipe(preprocessing=Preprocessing(size=1000))

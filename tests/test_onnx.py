@@ -17,6 +17,7 @@ from engine import predict as predict_cli
 from engine.data.transforms import load_array
 from engine.learning.fine_tune import vision_learner
 from engine.data.files import file_hash
+from engine.serving.export import export
 from engine.serving.predictor import load_predictor
 from engine.testing import write_image
 
@@ -109,7 +110,7 @@ def test_without_onnxruntime_pytorch_answers_and_says_why(trained, monkeypatch):
 
 def test_an_export_without_a_graph_gets_one_built_at_load(trained, tmp_path):
     learn, _ = trained
-    out = learn.export(tmp_path / "plain", onnx=False)
+    out = export(learn, tmp_path / "plain", onnx=False)
     assert not list(out.glob("*.onnx")) and "onnx" not in _meta(out)
     assert _quiet_load(out)[0].runtime == "onnxruntime float32"
     assert _quiet_load(out, runtime="onnx")[0].runtime == "pytorch"
@@ -162,7 +163,7 @@ def test_int8_is_kept_only_when_it_agrees(trained, tmp_path, monkeypatch):
         return graph
 
     monkeypatch.setattr(O, "quantize_int8", same)
-    kept = learn.export(tmp_path / "kept", int8=True)
+    kept = export(learn, tmp_path / "kept", int8=True)
     meta = _meta(kept)
     assert meta["int8"]["agreement"] == 1.0 and meta["int8"]["photos"] == 18
     assert meta["int8"]["file"].endswith(".int8.onnx") and (kept / meta["int8"]["file"]).is_file()
@@ -176,7 +177,7 @@ def test_int8_is_kept_only_when_it_agrees(trained, tmp_path, monkeypatch):
     other = vision_learner(learn.dls, progress=False)  # another (untrained) head
     graph_of["other"] = O.export_onnx(other.model, learn.dls.preprocessing)
     monkeypatch.setattr(O, "quantize_int8", lambda graph, calibration: graph_of["other"])  # disagrees
-    rejected = learn.export(tmp_path / "rejected", int8=True)
+    rejected = export(learn, tmp_path / "rejected", int8=True)
     meta = _meta(rejected)
     assert "int8" not in meta and meta["int8_rejected"]["agreement"] < E.INT8_AGREEMENT
     assert not list(rejected.glob("*.int8.onnx"))

@@ -137,7 +137,7 @@ def test_a_nan_in_training_is_one_line_and_exit_1(tmp_path):
 
 @pytest.mark.parametrize("lr", [float("inf"), float("-inf"), float("nan"), 0.0, -1e-3])
 def test_the_recipe_refuses_a_learning_rate_that_cannot_train(lr):
-    from engine.learning.recipe import Recipe
+    from engine.recipe import Recipe
 
     with pytest.raises(ValueError, match=r"lr \(the learning rate, --lr\) must be a finite number above 0"):
         Recipe(lr=lr)
@@ -163,7 +163,7 @@ def test_an_infinite_learning_rate_is_refused_before_any_photo_is_read(tmp_path)
 # ``__del__``, the way a press is lost in real runs; "plain" presses it in ordinary code.
 _INTERRUPT_EXPORT = """
 import signal, sys
-import engine.learning.recipe as recipe
+import engine.recipe as recipe
 import engine.serving.export as export
 from engine.train import main
 

@@ -146,3 +146,17 @@ def test_a_huge_png_bomb_is_a_clear_error(tmp_path):
     assert path.stat().st_size < 100_000  # tiny on disk, 196 megapixels once decoded
     with pytest.raises(ValueError, match="bomb.png has too many pixels to decode safely"):
         load_image(path)
+
+
+def test_preprocessing_normalize_is_the_textbook_formula_in_one_affine_map():
+    import torch
+
+    from engine.data.preprocessing import Preprocessing
+
+    spec = Preprocessing(mean=(0.5, 0.25, 0.125), std=(0.5, 0.25, 2.0))
+    x = torch.tensor([0.0, 127.5, 255.0]).view(1, 3, 1, 1).expand(1, 3, 2, 2).contiguous()
+    want = torch.tensor([(0 - 0.5) / 0.5, (0.5 - 0.25) / 0.25, (1 - 0.125) / 2.0]).view(1, 3, 1, 1)
+    assert torch.allclose(spec.normalize(x), want.expand(1, 3, 2, 2), atol=1e-6)
+    y = x.clone()
+    assert spec.normalize(y, in_place=True) is y and torch.allclose(y, want.expand(1, 3, 2, 2), atol=1e-6)
+    assert torch.equal(x[0, 1], torch.full((2, 2), 127.5))  # not in place: the input is kept

@@ -66,6 +66,22 @@ class Preprocessing:
         """The same preprocessing, normalized with other statistics (a pretrained model's)."""
         return replace(self, mean=tuple(mean), std=tuple(std))
 
+    def scale_shift(self, device=None):
+        """The normalization as one affine map on 0..255 pixels: ``x * scale + shift`` equals
+        ``(x / 255 - mean) / std``. Two (1, 3, 1, 1) float32 tensors on ``device``; an exported graph
+        stores them as buffers, so a server feeds it raw pixels."""
+        import torch
+
+        std = torch.tensor(self.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        return 1 / (255 * std), -mean / std
+
+    def normalize(self, x, in_place: bool = False):
+        """(N, 3, H, W) pixels 0..255 -> ``(x / 255 - mean) / std``: the one place the normalization
+        is written. ``in_place`` reuses ``x`` (a float tensor) and saves a copy of the batch."""
+        scale, shift = self.scale_shift(x.device)
+        return x.mul_(scale).add_(shift) if in_place else x * scale + shift
+
     def presizer(self) -> Presize | None:
         """The CPU step: ``Presize(presize, method)``, or None without a presize."""
         return Presize(self.presize, self.method) if self.presize is not None else None

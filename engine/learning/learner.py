@@ -305,12 +305,6 @@ class Learner:
                 targets.append(yb.cpu())
         return torch.cat(outs), torch.cat(targets)
 
-    def export(self, path, **kwargs):
-        """Save for prediction: safetensors weights + JSON metadata (see ``export.py``)."""
-        from ..serving.export import export
-
-        return export(self, path, **kwargs)
-
 
 @contextlib.contextmanager
 def _finish_step_before_interrupt():

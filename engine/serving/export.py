@@ -364,7 +364,7 @@ def _refuse_pickles(path: Path) -> None:
     if head[:1] == b"\x80" or head[:2] == b"PK":
         raise PickleRefused(
             f"{path} is a pickle (torch.save/pickle format): petbreeds never loads pickles, because loading "
-            "one can run arbitrary code. Export the model with learn.export(folder), which writes "
+            "one can run arbitrary code. Export the model with export(learn, folder), which writes "
             f"{WEIGHTS} + {META}, and load that folder."
         )
 

@@ -2,7 +2,7 @@
 
 ``python -m engine.train``, ``bench/train.py`` and the web demo's Train tab all train the same
 way: a ``Recipe`` (a frozen dataclass: the architecture, the preprocessing, the head's start, the
-epochs and rates ...) and ``train(data, recipe)``. Each entry point changes the fields it needs
+epochs and rates ...) and ``run_recipe(data, recipe)``. Each entry point changes the fields it needs
 (``dataclasses.replace(Recipe(), size=...)``, or a ``Recipe(...)`` of its own, like the demo's).
 
 The default recipe, chosen for a small CPU by cross-validation on the sample's training photos
@@ -18,7 +18,7 @@ The default recipe, chosen for a small CPU by cross-validation on the sample's t
                    from the cached features when the body never changed
 
 ``TrainingRun.steps()`` runs them one by one and says which step is done after each, so that a
-web page can show the training as it goes; ``train`` runs them all.
+web page can show the training as it goes; ``run_recipe`` runs them all.
 """
 
 from __future__ import annotations
@@ -29,16 +29,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ..data.preprocessing import Preprocessing
+from .data.preprocessing import Preprocessing
 
-__all__ = ["Recipe", "TrainingRun", "train", "LR_AFTER"]
+__all__ = ["Recipe", "TrainingRun", "run_recipe", "LR_AFTER"]
 
 LR_AFTER = {"lda": 5e-4, "random": 5e-3}  # the frozen phase's rate by how the head starts (cross-validated)
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """The choices of one training run; ``train(data, recipe)`` carries them out.
+    """The choices of one training run; ``run_recipe(data, recipe)`` carries them out.
 
     Args:
         arch: the pretrained body (see ``models.ARCHS``).
@@ -71,8 +71,8 @@ class Recipe:
     valid_pct: float = 0.2
 
     def __post_init__(self):
-        from ..models import get_arch
-        from ..serving.export import check_sizes
+        from .models import get_arch
+        from .serving.export import check_sizes
 
         get_arch(self.arch)  # a clear error for a name that is not in the registry
         try:
@@ -130,8 +130,8 @@ class TrainingRun:
         ``find_lr``), "fine_tune" and "report"."""
         import torch
 
-        from ..data.loaders import DataLoaders
-        from .fine_tune import head_learner, vision_learner
+        from .data.loaders import DataLoaders
+        from .learning.fine_tune import head_learner, vision_learner
 
         r = self.recipe
         torch.manual_seed(r.seed)
@@ -166,9 +166,9 @@ class TrainingRun:
         yield "report"
 
     def _report(self) -> dict:
-        from ..metrics import error_rate
-        from .features import cached_preds
-        from .interpret import ClassificationInterpretation
+        from .metrics import error_rate
+        from .learning.features import cached_preds
+        from .learning.interpret import ClassificationInterpretation
 
         learn, cache = self.learn, getattr(self.learn, "feature_cache", None)
         if cache is not None and cache.valid_mirror is not None and self.recipe.epochs == 0:
@@ -196,13 +196,15 @@ class TrainingRun:
     def export(self, folder: str | Path, half: bool = False, onnx: bool = True, int8: bool = False) -> Path:
         """Export the trained model with the report's figures and the recipe in ``meta.json`` (see
         ``serving.export``: the ONNX graph with ``onnx``, an int8 copy of it with ``int8``)."""
+        from .serving.export import export
+
         rep = self.report
-        return self.learn.export(folder, half=half, onnx=onnx, int8=int8, extra={
+        return export(self.learn, folder, half=half, onnx=onnx, int8=int8, extra={
             "valid_error": rep["valid_error"], "n_train": rep["n_train"], "n_valid": rep["n_valid"],
             "recipe": self.recipe.to_dict() | {"lr": self.lr}})
 
 
-def train(data: str | Path, recipe: Recipe | None = None, export: str | Path | None = None, half: bool = False,
+def run_recipe(data: str | Path, recipe: Recipe | None = None, export: str | Path | None = None, half: bool = False,
           progress: bool = True) -> dict:
     """Train on ``data`` with ``recipe`` (default ``Recipe()``), export when asked; return the report."""
     run = TrainingRun(data, recipe if recipe is not None else Recipe(), progress=progress)
