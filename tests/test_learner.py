@@ -396,6 +396,11 @@ def test_get_preds_and_tta(tiny_folder):
     torch.testing.assert_close(probs.sum(1), torch.ones(len(probs)))
     tta, _ = learn.get_preds(tta=True)
     torch.testing.assert_close(tta.sum(1), torch.ones(len(probs)))
+    with torch.no_grad():  # the direct formula: the mean of the photo's and its mirror's probabilities
+        direct = torch.cat([(learn.model(xb).softmax(1) + learn.model(xb.flip(-1)).softmax(1)) / 2
+                            for xb, _ in learn.dls.valid])
+    torch.testing.assert_close(tta, direct)
+    assert not torch.allclose(tta, probs)  # the mirror did change the predictions
     logits, _ = learn.get_preds(activation=None)
     torch.testing.assert_close(logits.softmax(1), probs)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 import signal
 import threading
 from functools import partial
@@ -28,7 +27,7 @@ from torch import nn
 
 from .callbacks import (Callback, CancelBatchException, CancelEpochException, CancelFitException, LastGoodState,
                         MixedPrecision, NanGuard, ParamScheduler, ProgressCallback, Recorder)
-from ..losses import cross_entropy, log_softmax, logsumexp, softmax
+from ..losses import cross_entropy, log_mean_softmax, softmax
 from ..metrics import error_rate
 from ..numerics import NonFiniteError
 from .schedules import lr_for_groups, one_cycle_lr, one_cycle_mom
@@ -290,7 +289,7 @@ class Learner:
         ``activation`` turns the logits into probabilities (softmax by default); ``None`` keeps
         logits. ``tta`` (test-time augmentation) also predicts every mirrored image and averages
         the two probabilities; the "logits" are then the log of that average, computed in the
-        log domain: ``log((p1 + p2) / 2) = logsumexp(log p1, log p2) - log 2``.
+        log domain (``losses.log_mean_softmax``).
         """
         dl = self.dls.valid if split == "valid" else self.dls.train_in_order(augment=False)
         self.model.eval()
@@ -298,9 +297,8 @@ class Learner:
         with torch.no_grad(), self.autocast():
             for xb, yb in dl:
                 logits = self.model(xb).float()  # (bs, n_classes)
-                if tta:
-                    both = torch.stack([log_softmax(logits), log_softmax(self.model(xb.flip(-1)).float())])
-                    logits = logsumexp(both, dim=0) - math.log(2)
+                if tta:  # the photo and its mirror image: (2, bs, n_classes) -> (bs, n_classes)
+                    logits = log_mean_softmax(torch.stack([logits, self.model(xb.flip(-1)).float()]))
                 outs.append((logits if activation is None else activation(logits)).cpu())
                 targets.append(yb.cpu())
         return torch.cat(outs), torch.cat(targets)
