@@ -7,10 +7,11 @@
 
 Everything else (recording, progress bars, schedules, mixed precision, the NaN guard, early
 stopping) is a callback (``callbacks.py``). A callback can also own a step of the loop: the one
-that has a ``backward``, ``step`` or ``autocast`` method does that step instead of the learner
-(``MixedPrecision`` owns all three). On top of ``fit`` sit ``fit_one_cycle``, ``lr_find`` and
-``freeze``/``unfreeze``; ``fine_tune``, which also trains on cached features, is the next layer up
-(``fine_tune.py``: ``vision_learner`` returns a learner that has it).
+that declares it, as in ``owns = ("backward", "step")``, does that step instead of the learner
+(``MixedPrecision`` owns ``autocast``, ``backward`` and ``step``; two owners of one step stop ``fit``
+before it starts). On top of ``fit`` sit ``fit_one_cycle``, ``lr_find`` and ``freeze``/``unfreeze``;
+``fine_tune``, which also trains on cached features, is the next layer up (``fine_tune.py``:
+``vision_learner`` returns a learner that has it).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch
 from torch import nn
 
 from .callbacks import (Callback, CancelBatchException, CancelEpochException, CancelFitException, LastGoodState,
-                        MixedPrecision, NanGuard, ParamScheduler, ProgressCallback, Recorder)
+                        MixedPrecision, NanGuard, ParamScheduler, ProgressCallback, Recorder, step_owners)
 from ..losses import cross_entropy, log_mean_softmax, softmax
 from ..metrics import error_rate
 from ..numerics import NonFiniteError
@@ -84,9 +85,14 @@ class Learner:
         self.cbs.append(cb)
         return self
 
-    def _owner(self, step: str):
-        """The callback that owns ``step`` of the loop ("backward", "step", "autocast"), or None."""
-        return next((cb for cb in self.cbs if callable(getattr(cb, step, None))), None)
+    def owners(self) -> dict[str, Callback]:
+        """Which callback does each step of the loop it declares it ``owns``: {"backward": cb, ...}.
+        The learner does the steps left out. Raises ``ValueError`` if two callbacks own one step."""
+        return step_owners(self.cbs)
+
+    def _owner(self, step: str) -> Callback | None:
+        """The callback that owns ``step`` of the loop ("autocast", "backward", "step"), or None."""
+        return self.owners().get(step)
 
     def autocast(self):
         """The context the forward pass runs in: the owning callback's (``MixedPrecision``), else none."""
@@ -143,6 +149,7 @@ class Learner:
         self.cbs += cbs
         self.n_epochs, self.interrupted = n_epochs, False
         try:
+            self.owners()  # two owners of one step fail here, before any event has run
             if self.opt is None:
                 self.create_opt()
             if lr is not None:
