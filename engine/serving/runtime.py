@@ -124,7 +124,7 @@ def check_runtime(runtime: Runtime, reference: list[np.ndarray], size: int, tole
     ``tolerance`` of ``reference`` (``onnx.reference_probabilities``) everywhere."""
     got = [probabilities(x) for x in runtime.run(check_input(size)) if x is not None]
     if len(got) != len(reference) or any(g.shape != w.shape for g, w in zip(got, reference)):
-        raise ValueError("the graph's outputs do not fit the model")
+        raise ValueError("its outputs do not fit the model (other heads, or other classes)")
     # Within the tolerance everywhere also means the same breed wherever PyTorch's top two are
     # more than twice the tolerance apart: no separate label check is needed.
     gap = max(float(np.abs(g - w).max()) for g, w in zip(got, reference))
