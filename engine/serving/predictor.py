@@ -53,6 +53,12 @@ _FORWARD = threading.Lock()
 class Predictor:
     """A loaded model, its preprocessing and the runtime that answers. Use ``load_predictor``.
 
+        predict(image, tta=False)   one photo -> its ``Prediction``
+        predict_batch(pixels)       several photos' ``pixels`` -> their ``Prediction``s, one forward pass
+        load(image), pixels(image)  the steps before the network: decoding, then the preprocessing
+        model                       the float32 PyTorch network, for looking inside it
+        runtime, runtime_report     what answers (``runtime.py``), and why that one
+
     Args:
         model: the network (a ``models.Classifier``), for the PyTorch path and the checks; or a
             function that builds it, called only when it is first needed (``load_predictor``
