@@ -215,7 +215,7 @@ def test_the_predictor_reads_the_preprocessing_back_as_it_was_written(trained):
     learn, out = trained
     pred = load_predictor(out)
     assert pred.preprocessing == learn.dls.preprocessing  # the same frozen object, field for field
-    assert (pred.presize.size, pred.presize.method, pred.augment.size) == (64, "crop", 48)
+    assert (pred.presize.size, pred.presize.method, pred.augment.preprocessing.size) == (64, "crop", 48)
     old_style = {"presize": 64, "presize_method": "crop", "size": 48, "normalization": {"mean": [0.5] * 3,
                                                                                          "std": [0.5] * 3}}
     assert Preprocessing.from_meta(old_style) == pred.preprocessing  # exports from before it still load

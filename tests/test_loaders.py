@@ -15,7 +15,7 @@ def small_dls(folder, **kw):
 
 def test_from_name_regex_batches(synthetic_pets):
     dls = small_dls(synthetic_pets / "images")
-    assert dls.c == 6 and dls.vocab == sorted(dls.vocab)
+    assert dls.n_classes == 6 and dls.vocab == sorted(dls.vocab)
     assert len(dls.train.dataset) == 18 and len(dls.valid.dataset) == 6
     xb, yb = dls.one_batch()
     assert xb.shape == (4, 3, 32, 32) and xb.dtype == torch.float32
@@ -118,7 +118,7 @@ def test_set_normalization(synthetic_pets):
 
 def test_real_sample_dataloaders(pets_sample):
     dls = DataLoaders.from_csv(pets_sample / "labels.csv", batch_size=8, device="cpu", seed=0)
-    assert (len(dls.train.dataset), len(dls.valid.dataset), dls.c) == (296, 74, 37)
+    assert (len(dls.train.dataset), len(dls.valid.dataset), dls.n_classes) == (296, 74, 37)
     xb, yb = dls.one_batch()
     assert xb.shape == (8, 3, 224, 224)
     names = {dls.vocab[i] for i in yb.tolist()}
@@ -131,4 +131,4 @@ def test_folder_labels(tmp_path, synthetic_pets):
         (tmp_path / breed).mkdir(exist_ok=True)
         shutil.copy(p, tmp_path / breed / p.name.replace(breed, "photo"))
     dls = DataLoaders.from_folder(tmp_path, presize=64, size=32, batch_size=4, device="cpu")
-    assert dls.c == 6
+    assert dls.n_classes == 6

@@ -148,7 +148,7 @@ def summary(dls, n: int = 4, split: str = "train", show: Callable[[str], None] |
     if not ok:
         return rep
     xb, _ = batch
-    ok, _ = run("augment (1 grid_sample)", lambda x: loader.augment(x, train=loader.train), xb, names)
+    ok, _ = run("augment (1 grid_sample)", lambda x: loader.augment(x, train=loader.random), xb, names)
     if ok:
         say(f"OK: all {len(rep.steps)} steps worked. {loader.augment!r}")
     return rep

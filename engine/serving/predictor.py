@@ -36,6 +36,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..data.augment import BatchAugment
 from ..data.preprocessing import Preprocessing
 from ..data.transforms import MAX_PIXELS, load_array, to_rgb
 from ..models import PET_IMAGENET_CLASSES, create_model, imagenet_categories
@@ -91,7 +92,7 @@ class Predictor:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.preprocessing = Preprocessing.from_meta(meta)  # what the model was trained with
         self.presize = self.preprocessing.presizer()
-        self.augment = self.preprocessing.batch_augment()  # for batches of tensors (summary, the labs)
+        self.augment = BatchAugment(self.preprocessing)  # for batches of tensors (summary, the labs)
         spec = self.preprocessing
         self._scale = torch.tensor([1 / (255 * s) for s in spec.std]).view(1, 3, 1, 1).to(self.device)
         self._shift = torch.tensor([-m / s for m, s in zip(spec.mean, spec.std)]).view(1, 3, 1, 1).to(self.device)
