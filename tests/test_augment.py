@@ -213,3 +213,28 @@ def test_safe_to_call_from_several_threads():
             results = list(pool.map(lambda x: aug(x, train=False), inputs))
             for got, want in zip(results, expected):
                 torch.testing.assert_close(got, want)
+
+
+def test_fused_lighting_equals_lighting_then_the_preprocessing_normalization():
+    """light_and_normalize's one multiply-add and clamp == lighting, clipping, then Preprocessing.normalize."""
+    spec = Preprocessing(size=48)  # ImageNet's statistics: a different affine map per channel
+    aug = BatchAugment(spec)
+    x8 = smooth_images(4, 96).round().to(torch.uint8)
+    p = AugmentParams.identity(4)
+    p.contrast, p.brightness = torch.tensor([0.6, 1.0, 1.5, 1.2]), torch.tensor([0.1, -0.1, 0.0, 0.3])
+    got = aug(x8, params=p)
+    x = F.interpolate(x8.float(), size=(48, 48), mode="bilinear", align_corners=False)
+    lit = ((x / 255 - 0.5) * p.contrast.view(-1, 1, 1, 1) + 0.5 + p.brightness.view(-1, 1, 1, 1)).clamp(0, 1)
+    torch.testing.assert_close(got, spec.normalize(lit * 255), atol=1e-4, rtol=0)
+    assert (lit == 1).any() and (lit == 0).any()  # the clamp was exercised at both ends
+
+
+def test_specs_are_frozen_and_checked():
+    options = AugmentOptions(max_rotate=20)
+    with pytest.raises(AttributeError):
+        options.max_rotate = 30
+    aug = BatchAugment(Preprocessing(size=48), options)
+    assert (aug.preprocessing.size, aug.options.max_rotate) == (48, 20)
+    assert aug.sample(500, torch.Generator().manual_seed(0)).rotate.abs().max() > 10  # the options are used
+    with pytest.raises(TypeError, match="AugmentOptions"):
+        BatchAugment(Preprocessing(), {"max_rotate": 20})

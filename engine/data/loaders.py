@@ -211,8 +211,8 @@ class DataLoaders:
             shuffle_gen.manual_seed(opts.seed)
             aug_gen.manual_seed(opts.seed + 1)
         pin = self.device.type == "cuda" if opts.pin_memory is None else opts.pin_memory
-        self._common = dict(num_workers=opts.num_workers, pin_memory=pin, collate_fn=collate,
-                            persistent_workers=opts.num_workers > 0)
+        self._common = {"num_workers": opts.num_workers, "pin_memory": pin, "collate_fn": collate,
+                        "persistent_workers": opts.num_workers > 0}
         # drop_last on train: a last batch of 1 would break BatchNorm and give a noisy step.
         train_dl = DataLoader(train_ds, batch_size=opts.batch_size, shuffle=True,
                               drop_last=len(train_ds) > opts.batch_size, generator=shuffle_gen, **self._common)
