@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from engine.data.augment import BatchAugment
 from engine.data.preprocessing import Preprocessing
 from engine.data.transforms import MAX_PIXELS
 from engine.data.quality import compare_presizing
@@ -48,7 +49,7 @@ def _load_for_lab(path: Path) -> np.ndarray:
 def augmented_crops(presized: np.ndarray, n: int = 6, seed: int = 0, size: int = SIZE) -> list[np.ndarray]:
     """``n`` random training views of one presized photo: flip, rotate, zoom, warp, crop, lighting, all
     in one ``grid_sample`` per view, as in training. Returns (size, size, 3) uint8 arrays."""
-    aug = Preprocessing(size=size).batch_augment()  # a fresh one per call: it reuses buffers between calls
+    aug = BatchAugment(Preprocessing(size=size))  # a fresh one per call: it reuses buffers between calls
     xb = pil_to_tensor(presized)[None].repeat(n, 1, 1, 1)  # (n, 3, H, W) uint8
     out = aug.decode(aug(xb, train=True, generator=torch.Generator().manual_seed(int(seed))))  # (n, 3, s, s)
     return list((out * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())

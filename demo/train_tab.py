@@ -176,7 +176,7 @@ def train_model(data: str | Path | None, epochs: int = 0, base_lr: float = 2e-3,
                 return
             if name == "data":
                 steps[-1] = (f"Data: {len(run.dls.train.dataset)} training and {len(run.dls.valid.dataset)} "
-                             f"validation photos, {run.dls.c} breeds.")
+                             f"validation photos, {run.dls.n_classes} breeds.")
             elif name == "lr_find":
                 r.suggestions = dict(run.lr_found.suggestions)
                 r.lr_plot = _figure(plot_lr_find(run.lr_found))

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from engine.data import augment as A
 from engine.data.preprocessing import Preprocessing
-from engine.data.augment import AugmentParams, BatchAugment, warp_images
+from engine.data.augment import AugmentOptions, AugmentParams, BatchAugment, warp_images
 
 
 def smooth_images(n=2, size=128, seed=0):
@@ -34,7 +34,7 @@ def test_identity_equals_plain_resize():
 
 def test_validation_path_is_identity_then_normalize():
     x8 = smooth_images(2, 96).round().to(torch.uint8)
-    aug = BatchAugment(size=48, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    aug = BatchAugment(Preprocessing(size=48, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)))
     out = aug(x8, train=False)
     ref = F.interpolate(x8.float(), size=(48, 48), mode="bilinear", align_corners=False) / 255
     torch.testing.assert_close(out, (ref - 0.5) / 0.5, atol=1e-4, rtol=0)
@@ -110,13 +110,13 @@ def test_one_grid_sample_per_batch(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(A.F, "grid_sample", counting)
-    aug = Preprocessing(size=32).batch_augment()
+    aug = BatchAugment(Preprocessing(size=32))
     aug(torch.randint(0, 255, (6, 3, 80, 80), dtype=torch.uint8), train=True)
     assert calls == [torch.Size([6, 3, 80, 80])]
 
 
 def test_each_image_gets_its_own_parameters():
-    aug = Preprocessing(size=48).batch_augment(p_affine=1.0, p_lighting=1.0)
+    aug = BatchAugment(Preprocessing(size=48), AugmentOptions(p_affine=1.0, p_lighting=1.0))
     g = torch.Generator().manual_seed(0)
     p = aug.sample(16, g)
     for name in ("rotate", "zoom", "warp_x", "warp_y", "zoom_cx", "contrast", "brightness"):
@@ -130,7 +130,8 @@ def test_each_image_gets_its_own_parameters():
 
 
 def test_sampled_parameters_stay_in_range():
-    aug = Preprocessing().batch_augment(max_rotate=10, max_zoom=1.1, max_warp=0.2, min_scale=0.75, p_affine=1.0)
+    aug = BatchAugment(Preprocessing(), AugmentOptions(max_rotate=10, max_zoom=1.1, max_warp=0.2, min_scale=0.75,
+                                                       p_affine=1.0))
     p = aug.sample(2000, torch.Generator().manual_seed(1))
     assert p.rotate.abs().max() <= 10 and p.rotate.abs().max() > 9
     assert p.zoom.min() >= 1 and p.zoom.max() <= 1.1
@@ -142,7 +143,7 @@ def test_sampled_parameters_stay_in_range():
 
 def test_same_generator_seed_same_batch():
     x8 = torch.randint(0, 255, (4, 3, 64, 64), dtype=torch.uint8)
-    aug = Preprocessing(size=32).batch_augment()
+    aug = BatchAugment(Preprocessing(size=32))
     a = aug(x8, generator=torch.Generator().manual_seed(5))
     b = aug(x8, generator=torch.Generator().manual_seed(5))
     c = aug(x8, generator=torch.Generator().manual_seed(6))
@@ -154,16 +155,16 @@ def test_reflection_padding_fills_corners():
     x8 = torch.full((1, 3, 64, 64), 200, dtype=torch.uint8)
     p = AugmentParams.identity(1)
     p.rotate = torch.tensor([45.0])  # corners come from outside the image
-    aug = BatchAugment(size=64, mean=(0, 0, 0), std=(1, 1, 1))
+    aug = BatchAugment(Preprocessing(size=64, mean=(0, 0, 0), std=(1, 1, 1)))
     out = aug(x8, params=p)
     assert out.min() > 0.7  # no black corners: reflected picture instead
-    zeros = BatchAugment(size=64, mean=(0, 0, 0), std=(1, 1, 1), padding_mode="zeros")(x8, params=p)
+    zeros = BatchAugment(aug.preprocessing, AugmentOptions(padding_mode="zeros"))(x8, params=p)
     assert zeros.min() < 0.1
 
 
 def test_lighting_changes_brightness_and_contrast():
     x8 = smooth_images(1, 64).round().to(torch.uint8)
-    aug = BatchAugment(size=64, mean=(0, 0, 0), std=(1, 1, 1))
+    aug = BatchAugment(Preprocessing(size=64, mean=(0, 0, 0), std=(1, 1, 1)))
     base = aug(x8, train=False)
     p = AugmentParams.identity(1)
     p.brightness = torch.tensor([0.1])
@@ -177,15 +178,15 @@ def test_lighting_changes_brightness_and_contrast():
 
 def test_bad_settings_are_clear_errors():
     with pytest.raises(ValueError, match="min_scale"):
-        Preprocessing().batch_augment(min_scale=0)
+        AugmentOptions(min_scale=0)
     with pytest.raises(ValueError, match="max_zoom"):
-        Preprocessing().batch_augment(max_zoom=0.9)
+        AugmentOptions(max_zoom=0.9)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 def test_same_result_on_gpu():
     x8 = torch.randint(0, 255, (4, 3, 96, 96), dtype=torch.uint8)
-    aug = Preprocessing(size=48).batch_augment()
+    aug = BatchAugment(Preprocessing(size=48))
     p = aug.sample(4, torch.Generator().manual_seed(0))
     cpu = aug(x8, params=p)
     gpu = aug(x8.cuda(), params=p)
@@ -204,7 +205,7 @@ def test_safe_to_call_from_several_threads():
     """A web server predicts from several threads with one BatchAugment: buffers must not mix."""
     from concurrent.futures import ThreadPoolExecutor
 
-    aug = Preprocessing(size=48).batch_augment()
+    aug = BatchAugment(Preprocessing(size=48))
     inputs = [torch.full((1, 3, 96, 96), 20 * i, dtype=torch.uint8) for i in range(8)]
     expected = [aug(x, train=False) for x in inputs]
     with ThreadPoolExecutor(4) as pool:
@@ -212,3 +213,28 @@ def test_safe_to_call_from_several_threads():
             results = list(pool.map(lambda x: aug(x, train=False), inputs))
             for got, want in zip(results, expected):
                 torch.testing.assert_close(got, want)
+
+
+def test_fused_lighting_equals_lighting_then_the_preprocessing_normalization():
+    """light_and_normalize's one multiply-add and clamp == lighting, clipping, then Preprocessing.normalize."""
+    spec = Preprocessing(size=48)  # ImageNet's statistics: a different affine map per channel
+    aug = BatchAugment(spec)
+    x8 = smooth_images(4, 96).round().to(torch.uint8)
+    p = AugmentParams.identity(4)
+    p.contrast, p.brightness = torch.tensor([0.6, 1.0, 1.5, 1.2]), torch.tensor([0.1, -0.1, 0.0, 0.3])
+    got = aug(x8, params=p)
+    x = F.interpolate(x8.float(), size=(48, 48), mode="bilinear", align_corners=False)
+    lit = ((x / 255 - 0.5) * p.contrast.view(-1, 1, 1, 1) + 0.5 + p.brightness.view(-1, 1, 1, 1)).clamp(0, 1)
+    torch.testing.assert_close(got, spec.normalize(lit * 255), atol=1e-4, rtol=0)
+    assert (lit == 1).any() and (lit == 0).any()  # the clamp was exercised at both ends
+
+
+def test_specs_are_frozen_and_checked():
+    options = AugmentOptions(max_rotate=20)
+    with pytest.raises(AttributeError):
+        options.max_rotate = 30
+    aug = BatchAugment(Preprocessing(size=48), options)
+    assert (aug.preprocessing.size, aug.options.max_rotate) == (48, 20)
+    assert aug.sample(500, torch.Generator().manual_seed(0)).rotate.abs().max() > 10  # the options are used
+    with pytest.raises(TypeError, match="AugmentOptions"):
+        BatchAugment(Preprocessing(), {"max_rotate": 20})

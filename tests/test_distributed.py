@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent('''
     torch.manual_seed(rank())  # different initial weights on purpose: DDP must make them equal
     dls = DataLoaders.from_name_regex(folder, valid_pct=0.25, presize=40, size=32, batch_size=4, seed=0,
                                       device="cpu")
-    learn = Learner(dls, create_model("resnet18", n_classes=dls.c, pretrained=False), progress=False)
+    learn = Learner(dls, create_model("resnet18", n_classes=dls.n_classes, pretrained=False), progress=False)
 
     class Seen(Callback):
         def __init__(self):

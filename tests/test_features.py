@@ -20,7 +20,7 @@ def frozen_learner(folder, **dls_kw):
     dls = DataLoaders.from_name_regex(folder, valid_pct=0.25, presize=40, size=32, batch_size=8, seed=0,
                                       device="cpu", **dls_kw)
     torch.manual_seed(1)  # the same initial head for both paths
-    model = create_model("resnet18", n_classes=dls.c, pretrained=False)
+    model = create_model("resnet18", n_classes=dls.n_classes, pretrained=False)
     learn = VisionLearner(dls, model, progress=False, train_bn=False)
     learn.freeze()
     return learn

@@ -146,7 +146,7 @@ def frozen_learner(folder, **dls_kw):
     dls = DataLoaders.from_name_regex(folder, valid_pct=0.25, presize=40, size=32, batch_size=8, seed=0,
                                       device="cpu", train_augment=False, **dls_kw)
     torch.manual_seed(1)
-    learn = VisionLearner(dls, create_model("resnet18", n_classes=dls.c, pretrained=False), progress=False,
+    learn = VisionLearner(dls, create_model("resnet18", n_classes=dls.n_classes, pretrained=False), progress=False,
                     train_bn=False)
     learn.freeze()
     return learn
@@ -163,7 +163,7 @@ def test_fine_tune_starts_the_head_from_lda_with_or_without_the_cache(tiny_pets)
     # the head now scores the training photos the way LDA does on their features
     feats = compute_features(learn, n_views=1, augment=False)
     n_avg = feats.train.shape[-1] // 2
-    w, b = lda_weights(feats.train[0, :, :n_avg], feats.train_y, learn.dls.c)
+    w, b = lda_weights(feats.train[0, :, :n_avg], feats.train_y, learn.dls.n_classes)
     learn.model.eval()
     with torch.no_grad():
         got = learn.model.head[1:](feats.train[0])
@@ -208,7 +208,7 @@ def test_lda_head_on_cuda_in_fp16(tiny_pets):
     torch.manual_seed(0)
     dls = DataLoaders.from_name_regex(tiny_pets, valid_pct=0.25, presize=40, size=32, batch_size=8, seed=0,
                                       device="cuda", train_augment=False)
-    learn = VisionLearner(dls, create_model("resnet18", n_classes=dls.c, pretrained=False), progress=False,
+    learn = VisionLearner(dls, create_model("resnet18", n_classes=dls.n_classes, pretrained=False), progress=False,
                     train_bn=False).to_fp16()
     learn.freeze()
     learn.fine_tune(0, base_lr=5e-4, freeze_epochs=2, cache_features=True, head_init="lda")

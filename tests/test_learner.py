@@ -32,7 +32,7 @@ def make_dls(folder, **kw):
 def make_learner(folder, dls_kw=None, **kw):
     torch.manual_seed(0)
     dls = make_dls(folder, **(dls_kw or {}))
-    model = create_model("resnet18", n_classes=dls.c, pretrained=False)
+    model = create_model("resnet18", n_classes=dls.n_classes, pretrained=False)
     return VisionLearner(dls, model, progress=False, **kw)  # a Learner that also has fine_tune
 
 
@@ -384,7 +384,7 @@ def test_save_best_model_restores_the_best_epoch(tiny_folder):
 def test_vision_learner_sets_normalization_and_freezes(tiny_folder):
     dls = make_dls(tiny_folder)
     learn = vision_learner(dls, "efficientnet_lite0", progress=False)
-    assert dls.augment.mean == (0.5, 0.5, 0.5) and learn.frozen
+    assert dls.augment.preprocessing.mean == (0.5, 0.5, 0.5) and learn.frozen
     assert _trainable(learn)[:2] == (True, False)
 
 

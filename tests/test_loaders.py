@@ -4,7 +4,9 @@ import warnings
 import pytest
 import torch
 
-from engine.data import CollateError, DataLoaders, collate
+from engine.data import CollateError, DataLoaders, ImageDataset, LoaderOptions, collate
+from engine.data.augment import AugmentOptions, BatchAugment
+from engine.data.preprocessing import Preprocessing
 from engine.testing import write_synthetic_pets
 
 
@@ -15,7 +17,7 @@ def small_dls(folder, **kw):
 
 def test_from_name_regex_batches(synthetic_pets):
     dls = small_dls(synthetic_pets / "images")
-    assert dls.c == 6 and dls.vocab == sorted(dls.vocab)
+    assert dls.n_classes == 6 and dls.vocab == sorted(dls.vocab)
     assert len(dls.train.dataset) == 18 and len(dls.valid.dataset) == 6
     xb, yb = dls.one_batch()
     assert xb.shape == (4, 3, 32, 32) and xb.dtype == torch.float32
@@ -118,7 +120,7 @@ def test_set_normalization(synthetic_pets):
 
 def test_real_sample_dataloaders(pets_sample):
     dls = DataLoaders.from_csv(pets_sample / "labels.csv", batch_size=8, device="cpu", seed=0)
-    assert (len(dls.train.dataset), len(dls.valid.dataset), dls.c) == (296, 74, 37)
+    assert (len(dls.train.dataset), len(dls.valid.dataset), dls.n_classes) == (296, 74, 37)
     xb, yb = dls.one_batch()
     assert xb.shape == (8, 3, 224, 224)
     names = {dls.vocab[i] for i in yb.tolist()}
@@ -131,4 +133,42 @@ def test_folder_labels(tmp_path, synthetic_pets):
         (tmp_path / breed).mkdir(exist_ok=True)
         shutil.copy(p, tmp_path / breed / p.name.replace(breed, "photo"))
     dls = DataLoaders.from_folder(tmp_path, presize=64, size=32, batch_size=4, device="cpu")
-    assert dls.c == 6
+    assert dls.n_classes == 6
+
+
+def test_set_normalization_builds_new_specs(synthetic_pets):
+    dls = small_dls(synthetic_pets / "images", augment=AugmentOptions(max_rotate=20))
+    before, old_valid = dls.augment, dls.valid
+    dls.set_normalization((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    assert before.preprocessing.mean != (0.5, 0.5, 0.5)  # the old spec did not change
+    assert dls.preprocessing == Preprocessing(presize=64, size=32, mean=(0.5,) * 3, std=(0.25,) * 3)
+    assert dls.augment.options == AugmentOptions(max_rotate=20)  # the random settings carried over
+    assert dls.train.augment is dls.augment and dls.valid.augment is dls.augment
+    new, old = dls.one_batch("valid")[0], next(iter(old_valid))[0]
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (before.preprocessing.mean, before.preprocessing.std))
+    torch.testing.assert_close(new, (old * std + mean - 0.5) / 0.25, atol=1e-5, rtol=0)  # the same pixels
+    with pytest.raises(AttributeError):
+        dls.augment.preprocessing = Preprocessing()  # read-only: build a new BatchAugment instead
+
+
+def test_dataloaders_leave_the_datasets_as_given(synthetic_pets):
+    items = sorted((synthetic_pets / "images").glob("*.jpg"))
+    spec = Preprocessing(presize=64, size=32)
+    train = ImageDataset(items[:8], [0, 1] * 4, spec.presizer(), random=True)
+    valid = ImageDataset(items[8:12], [0, 1] * 2, spec.presizer())
+    dls = DataLoaders(train, valid, ["a", "b"], BatchAugment(spec), LoaderOptions(batch_size=4, seed=0), "cpu")
+    assert dls.train.random and train.random and not valid.random
+    ordered = dls.train_in_order(augment=False)
+    assert not ordered.random and not ordered.dataset.random and train.random  # a copy was switched, not ours
+    assert (dls.batch_size, dls.seed, dls.n_classes, dls.preprocessing) == (4, 0, 2, spec)
+    off = small_dls(synthetic_pets / "images", train_augment=False)
+    assert not off.train.random and not off.train.dataset.random
+
+
+def test_presize_and_options_are_kept_in_one_place(synthetic_pets):
+    items = sorted((synthetic_pets / "images").glob("*.jpg"))[:4]
+    ds = ImageDataset(items, [0, 1, 0, 1], Preprocessing(presize=64).presizer())
+    with pytest.raises(ValueError, match="presizes to .64, 'crop'. but the preprocessing to .460, 'crop'."):
+        DataLoaders(ds, ds, ["a", "b"], BatchAugment(Preprocessing()), device="cpu")
+    with pytest.raises(TypeError, match="unknown keyword argument.*'max_rotate'"):
+        small_dls(synthetic_pets / "images", max_rotate=20)  # an augment option: AugmentOptions(max_rotate=20)

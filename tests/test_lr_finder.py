@@ -19,7 +19,7 @@ def learn(tmp_path_factory):
     write_synthetic_pets(folder, breeds=["pug", "beagle", "Bengal"], n_per_breed=8, size=(40, 32), seed=4)
     torch.manual_seed(0)
     dls = DataLoaders.from_name_regex(folder, valid_pct=0.25, presize=32, size=24, batch_size=6, seed=0, device="cpu")
-    return Learner(dls, create_model("resnet18", n_classes=dls.c, pretrained=False), progress=False)
+    return Learner(dls, create_model("resnet18", n_classes=dls.n_classes, pretrained=False), progress=False)
 
 
 def test_lr_find_restores_weights_and_optimizer(learn):

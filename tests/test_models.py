@@ -50,12 +50,13 @@ def test_param_groups_cover_every_trainable_parameter_once(lite0):
 def test_pretrained_imagenet_head_names_the_breed(pets_sample, lite0):
     """Proof that the packaged weights are real and mapped right: ImageNet's own dog/cat classes."""
     from engine.data.augment import BatchAugment
+    from engine.data.preprocessing import Preprocessing
     from engine.data.transforms import Presize, load_image, pil_to_tensor
 
     expected = {"pug": "pug", "keeshond": "keeshond", "samoyed": "Samoyed", "beagle": "beagle",
                 "Siamese": "Siamese cat"}
     names = imagenet_categories()
-    aug = BatchAugment(size=224, mean=lite0.normalization[0], std=lite0.normalization[1])
+    aug = BatchAugment(Preprocessing(size=224).with_normalization(*lite0.normalization))
     paths, wanted = [], []
     for breed, inet in expected.items():
         for path in sorted((pets_sample / "images").glob(f"{breed}_*.jpg")):

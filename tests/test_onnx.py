@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from engine import predict as predict_cli
+from engine.data.augment import BatchAugment
 from engine.data.transforms import load_array
 from engine.learning.fine_tune import vision_learner
 from engine.data.files import file_hash
@@ -190,7 +191,7 @@ def _training_validation_pixels(predictor, path):
     (reduced JPEG decoding included), the presize, then ``BatchAugment``'s resample on a tensor."""
     spec = predictor.preprocessing
     a = spec.presizer()(load_array(path, min_size=spec.presize), train=False)
-    x = spec.batch_augment()(torch.tensor(a).permute(2, 0, 1)[None].contiguous(), train=False)
+    x = BatchAugment(spec)(torch.tensor(a).permute(2, 0, 1)[None].contiguous(), train=False)
     mean, std = torch.tensor(spec.mean).view(1, 3, 1, 1), torch.tensor(spec.std).view(1, 3, 1, 1)
     return ((x * std + mean) * 255).permute(0, 2, 3, 1).numpy()
 

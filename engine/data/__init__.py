@@ -17,7 +17,8 @@ from __future__ import annotations
 from .._lazy import lazy_exports
 
 _EXPORTS = {
-    "loaders": ["DataLoaders", "ImageDataset", "CollateError", "DeviceLoader", "collate", "default_device"],
+    "loaders": ["DataLoaders", "LoaderOptions", "ImageDataset", "CollateError", "DeviceLoader", "collate",
+                "default_device"],
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -25,9 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .preprocessing import Preprocessing
+
 __all__ = [
     "MIN_SCALE",
     "AugmentParams",
+    "AugmentOptions",
     "BatchAugment",
     "flip_matrix",
     "rotation_matrix",
@@ -192,55 +195,76 @@ class AugmentParams:
         )
 
 
-class BatchAugment:
-    """Augment a uint8 batch on its device and produce normalized float images of the final size.
-
-    Build it from the data's ``Preprocessing`` (``spec.batch_augment(**options)``), which gives
-    the size and the normalization; the options here are the random augmentation's.
+@dataclass(frozen=True)
+class AugmentOptions:
+    """The random augmentation's settings: what training draws from (validation uses none of them).
 
     Args:
-        size: final image size (square).
-        mean, std: per-channel normalization (the pretrained model's statistics).
         flip: mirror half of the images left-right.
         max_rotate: rotation drawn from [-max_rotate, max_rotate] degrees.
         max_zoom: zoom drawn from [1, max_zoom].
         max_warp: perspective magnitude drawn from [-max_warp, max_warp] along x and y.
         min_scale: random-resized crop keeps between ``min_scale`` and all of the image's area.
+        ratio: the crop's aspect ratio is drawn (log-uniformly) from this range.
         p_affine: probability that an image gets rotation, zoom and warp.
         max_lighting: brightness shift in [-max_lighting/2, max_lighting/2], contrast factor
             between (1 - max_lighting) and 1 / (1 - max_lighting); applied with ``p_lighting``.
+        padding_mode: what fills the pixels that come from outside the photo (``grid_sample``'s).
     """
 
-    def __init__(
-        self,
-        *,
-        size: int,
-        mean: tuple[float, ...],
-        std: tuple[float, ...],
-        flip: bool = True,
-        max_rotate: float = 10.0,
-        max_zoom: float = 1.1,
-        max_warp: float = 0.2,
-        min_scale: float = MIN_SCALE,
-        ratio: tuple[float, float] = (3 / 4, 4 / 3),
-        p_affine: float = 0.75,
-        max_lighting: float = 0.2,
-        p_lighting: float = 0.75,
-        padding_mode: str = "reflection",
-    ):
-        if not 0 < min_scale <= 1:
-            raise ValueError(f"min_scale must be in (0, 1], got {min_scale}")
-        if max_zoom < 1:
-            raise ValueError(f"max_zoom must be >= 1 (1 = no zoom), got {max_zoom}")
-        if not 0 <= max_lighting < 1:
-            raise ValueError(f"max_lighting must be in [0, 1), got {max_lighting}")
-        self.size, self.flip, self.max_rotate, self.max_zoom = size, flip, max_rotate, max_zoom
-        self.max_warp, self.min_scale, self.ratio, self.p_affine = max_warp, min_scale, ratio, p_affine
-        self.max_lighting, self.p_lighting, self.padding_mode = max_lighting, p_lighting, padding_mode
-        self.mean, self.std = tuple(mean), tuple(std)
+    flip: bool = True
+    max_rotate: float = 10.0
+    max_zoom: float = 1.1
+    max_warp: float = 0.2
+    min_scale: float = MIN_SCALE
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    p_affine: float = 0.75
+    max_lighting: float = 0.2
+    p_lighting: float = 0.75
+    padding_mode: str = "reflection"
+
+    def __post_init__(self):
+        if not 0 < self.min_scale <= 1:
+            raise ValueError(f"AugmentOptions: min_scale must be in (0, 1], got {self.min_scale}")
+        if self.max_zoom < 1:
+            raise ValueError(f"AugmentOptions: max_zoom must be >= 1 (1 = no zoom), got {self.max_zoom}")
+        if not 0 <= self.max_lighting < 1:
+            raise ValueError(f"AugmentOptions: max_lighting must be in [0, 1), got {self.max_lighting}")
+        object.__setattr__(self, "ratio", tuple(self.ratio))
+
+
+class BatchAugment:
+    """Augment a uint8 batch on its device and produce normalized float images of the final size.
+
+    Two frozen specs say everything it does: the data's ``Preprocessing`` (the final size and the
+    normalization, shared with validation, export and prediction) and the ``AugmentOptions`` of the
+    random augmentation. To change either, build a new ``BatchAugment``: it never changes.
+
+        BatchAugment(Preprocessing(size=288))                          default augmentation
+        BatchAugment(spec, AugmentOptions(max_rotate=20, flip=False))  other random settings
+    """
+
+    def __init__(self, preprocessing: Preprocessing | None = None, options: AugmentOptions | None = None):
+        if preprocessing is not None and not isinstance(preprocessing, Preprocessing):
+            raise TypeError(f"BatchAugment: preprocessing must be a Preprocessing, got {type(preprocessing).__name__}")
+        if options is not None and not isinstance(options, AugmentOptions):
+            raise TypeError(f"BatchAugment: options must be an AugmentOptions (the random settings), got "
+                            f"{type(options).__name__}")
+        self._preprocessing = preprocessing if preprocessing is not None else Preprocessing()
+        self._options = options if options is not None else AugmentOptions()
         # Reused float input buffers (allocating 80 MB per batch is slow), one set per thread, so
         # that a web server may call the same object from several threads at once.
         self._local = threading.local()
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """The final size and the normalization (read-only: build a new ``BatchAugment`` to change it)."""
+        return self._preprocessing
+
+    @property
+    def options(self) -> AugmentOptions:
+        """The random augmentation's settings (read-only)."""
+        return self._options
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> AugmentParams:
         """Draw independent random parameters for ``n`` images (on the CPU, from ``generator``)."""
@@ -250,24 +274,24 @@ class BatchAugment:
         def sometimes(x, default, p):
             return torch.where(torch.rand(n, generator=generator) < p, x, torch.full_like(x, default))
 
-        p = self.p_affine
-        zoom = sometimes(u(1.0, self.max_zoom), 1.0, p)
+        o = self.options
+        p = o.p_affine
+        zoom = sometimes(u(1.0, o.max_zoom), 1.0, p)
         zoom_room = 1 - 1 / zoom  # how far the zoom centre can move and stay inside the image
-        area = u(self.min_scale, 1.0)
-        log_ratio = u(math.log(self.ratio[0]), math.log(self.ratio[1]))
+        area = u(o.min_scale, 1.0)
+        log_ratio = u(math.log(o.ratio[0]), math.log(o.ratio[1]))
         crop_w = (area * log_ratio.exp()).sqrt().clamp(max=1.0)
         crop_h = (area / log_ratio.exp()).sqrt().clamp(max=1.0)
-        contrast = sometimes(u(math.log(1 - self.max_lighting), -math.log(1 - self.max_lighting)).exp(), 1.0,
-                             self.p_lighting)
-        brightness = sometimes(u(-self.max_lighting / 2, self.max_lighting / 2), 0.0, self.p_lighting)
+        contrast = sometimes(u(math.log(1 - o.max_lighting), -math.log(1 - o.max_lighting)).exp(), 1.0, o.p_lighting)
+        brightness = sometimes(u(-o.max_lighting / 2, o.max_lighting / 2), 0.0, o.p_lighting)
         return AugmentParams(
-            flip=(torch.rand(n, generator=generator) < 0.5) & self.flip,
-            rotate=sometimes(u(-self.max_rotate, self.max_rotate), 0.0, p),
+            flip=(torch.rand(n, generator=generator) < 0.5) & o.flip,
+            rotate=sometimes(u(-o.max_rotate, o.max_rotate), 0.0, p),
             zoom=zoom,
             zoom_cx=u(-1, 1) * zoom_room,
             zoom_cy=u(-1, 1) * zoom_room,
-            warp_x=sometimes(u(-self.max_warp, self.max_warp), 0.0, p),
-            warp_y=sometimes(u(-self.max_warp, self.max_warp), 0.0, p),
+            warp_x=sometimes(u(-o.max_warp, o.max_warp), 0.0, p),
+            warp_y=sometimes(u(-o.max_warp, o.max_warp), 0.0, p),
             crop_w=crop_w,
             crop_h=crop_h,
             crop_cx=u(-1, 1) * (1 - crop_w),
@@ -292,47 +316,44 @@ class BatchAugment:
                  params: AugmentParams | None = None) -> Tensor:
         """(n, 3, H, W) uint8 -> (n, 3, size, size) float, augmented when ``train``, normalized."""
         n, _, h, w = xb.shape
+        size = (self.preprocessing.size, self.preprocessing.size)
         if params is None and not train:  # validation: the identity map and no lighting change
-            x = warp_images(self._as_float(xb), torch.eye(3).expand(n, 3, 3), (self.size, self.size))
+            x = warp_images(self._as_float(xb), torch.eye(3).expand(n, 3, 3), size)
             return self.normalize(x)
         params = (params if params is not None else self.sample(n, generator)).to(xb.device)
-        x = warp_images(self._as_float(xb), params.matrices(aspect=w / h), (self.size, self.size),
-                        padding_mode=self.padding_mode)  # (n, 3, size, size), values 0..255
+        x = warp_images(self._as_float(xb), params.matrices(aspect=w / h), size,
+                        padding_mode=self.options.padding_mode)  # (n, 3, size, size), values 0..255
         return self.light_and_normalize(x, params)
 
-    def _stats(self, device) -> tuple[Tensor, Tensor]:
-        """The mean and std as (1, C, 1, 1) tensors on ``device``."""
-        return (torch.tensor(self.mean, device=device).view(1, -1, 1, 1),
-                torch.tensor(self.std, device=device).view(1, -1, 1, 1))
-
     def normalize(self, x: Tensor) -> Tensor:
-        """0..255 -> (x / 255 - mean) / std, in place, as one multiply and one add per pixel."""
-        mean, std = self._stats(x.device)
-        return x.mul_(1 / (255 * std)).sub_(mean / std)
+        """0..255 -> (x / 255 - mean) / std, in place: ``Preprocessing.normalize``."""
+        return self.preprocessing.normalize(x, in_place=True)
 
     def light_and_normalize(self, x: Tensor, params: AugmentParams) -> Tensor:
-        """Scale 0..255 to 0..1, apply contrast and brightness, clip to 0..1, normalize per channel.
+        """Apply contrast and brightness, clip to the pixel range, normalize per channel.
 
-        All of it is one multiply, one add and one clamp per pixel: ``(x/255 - 0.5) * c + 0.5 + b``
-        followed by ``(. - mean) / std`` is a single affine map, and clipping to 0..1 before
-        normalizing equals clipping to ``(0 - mean) / std .. (1 - mean) / std`` after it.
+        Lighting is an affine map on the 0..255 pixels, ``(x/255 - 0.5) * c + 0.5 + b`` (times 255),
+        and the normalization is one too (``Preprocessing.scale_shift``): composed, they are a single
+        multiply and add per pixel. Clipping the lit pixels to 0..255 before normalizing equals
+        clipping to the normalized images of 0 and 255 after it, so one clamp follows.
         """
-        mean, std = self._stats(x.device)
+        scale, shift = self.preprocessing.scale_shift()  # (1, C, 1, 1) each, on the CPU
+        # The clamp's bounds as plain numbers, read on the CPU: reading them from the GPU would wait for it.
+        lows, highs = shift.flatten().tolist(), (255 * scale + shift).flatten().tolist()
+        scale, shift = scale.to(x.device), shift.to(x.device)
         c = params.contrast.view(-1, 1, 1, 1)
         b = params.brightness.view(-1, 1, 1, 1)
-        scale = c / (255 * std)  # (n, C, 1, 1)
-        shift = (0.5 - 0.5 * c + b - mean) / std
-        x = x.mul_(scale).add_(shift)
-        for ch, (m, s) in enumerate(zip(self.mean, self.std)):  # a clamp with plain numbers is fast
-            x[:, ch].clamp_((0 - m) / s, (1 - m) / s)
+        x = x.mul_(c * scale).add_((0.5 - 0.5 * c + b) * 255 * scale + shift)  # (n, C, 1, 1) factors
+        for ch, (lo, hi) in enumerate(zip(lows, highs)):  # a clamp with plain numbers is fast
+            x[:, ch].clamp_(lo, hi)
         return x
 
     def decode(self, x: Tensor) -> Tensor:
         """Undo the normalization: back to 0..1 for display."""
-        mean, std = self._stats(x.device)
+        spec = self.preprocessing
+        std = torch.tensor(spec.std, device=x.device).view(1, -1, 1, 1)
+        mean = torch.tensor(spec.mean, device=x.device).view(1, -1, 1, 1)
         return (x * std + mean).clamp(0, 1)
 
     def __repr__(self) -> str:
-        return (f"BatchAugment(size={self.size}, flip={self.flip}, max_rotate={self.max_rotate}, "
-                f"max_zoom={self.max_zoom}, max_warp={self.max_warp}, min_scale={self.min_scale}, "
-                f"max_lighting={self.max_lighting}, mean={self.mean}, std={self.std})")
+        return f"BatchAugment({self.preprocessing}, {self.options})"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -27,13 +27,13 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from .augment import BatchAugment
+from .augment import AugmentOptions, BatchAugment
 from .preprocessing import Preprocessing
 from .items import (PETS_PATTERN, RegexLabeller, column_split, format_bad_images, get_image_files,
                     label_items, misnamed_formats, parent_label, random_split, read_table, verify_images)
 from .transforms import Presize, load_array, pil_to_tensor
 
-__all__ = ["ImageDataset", "CollateError", "collate", "DeviceLoader", "DataLoaders", "default_device"]
+__all__ = ["ImageDataset", "CollateError", "collate", "DeviceLoader", "LoaderOptions", "DataLoaders", "default_device"]
 
 
 def default_device() -> torch.device:
@@ -50,13 +50,15 @@ class ImageDataset(Dataset):
     """
 
     def __init__(self, items: Sequence[Path], labels: Sequence[int], presize: Presize | None = None,
-                 train: bool = False):
+                 random: bool = False):
         items, labels = [Path(p) for p in items], list(labels)
         if len(items) != len(labels):
             raise ValueError(f"got {len(items)} items but {len(labels)} labels")
         if not items:
             raise ValueError("the dataset is empty: no usable image files")
-        self.items, self.labels, self.presize, self.train = items, labels, presize, train
+        # random: a training set's random treatment (a random presize crop, then random batch augmentation);
+        # without it, exactly the validation treatment.
+        self.items, self.labels, self.presize, self.random = items, labels, presize, random
         # Draft decoding may shrink big JPEGs while decoding, as long as they stay >= the presize.
         self.min_size = presize.size if presize is not None else None
 
@@ -68,7 +70,7 @@ class ImageDataset(Dataset):
         out: list[tuple[str, Callable]] = [("open image", lambda p: load_array(p, self.min_size))]
         if self.presize is not None:
             out.append((f"presize ({self.presize.method} {self.presize.size})",
-                        lambda img: self.presize(img, train=self.train, rng=_TorchRandom())))
+                        lambda img: self.presize(img, train=self.random, rng=_TorchRandom())))
         out.append(("to tensor", pil_to_tensor))
         return out
 
@@ -127,11 +129,16 @@ def _channels_last_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 class DeviceLoader:
-    """A DataLoader whose batches are moved to ``device`` and then augmented there."""
+    """A DataLoader whose batches are moved to ``device`` and then augmented there: with random
+    augmentation when ``random`` (drawn from ``generator``), else the validation treatment."""
 
-    def __init__(self, dl: DataLoader, augment: BatchAugment, device: torch.device, train: bool,
+    def __init__(self, dl: DataLoader, augment: BatchAugment, device: torch.device, random: bool,
                  generator: torch.Generator | None = None):
-        self.dl, self.augment, self.device, self.train, self.generator = dl, augment, device, train, generator
+        self.dl, self.augment, self.device, self.random, self.generator = dl, augment, device, random, generator
+
+    def with_augment(self, augment: BatchAugment) -> DeviceLoader:
+        """The same batches, augmented by ``augment`` instead."""
+        return DeviceLoader(self.dl, augment, self.device, self.random, self.generator)
 
     @property
     def dataset(self) -> ImageDataset:
@@ -144,90 +151,137 @@ class DeviceLoader:
         for xb, yb in self.dl:
             xb = xb.to(self.device, non_blocking=True)
             yb = yb.to(self.device, non_blocking=True)
-            yield self.augment(xb, train=self.train, generator=self.generator), yb
+            yield self.augment(xb, train=self.random, generator=self.generator), yb
+
+
+@dataclass(frozen=True)
+class LoaderOptions:
+    """How the images are batched and loaded, the same for both splits.
+
+    Args:
+        batch_size: images per training batch.
+        valid_batch_size: images per validation batch (None: ``batch_size``).
+        num_workers: DataLoader worker processes for the CPU steps (0: in the main process).
+        pin_memory: page-locked batches for faster copies to the GPU (None: when the device is one).
+        seed: seeds the shuffling and the augmentation's draws (None: different every run).
+    """
+
+    batch_size: int = 32
+    valid_batch_size: int | None = None
+    num_workers: int = 0
+    pin_memory: bool | None = None
+    seed: int | None = None
 
 
 class DataLoaders:
     """Training and validation loaders, the vocabulary, and what is needed to show a batch.
 
     Build with one of the constructors: ``from_name_regex`` (labels in file names),
-    ``from_folder`` (labels = folder names), ``from_csv`` (a table), or ``from_items``.
+    ``from_folder`` (labels = folder names), ``from_csv`` (a table), ``from_path`` or ``from_items``.
+    ``dls.preprocessing`` (the sizes and the normalization) lives in one place, ``dls.augment``.
+
+    Args:
+        train_ds, valid_ds: the datasets, used as they are; the training one's ``random`` says
+            whether training batches are randomly augmented.
+        vocab: the class names, in label order.
+        augment: the device step (default ``BatchAugment()``: ``Preprocessing()``'s sizes).
+        options: batching and loading (``LoaderOptions``).
+        device: where batches go (default: the GPU when there is one).
     """
 
     def __init__(self, train_ds: ImageDataset, valid_ds: ImageDataset, vocab: Sequence[str],
-                 preprocessing: Preprocessing | None = None, batch_size: int = 32,
-                 augment: BatchAugment | None = None, num_workers: int = 0,
-                 seed: int | None = None, device: str | torch.device | None = None,
-                 pin_memory: bool | None = None, valid_batch_size: int | None = None,
-                 train_augment: bool = True):
+                 augment: BatchAugment | None = None, options: LoaderOptions | None = None,
+                 device: str | torch.device | None = None):
         self.vocab = list(vocab)
         # What was read: set by the constructors (``from_path`` says where the photos came from).
         self.source, self.valid_name, self.notes = None, "validation", []
         self.device = torch.device(device) if device is not None else default_device()
-        self.preprocessing = preprocessing if preprocessing is not None else Preprocessing()
-        self.augment = augment if augment is not None else self.preprocessing.batch_augment()
-        spec = self.preprocessing
-        if (self.augment.size, self.augment.mean, self.augment.std) != (spec.size, spec.mean, spec.std):
-            raise ValueError(f"the augment ({self.augment.size} px, mean {self.augment.mean}, std {self.augment.std}) "
-                             f"does not match the preprocessing ({spec.size} px, mean {spec.mean}, std {spec.std}): "
-                             "build it with preprocessing.batch_augment(...)")
-        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
-        pin = self.device.type == "cuda" if pin_memory is None else pin_memory
+        self.augment = augment if augment is not None else BatchAugment()
+        self.options = options if options is not None else LoaderOptions()
+        spec, opts = self.preprocessing, self.options
+        want = (spec.presize, spec.method) if spec.presize is not None else None
+        for name, ds in (("train_ds", train_ds), ("valid_ds", valid_ds)):  # the presize is kept in one place too
+            got = (ds.presize.size, ds.presize.method) if ds.presize is not None else None
+            if got != want:
+                raise ValueError(f"DataLoaders: {name} presizes to {got} but the preprocessing to {want}: build the "
+                                 "datasets with preprocessing.presizer() (the from_* constructors do)")
         shuffle_gen = torch.Generator()
         aug_gen = torch.Generator()
-        if seed is not None:
-            shuffle_gen.manual_seed(seed)
-            aug_gen.manual_seed(seed + 1)
-        # Without augmentation the training images get exactly the validation treatment.
-        train_ds.train = train_augment
-        common = dict(num_workers=num_workers, pin_memory=pin, collate_fn=collate,
-                      persistent_workers=num_workers > 0)
-        self._common = common
+        if opts.seed is not None:
+            shuffle_gen.manual_seed(opts.seed)
+            aug_gen.manual_seed(opts.seed + 1)
+        pin = self.device.type == "cuda" if opts.pin_memory is None else opts.pin_memory
+        self._common = {"num_workers": opts.num_workers, "pin_memory": pin, "collate_fn": collate,
+                        "persistent_workers": opts.num_workers > 0}
         # drop_last on train: a last batch of 1 would break BatchNorm and give a noisy step.
-        train_dl = DataLoader(train_ds, batch_size=batch_size, shuffle=True, drop_last=len(train_ds) > batch_size,
-                              generator=shuffle_gen, **common)
+        train_dl = DataLoader(train_ds, batch_size=opts.batch_size, shuffle=True,
+                              drop_last=len(train_ds) > opts.batch_size, generator=shuffle_gen, **self._common)
         # Loaders that do not shuffle get a generator anyway: iterating a DataLoader draws a seed from
         # its generator, and without one it would draw from torch's global generator, which dropout
         # uses too (then merely validating would change the next training steps' dropout masks).
-        valid_dl = DataLoader(valid_ds, batch_size=valid_batch_size or batch_size, shuffle=False,
-                              generator=torch.Generator(), **common)
-        self.train = DeviceLoader(train_dl, self.augment, self.device, train=train_augment, generator=aug_gen)
-        self.valid = DeviceLoader(valid_dl, self.augment, self.device, train=False)
+        valid_dl = DataLoader(valid_ds, batch_size=opts.valid_batch_size or opts.batch_size, shuffle=False,
+                              generator=torch.Generator(), **self._common)
+        self.train = DeviceLoader(train_dl, self.augment, self.device, random=train_ds.random, generator=aug_gen)
+        self.valid = DeviceLoader(valid_dl, self.augment, self.device, random=False)
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """The presize, the final size and the normalization: the augment's, the one place they are kept."""
+        return self.augment.preprocessing
+
+    @property
+    def batch_size(self) -> int:
+        """Images per training batch."""
+        return self.options.batch_size
+
+    @property
+    def seed(self) -> int | None:
+        """What seeds the shuffling and the augmentation (None: nothing)."""
+        return self.options.seed
 
     def train_in_order(self, augment: bool = True) -> DeviceLoader:
         """The training set in dataset order (no shuffling, nothing dropped), augmented or not;
         not augmented means exactly the validation treatment (centre crop, no batch augmentation)."""
-        augment = augment and self.train.train
-        ds = copy.copy(self.train.dataset)
-        ds.train = augment
+        augment = augment and self.train.random
+        ds = copy.copy(self.train.dataset)  # a copy: the training set itself stays as it is
+        ds.random = augment
         dl = DataLoader(ds, batch_size=self.batch_size, shuffle=False, generator=torch.Generator(), **self._common)
-        return DeviceLoader(dl, self.augment, self.device, train=augment, generator=self.train.generator)
+        return DeviceLoader(dl, self.augment, self.device, random=augment, generator=self.train.generator)
 
     def with_train_sampler(self, sampler) -> None:
         """Draw training batches through ``sampler`` (e.g. a DistributedSampler)."""
         dl = DataLoader(self.train.dataset, batch_size=self.batch_size, sampler=sampler,
                         drop_last=self.train.dl.drop_last, **self._common)
-        self.train = DeviceLoader(dl, self.augment, self.device, train=self.train.train,
+        self.train = DeviceLoader(dl, self.augment, self.device, random=self.train.random,
                                   generator=self.train.generator)
 
     # --- constructors --------------------------------------------------------------------------
 
     @classmethod
     def from_items(cls, items: Sequence[Path], labels: Sequence[str], split: tuple[Sequence[int], Sequence[int]],
-                   preprocessing: Preprocessing | None = None, augment: BatchAugment | None = None,
-                   vocab: Sequence[str] | None = None, **kwargs) -> "DataLoaders":
+                   preprocessing: Preprocessing | None = None, augment: AugmentOptions | None = None,
+                   vocab: Sequence[str] | None = None, train_augment: bool = True,
+                   device: str | torch.device | None = None, **kwargs) -> "DataLoaders":
         """Build from paths, string labels and a (train_indices, valid_indices) split.
 
         Args:
             preprocessing: the presize, final size and normalization (default ``Preprocessing()``);
                 ``presize=``, ``method=`` and ``size=`` among the keyword arguments change single
                 fields of it (``presize=None``: no resize, only for debugging with ``summary``).
-            augment: a configured ``BatchAugment`` (``preprocessing.batch_augment(max_rotate=...)``).
-            **kwargs: those fields, and batch_size, num_workers, seed, device, pin_memory,
-                valid_batch_size, train_augment.
+            augment: the random augmentation's settings (default ``AugmentOptions()``).
+            train_augment: False gives the training images exactly the validation treatment.
+            device: where batches go (default: the GPU when there is one).
+            **kwargs: those ``Preprocessing`` fields, and the ``LoaderOptions`` fields: batch_size,
+                valid_batch_size, num_workers, pin_memory, seed.
         """
-        fields = {k: kwargs.pop(k) for k in ("presize", "method", "size") if k in kwargs}
-        spec = replace(preprocessing if preprocessing is not None else Preprocessing(), **fields)
+        spec_fields, loader_fields = ("presize", "method", "size"), tuple(f.name for f in fields(LoaderOptions))
+        unknown = sorted(set(kwargs) - set(spec_fields) - set(loader_fields))
+        if unknown:
+            raise TypeError(f"DataLoaders: unknown keyword argument(s) {unknown}; expected preprocessing, augment, "
+                            f"vocab, train_augment, device, or one of {list(spec_fields + loader_fields)}")
+        spec = replace(preprocessing if preprocessing is not None else Preprocessing(),
+                       **{k: v for k, v in kwargs.items() if k in spec_fields})
+        options = LoaderOptions(**{k: v for k, v in kwargs.items() if k in loader_fields})
         vocab = sorted(set(labels)) if vocab is None else list(vocab)
         index = {v: i for i, v in enumerate(vocab)}
         unknown = sorted(set(labels) - set(index))
@@ -246,11 +300,12 @@ class DataLoaders:
                  f"they are: " + ", ".join(f"{p.name} ({fmt})" for p, fmt in odd[:8])
                  + (" ..." if len(odd) > 8 else "")] if odd else []
 
-        def subset(idx, train):
+        def subset(idx, random):
             idx = [i for i in idx if Path(items[i]) not in bad]
-            return ImageDataset([items[i] for i in idx], [y[i] for i in idx], pre, train=train)
+            return ImageDataset([items[i] for i in idx], [y[i] for i in idx], pre, random=random)
 
-        dls = cls(subset(train_idx, True), subset(valid_idx, False), vocab, spec, augment=augment, **kwargs)
+        dls = cls(subset(train_idx, train_augment), subset(valid_idx, False), vocab, BatchAugment(spec, augment),
+                  options, device)
         dls.notes = notes + [f"{len(bad)} unreadable file(s) left out: "
                              + ", ".join(p.name for p in list(bad)[:8]) + (" ..." if len(bad) > 8 else "")] * bool(bad)
         return dls
@@ -303,8 +358,8 @@ class DataLoaders:
     # --- using them --------------------------------------------------------------------------------
 
     @property
-    def c(self) -> int:
-        """Number of classes."""
+    def n_classes(self) -> int:
+        """The number of classes (the vocabulary's length)."""
         return len(self.vocab)
 
     def one_batch(self, split: str = "train") -> tuple[Tensor, Tensor]:
@@ -316,11 +371,12 @@ class DataLoaders:
         return self.augment.decode(xb)
 
     def set_normalization(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        """Normalize with these statistics (a pretrained model's) from now on: in ``preprocessing``,
-        and so in the batches of both loaders and in what ``export`` writes."""
-        self.preprocessing = self.preprocessing.with_normalization(mean, std)
-        self.augment.mean, self.augment.std = self.preprocessing.mean, self.preprocessing.std
+        """Normalize with these statistics (a pretrained model's) from now on: a new ``preprocessing``
+        and a new ``augment`` holding it, so the batches of both loaders and what ``export`` writes.
+        The specs themselves never change: loaders built before keep the old ones."""
+        self.augment = BatchAugment(self.preprocessing.with_normalization(mean, std), self.augment.options)
+        self.train, self.valid = self.train.with_augment(self.augment), self.valid.with_augment(self.augment)
 
     def __repr__(self) -> str:
         return (f"DataLoaders(train={len(self.train.dataset)} images, valid={len(self.valid.dataset)} images, "
-                f"{self.c} classes, batch_size={self.batch_size}, device={self.device})")
+                f"{self.n_classes} classes, batch_size={self.batch_size}, device={self.device})")

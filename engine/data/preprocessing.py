@@ -4,8 +4,9 @@ Between a photo file and the model's input there are a few numbers that must be 
 training, in validation, in the exported model and in the web demo: the size of the CPU presize
 square and how the photo is fitted into it, the final size the model sees, and the mean and
 standard deviation that normalize its pixels. ``Preprocessing`` holds them. ``DataLoaders`` owns
-one (``dls.preprocessing``), builds its ``Presize`` and ``BatchAugment`` from it, ``export`` writes
-it as it is into ``meta.json``, and ``load_predictor`` reads it back: nothing else restates them.
+one (``dls.preprocessing``): its datasets' ``Presize`` comes from it and its ``BatchAugment`` holds
+it; ``export`` writes it as it is into ``meta.json``, and ``load_predictor`` reads it back: nothing
+else restates them. It is frozen: a change is a new spec (``replace``, ``with_normalization``).
 
     Preprocessing()                    presize 460 (crop) -> 224, ImageNet's statistics
     Preprocessing(size=288)            the training recipe's final size
@@ -21,7 +22,6 @@ from typing import Sequence
 import numpy as np
 
 from ..models import IMAGENET_STATS
-from .augment import BatchAugment
 from .transforms import PRESIZE_METHODS, Presize, _cv2
 
 __all__ = ["Preprocessing"]
@@ -98,11 +98,6 @@ class Preprocessing:
         presizer = self.presizer()
         a = presizer(image, train=False) if presizer is not None else np.asarray(image)
         return cv2.resize(a.astype(np.float32), (self.size, self.size), interpolation=cv2.INTER_LINEAR)
-
-    def batch_augment(self, **options) -> BatchAugment:
-        """The device step at the final size with this normalization; ``options`` set the random
-        augmentation (``max_rotate=...``: see ``BatchAugment``)."""
-        return BatchAugment(size=self.size, mean=self.mean, std=self.std, **options)
 
     def to_dict(self) -> dict:
         """Plain JSON values (what ``export`` writes to ``meta.json``)."""

@@ -26,8 +26,8 @@ HINTS = {
     "open image": "the file is not a readable image: run engine.data.items.verify_images() on the folder "
                   "and remove or replace the files it lists",
     "presize": "check the presize settings (size, method) and that the image has pixels",
-    "augment": "check the BatchAugment settings (size, min_scale, max_zoom) and that the batch is uint8 "
-               "(batch, 3, H, W)",
+    "augment": "check the BatchAugment's specs (the Preprocessing's size, the AugmentOptions' min_scale and "
+               "max_zoom) and that the batch is uint8 (batch, 3, H, W)",
 }
 
 
@@ -148,7 +148,7 @@ def summary(dls, n: int = 4, split: str = "train", show: Callable[[str], None] |
     if not ok:
         return rep
     xb, _ = batch
-    ok, _ = run("augment (1 grid_sample)", lambda x: loader.augment(x, train=loader.train), xb, names)
+    ok, _ = run("augment (1 grid_sample)", lambda x: loader.augment(x, train=loader.random), xb, names)
     if ok:
         say(f"OK: all {len(rep.steps)} steps worked. {loader.augment!r}")
     return rep

@@ -106,7 +106,7 @@ def head_learner(learn: Learner, n_views: int = 1, augment: bool | None = None,
     if not isinstance(getattr(model, "body", None), nn.Module) or not isinstance(getattr(model, "head", None),
                                                                                 nn.Module):
         raise TypeError("feature caching needs a model with a body and a head (see engine.models.create_model)")
-    augment = learn.dls.train.train if augment is None else augment
+    augment = learn.dls.train.random if augment is None else augment
     cache = compute_features(learn, n_views=n_views if augment else 1, augment=augment, on_progress=on_progress,
                              valid_views=valid_views)
     loaders = FeatureLoaders(cache, learn.dls.batch_size, learn.dls.device, learn.dls.vocab, learn.dls.seed,
