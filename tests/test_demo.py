@@ -571,13 +571,12 @@ def test_all_lists_are_exact():
     import demo.app
     import demo.predict_tab
     import demo.presize_lab
-    import demo.server
     import demo.settings
     import demo.softmax_lab
     import demo.train_tab
     import demo.uploads
 
-    for module in (demo.__main__, demo.app, demo.predict_tab, demo.presize_lab, demo.server, demo.settings, demo.softmax_lab,
+    for module in (demo.__main__, demo.app, demo.predict_tab, demo.presize_lab, demo.settings, demo.softmax_lab,
                    demo.train_tab, demo.uploads):
         missing = [name for name in module.__all__ if not hasattr(module, name)]
         assert not missing, f"{module.__name__}.__all__ names what it lacks: {missing}"
