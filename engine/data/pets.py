@@ -35,12 +35,11 @@ from .files import file_hash
 from .items import (PETS_PATTERN, RegexLabeller, column_split, get_image_files, label_items, random_split,
                     read_table)
 
-__all__ = ["SAMPLE_TABLE", "SAMPLE_NAME", "ListEntry", "PetsData", "breed_of_class", "read_list", "read_full_layout",
+__all__ = ["SAMPLE_TABLE", "ListEntry", "PetsData", "breed_of_class", "read_list", "read_full_layout",
            "open_data", "sample_is_complete", "build_sample"]
 
 SAMPLE_TABLE = Path(__file__).with_name("pets_sample.csv")
 SAMPLE_HASHES = Path(__file__).with_name("pets_sample.sha256")  # 16 hex digits of each photo's SHA-256
-SAMPLE_NAME = "oxford-pets-sample"
 LIST_FORMAT = "Image CLASS-ID SPECIES BREED-ID"
 _CLASS_ORDER = sorted(PET_BREEDS, key=str.lower)  # the lists number the breeds alphabetically, any case
 
