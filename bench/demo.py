@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import demo  # noqa: E402, F401  (the server's process settings, before torch is imported)
 from demo.settings import SHIPPED_MODEL  # noqa: E402
-from engine.datasets import pets_sample  # noqa: E402
+from engine.data.locate import pets_sample  # noqa: E402
 from engine.data.items import get_image_files  # noqa: E402
 from plain_onnx import percentile, plain_predict, plain_session  # noqa: E402
 from tests.support.server import DemoServer  # noqa: E402

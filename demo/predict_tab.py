@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.datasets import is_cat
+from engine.data.breeds import is_cat
 from engine.data.transforms import Presize
 from engine.serving.predictor import NOT_A_PET_BELOW, is_not_a_pet  # the one rule, shared with engine.predict
 

@@ -23,7 +23,7 @@ from demo.presize_lab import presize_lab
 from demo.settings import SHIPPED_EXAMPLES, SHIPPED_MODEL, TRAINING_DISABLED, example_photos, parse_size
 from demo.softmax_lab import CLASSES, DEFAULT_ACTIVATIONS, huge_logit_lab, log_lab, softmax_lab, softmax_numbers
 from demo.train_tab import DEMO_RECIPE, train_model
-from engine.datasets import PET_BREEDS
+from engine.data.breeds import PET_BREEDS
 from engine.data.preprocessing import Preprocessing
 from engine.data.pets import SAMPLE_TABLE
 from engine.losses import cross_entropy, log_softmax, softmax

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from engine.data import DataLoaders
-from engine.datasets import PET_BREEDS, pets_sample
+from engine.data.breeds import PET_BREEDS
+from engine.data.locate import pets_sample
 from engine.data.pets import (SAMPLE_TABLE, breed_of_class, build_sample, open_data, read_full_layout, read_list,
                          sample_is_complete)
 from engine.testing import AWKWARD_FILES, list_line, write_full_layout, write_labels_csv, write_synthetic_pets
