@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .breeds import PET_BREEDS, is_cat
-from .files import file_hash
+from .files import describe_bytes, file_hash
 from .items import (PETS_PATTERN, RegexLabeller, column_split, get_image_files, label_items, random_split,
                     read_table)
 
@@ -168,22 +168,21 @@ def read_full_layout(root: str | Path) -> PetsData:
 
 # --- anything a user points at ------------------------------------------------------------------------
 
-_MAGIC = {b"\xff\xd8": "a JPEG image", b"\x89PNG": "a PNG image", b"GIF8": "a GIF image", b"PK": "a zip archive",
-          b"\x1f\x8b": "a gzip archive", b"\x80": "a pickle (torch.save)", b"%PDF": "a PDF document"}
-
-
 def _not_text(path: Path) -> str | None:
     """What a file that is not a text table looks like, or None when it may be one."""
     with open(path, "rb") as f:
         head = f.read(4096)
-    for magic, kind in _MAGIC.items():
-        if head.startswith(magic):
-            return kind
+    if _is_text(head):  # a table, whatever its first letters (a column may be called "BMI" or "PKey")
+        return None
+    return describe_bytes(head) or "a binary file"
+
+
+def _is_text(head: bytes) -> bool:
     try:
         head.decode("utf-8")
     except UnicodeDecodeError:
-        return "a binary file"
-    return "a binary file" if b"\0" in head else None
+        return False
+    return b"\0" not in head
 
 
 def open_data(data: str | Path, valid_pct: float = 0.2, seed: int | None = 42) -> PetsData:
