@@ -4,7 +4,7 @@
 
 1. latency: one photo from its file to its answer (decode -> preprocess -> forward), over every
    photo of $PETS_SAMPLE/images after a warm-up, on the CPU, alternating photo by photo between
-   the demo's predictor (``Predictor.predict_details``: onnxruntime, int8 where the export has a
+   the demo's predictor (``Predictor.predict``: onnxruntime, int8 where the export has a
    checked int8 graph and the CPU has 8-bit dot-product units), the baseline (``plain_onnx.py``:
    a plain onnxruntime session on the float32 graph with naive PIL preprocessing) and the PyTorch
    eager path (``runtime="pytorch"``: BatchNorm folded, bfloat16 where the CPU has it). Targets on
@@ -58,8 +58,8 @@ def latency(files: list[Path], warmup: int) -> dict:
     print(f"the demo's predictor: {predictor.runtime_report}", flush=True)
     eager = load_predictor(SHIPPED_MODEL, runtime="pytorch")
     session = plain_session(SHIPPED_MODEL)
-    runs = {"demo": predictor.predict_details, "ort_plain": lambda f: plain_predict(session, f),
-            "pytorch": eager.predict_details}
+    runs = {"demo": predictor.predict, "ort_plain": lambda f: plain_predict(session, f),
+            "pytorch": eager.predict}
     for f in itertools.islice(itertools.cycle(files), warmup):
         for run in runs.values():
             run(f)
@@ -71,11 +71,11 @@ def latency(files: list[Path], warmup: int) -> dict:
             out = run(f)
             times[name].append((time.perf_counter() - start) * 1000)
             if name == "demo":
-                label = out["label"]
+                label = out.label
             elif name == "ort_plain":
                 agree += int(predictor.vocab[int(out.argmax())] == label)
     p50, base_p50 = percentile(times["demo"], 50), percentile(times["ort_plain"], 50)
-    return {"p50_ms": p50, "p95_ms": percentile(times["demo"], 95), "runtime": predictor.runtime,
+    return {"p50_ms": p50, "p95_ms": percentile(times["demo"], 95), "runtime": predictor.runtime.name,
             "ort_plain_p50_ms": base_p50, "vs_ort_plain": base_p50 / p50,
             "pytorch_p50_ms": percentile(times["pytorch"], 50), "vs_pytorch": percentile(times["pytorch"], 50) / p50,
             "same_label_as_plain": agree / len(files), "n_photos": len(files)}

@@ -235,10 +235,10 @@ def serving_cuda(sample: Path) -> str:
     for photo in photos:
         torch.cuda.synchronize()
         t0 = time.perf_counter()
-        a = gpu.predict_details(photo)["probabilities"]
+        a = gpu.predict(photo).probabilities
         torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-        b = cpu.predict_details(photo)["probabilities"]
+        b = cpu.predict(photo).probabilities
         same += max(a, key=a.get) == max(b, key=b.get)
         worst = max(worst, max(abs(a[k] - b[k]) for k in a))
     times.sort()

@@ -52,7 +52,7 @@ def main() -> None:
     labels = {}
     for r in range(args.rounds):
         start = time.perf_counter()
-        got = {path: d["label"] for path, d, _ in predict_files(predictor, files)}
+        got = {path: d.label for path, d, _ in predict_files(predictor, files)}
         folder = len(files) / (time.perf_counter() - start)
         start = time.perf_counter()
         plain = {f: predictor.vocab[int(plain_predict(session, f).argmax())] for f in files}
@@ -67,7 +67,7 @@ def main() -> None:
         cli_s = time.perf_counter() - start
     figures = {"folder_ips": best["folder"], "loop_ips": best["loop"], "vs_loop": best["folder"] / best["loop"],
                "same_top1": sum(a == b for a, b in labels.values()) / len(labels), "n_photos": len(files),
-               "cli_s": cli_s, "runtime": predictor.runtime}
+               "cli_s": cli_s, "runtime": predictor.runtime.name}
     print(f"folder CLI {figures['folder_ips']:.0f} photos/s vs the plain loop {figures['loop_ips']:.0f}: "
           f"x{figures['vs_loop']:.2f} (target >= 2: {'met' if figures['vs_loop'] >= 2 else 'NOT met'}); the whole "
           f"CLI on {len(files)} photos took {cli_s:.1f} s", flush=True)

@@ -79,7 +79,7 @@ THEME = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monos
 def build_demo(settings: DemoSettings) -> gr.Blocks:
     """The app for ``settings``: loads the model (once) and lays out the four tabs."""
     predictor = load_predictor(settings.model)
-    predictor.predict_details(np.zeros((64, 64, 3), np.uint8))  # warm up, so the first visitor does not wait
+    predictor.predict(np.zeros((64, 64, 3), np.uint8))  # warm up, so the first visitor does not wait
     examples = example_photos(settings.train_data)
     allowed = (upload_folder(), *examples)  # the only files a visitor's payload may point at
     sessions = SessionModels(settings.session_models, settings.session_ttl)

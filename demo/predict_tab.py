@@ -9,6 +9,9 @@ opinion that *can* say "none of these": the original ImageNet classifier on the 
     unsure     no breed gets half the probability: say so, with the two best guesses
     not_a_pet  ImageNet puts under 10% on cats and dogs and its top class is not one: say what it sees
 
+The engine's ``Prediction`` decides which (``Prediction.verdict``, with both thresholds beside it in
+``engine/serving/prediction.py``) and carries the pixels the model saw, which the page shows.
+
 Uploads go through ``uploads.read_photo`` (our checks, then the engine's decoder); Gradio only
 stores the file, it never decodes it (see ``build_predict_tab``).
 """
@@ -16,15 +19,13 @@ stores the file, it never decodes it (see ``build_predict_tab``).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from engine.data.breeds import is_cat
-from engine.data.transforms import Presize
-from engine.serving.predictor import NOT_A_PET_BELOW, is_not_a_pet  # the one rule, shared with engine.predict
+from engine.serving.prediction import Prediction  # its "not a pet" rule is shared with engine.predict
 
 from .examples import example_gallery, pick
 from .checks import InputRefused, flag, with_types
@@ -32,16 +33,9 @@ from .outputs import image_file
 from .sessions import InFlight, session_key, visitor_key
 from .uploads import NO_PHOTO, UploadRefused, read_photo
 
-__all__ = ["NOT_A_PET_BELOW", "UNSURE_BELOW", "Verdict", "judge", "predict_photo", "classify", "build_predict_tab"]
+__all__ = ["Verdict", "judge", "predict_photo", "classify", "build_predict_tab"]
 
 log = logging.getLogger(__name__)
-
-UNSURE_BELOW = 0.50  # the breed model's top probability
-
-# One forward pass at a time: on a 2-core CPU one pass already uses both cores, so taking turns
-# costs no throughput and keeps each visitor's latency steady (two passes at once would each take
-# twice as long and thrash the caches); decoding, the other part of the work, still runs in parallel.
-_MODEL_LOCK = threading.Lock()
 
 
 @dataclass
@@ -56,7 +50,7 @@ class Verdict:
     pet_probability: float | None = None  # ImageNet's mass on cats and dogs
     cat_probability: float | None = None  # the breed model's mass on cat breeds
     milliseconds: float | None = None  # decode + preprocess + forward
-    preview: np.ndarray | None = None  # the centre square the model looked at
+    preview: np.ndarray | None = None  # the pixels the model looked at (``Prediction.pixels``)
 
     @property
     def top5(self) -> dict[str, float]:
@@ -70,29 +64,31 @@ def _pct(p: float) -> str:
     return f"{p:.0%}" if p >= 0.01 else "<1%"
 
 
-def judge(details: dict, milliseconds: float | None = None, notes: list[str] = (),
+def judge(prediction: Prediction, milliseconds: float | None = None, notes: list[str] = (),
           model_name: str = "the shipped model") -> Verdict:
-    """Turn ``Predictor.predict_details`` output into what the page says (a pure function)."""
-    probs = details["probabilities"]
-    ranked = sorted(probs.items(), key=lambda kv: -kv[1])
+    """Turn a ``Prediction`` into what the page says (a pure function)."""
+    probs = prediction.probabilities
+    ranked = prediction.top(2)
     (label, p), runner_up = ranked[0], ranked[1] if len(ranked) > 1 else (None, 0.0)
     cat_p = sum(q for breed, q in probs.items() if is_cat(breed))
     species, species_p = ("cat", cat_p) if cat_p >= 0.5 else ("dog", 1 - cat_p)
-    imagenet, pet_p = details.get("imagenet"), details.get("imagenet_pet_probability")
+    check = prediction.imagenet
+    imagenet, pet_p = (list(check.top), check.pet_probability) if check is not None else (None, None)
     common = dict(label=label, probabilities=dict(probs), imagenet=imagenet, pet_probability=pet_p,
-                  cat_probability=cat_p, milliseconds=milliseconds)
+                  cat_probability=cat_p, milliseconds=milliseconds, preview=prediction.pixels)
     why = (f"_Why the ImageNet check: softmax always shares 100% among the {len(probs)} breeds, so the breed "
            "model alone cannot answer \"none of these\"._")
     took = f"Took {milliseconds:.0f} ms with {model_name}." if milliseconds is not None else ""
     extra = "\n\n".join(notes)
 
-    if is_not_a_pet(details):
+    kind = prediction.verdict
+    if kind == "not_a_pet":
         seen = ", ".join(f"**{name}** ({_pct(q)})" for name, q in imagenet[:3])
         text = (f"### This does not look like a cat or a dog\n"
                 f"The ImageNet classifier sees {seen}; all its cat and dog classes together get only "
                 f"{_pct(pet_p)}. Forced to choose, the breed model would say {label} ({_pct(p)}).")
         return Verdict("not_a_pet", "\n\n".join(s for s in (text, extra, why, took) if s), **common)
-    if p < UNSURE_BELOW:
+    if kind == "unsure":
         text = (f"### Not sure\nNo breed is likely: the best guess, **{label}**, gets only {_pct(p)} "
                 f"(then {runner_up[0]}, {_pct(runner_up[1])}). Probably a {species} ({_pct(species_p)}).")
         return Verdict("unsure", "\n\n".join(s for s in (text, extra, why, took) if s), **common)
@@ -116,21 +112,15 @@ def predict_photo(photo, predictor, max_bytes: int = 10 * 2**20, model_name: str
             return Verdict("no_photo", NO_PHOTO)  # nothing uploaded yet, or the input was cleared
         image, info = read_photo(photo, predictor.load, max_bytes, allowed=allowed)
         decoded = time.perf_counter()
-        with _MODEL_LOCK:
-            waited = time.perf_counter()
-            details = predictor.predict_details(image)
-        done = time.perf_counter()
-        preview = Presize(predictor.preprocessing.size, "crop")(image)  # the square the model saw, at its size
+        prediction = predictor.predict(image)
     except UploadRefused as err:
         return Verdict("refused", f"### Cannot use this file\n{err}")
     except Exception:  # a bug, not a bad file: log it for the operator, tell the visitor plainly
         log.exception("prediction failed")
         return Verdict("refused", "### Something went wrong\nThe photo could not be classified. Please try "
                                   "again, or try another photo.")
-    ms = (decoded - start + done - waited) * 1000  # without the time spent waiting for the lock
-    verdict = judge(details, ms, info.notes, model_name)
-    verdict.preview = preview
-    return verdict
+    ms = (decoded - start + prediction.seconds) * 1000  # without the time spent waiting for another photo's pass
+    return judge(prediction, ms, info.notes, model_name)
 
 
 def classify(photo, use_session_model: bool = False, session_model=None, *, predictor,

@@ -31,7 +31,9 @@ learning/  training on top of the data
 serving/  a trained model, saved and answering photos
     export        safetensors + JSON + the ONNX graph, committed atomically
     onnx          the graph for onnxruntime, its int8 copy, the session
-    predictor     load_predictor, Predictor: onnxruntime when its check passes, else PyTorch
+    predictor     load_predictor, Predictor: a photo in, a Prediction out
+    prediction    Prediction: probabilities, the ImageNet check, the pixels seen, the time
+    runtime       onnxruntime when its check against PyTorch passes, else PyTorch
     fold          BatchNorm folded into the convolutions
 
 Commands and helpers: ``datasets`` (``python -m engine.datasets``: download the photos, pick the
@@ -92,6 +94,7 @@ _EXPORTS = {
     "learning.distributed": ["setup_distributed", "DistributedTrainer"],
     "serving.export": ["export", "read_export", "PickleRefused"],
     "serving.predictor": ["Predictor", "load_predictor"],
+    "serving.prediction": ["Prediction"],
     "serving.fold": ["fold_batchnorm"],
 }
 

@@ -3,7 +3,8 @@
 1. ``where_loss``: the two-category loss written with ``torch.where``, used before softmax exists.
    It cannot express three or more categories, which is why we need softmax.
 2. ``softmax``: turns activations into probabilities that sum to one, amplifying differences.
-3. ``logsumexp`` and ``log_softmax``: the same thing in the log domain, stable for huge logits.
+3. ``logsumexp`` and ``log_softmax``: the same thing in the log domain, stable for huge logits;
+   ``log_mean_softmax`` averages several predictions' probabilities there (test-time augmentation).
 4. ``nll_loss``: picks minus the log-probability of the correct class.
 5. ``cross_entropy``: ``nll_loss(log_softmax(logits))``, optionally with label smoothing.
 6. ``sigmoid`` and ``binary_cross_entropy_with_logits``: one independent yes/no per class, for
@@ -15,6 +16,8 @@ Every function is checked against ``torch.nn.functional`` on values and gradient
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -23,6 +26,7 @@ __all__ = [
     "softmax",
     "logsumexp",
     "log_softmax",
+    "log_mean_softmax",
     "nll_loss",
     "cross_entropy",
     "sigmoid",
@@ -155,6 +159,25 @@ def log_softmax(logits: Tensor, dim: int = -1) -> Tensor:
     # when the logits are around 1e4 (where float32 has only ~0.001 of resolution).
     shifted = logits - logits.amax(dim=dim, keepdim=True).detach()
     return shifted - logsumexp(shifted, dim=dim, keepdim=True)
+
+
+def log_mean_softmax(logits: Tensor, dim: int = 0) -> Tensor:
+    """``log(mean(softmax(logits), dim))``: the log of several predictions' averaged probabilities.
+
+    Test-time augmentation averages a photo's and its mirror image's probabilities. Averaging in
+    the log domain keeps the result a log-probability without leaving it:
+    ``log((p1 + ... + pn) / n) = logsumexp(log p1, ..., log pn) - log n``.
+
+    Args:
+        logits: the predictions stacked along ``dim``, classes along the last axis, e.g.
+            ``torch.stack([logits, mirrored_logits])`` of shape (2, bs, n_classes).
+        dim: the axis that holds the predictions to average (not the classes' axis).
+    """
+    _check_logits(logits)
+    if logits.ndim < 2 or dim % logits.ndim == logits.ndim - 1:
+        raise ValueError(f"log_mean_softmax averages over an axis other than the classes' (the last); got dim={dim} "
+                         f"for shape {tuple(logits.shape)}: stack the predictions first, e.g. torch.stack([a, b])")
+    return logsumexp(log_softmax(logits), dim=dim) - math.log(logits.shape[dim])
 
 
 # --- 4. negative log likelihood -----------------------------------------------------------------

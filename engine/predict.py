@@ -25,9 +25,10 @@ import sys
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
-import numpy as np
+if TYPE_CHECKING:
+    from .serving.prediction import Prediction
 
 __all__ = ["photo_files", "predict_files", "main"]
 
@@ -71,9 +72,9 @@ def _prepare(predictor, path: Path, tta: bool):
 
 
 def predict_files(predictor, files: list[Path], tta: bool = False, batch: int = 16,
-                  workers: int | None = None) -> Iterator[tuple[Path, dict | None, str | None]]:
-    """Yield ``(file, details, None)`` for each photo (``Predictor.predict_details``'s dict) or
-    ``(file, None, reason)`` for one that could not be read, in the order of ``files``.
+                  workers: int | None = None) -> Iterator[tuple[Path, Prediction | None, str | None]]:
+    """Yield ``(file, prediction, None)`` for each photo (a ``Prediction``) or ``(file, None,
+    reason)`` for one that could not be read, in the order of ``files``.
 
     Decoding runs ahead on ``workers`` threads (default: the number of cores), at most a few
     batches ahead, so memory stays bounded for any number of files."""
@@ -114,24 +115,19 @@ def predict_files(predictor, files: list[Path], tta: bool = False, batch: int = 
 
 
 def _answer(predictor, group):
-    rows = [len(pixels) for _, pixels in group]  # 1 per photo, 2 with their mirror (TTA)
-    breeds, inet = predictor.logits(np.concatenate([pixels for _, pixels in group]))
-    start = 0
-    for (path, _), n in zip(group, rows):
-        part = slice(start, start + n)
-        yield path, predictor.details_from_logits(breeds[part], None if inet is None else inet[part]), None
-        start += n
+    """One forward pass for a batch of (path, pixels): (path, prediction, None) for each."""
+    predictions = predictor.predict_batch([pixels for _, pixels in group])
+    for (path, _), prediction in zip(group, predictions):
+        yield path, prediction, None
 
 
-def _row(path: Path, details: dict | None, reason: str | None, has_imagenet: bool) -> dict:
-    from .serving.predictor import is_not_a_pet
-
+def _row(path: Path, prediction: Prediction | None, reason: str | None) -> dict:
     row = {"file": str(path), "skipped": reason or ""}
-    if details is not None:
-        top = sorted(details["probabilities"].items(), key=lambda kv: -kv[1])[:TOP]
-        for i, (breed, p) in enumerate(top, 1):
+    if prediction is not None:
+        for i, (breed, p) in enumerate(prediction.top(TOP), 1):
             row[f"breed_{i}"], row[f"p_{i}"] = breed, f"{p:.4f}"
-        row["not_a_pet"] = ("yes" if is_not_a_pet(details) else "no") if has_imagenet else ""
+        check = prediction.imagenet  # None when the model has no ImageNet classifier
+        row["not_a_pet"] = "" if check is None else "yes" if check.not_a_pet else "no"
     return row
 
 
@@ -179,7 +175,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot load the model {args.model}: {err}", file=sys.stderr)
         return 2
     print(f"{predictor} ({predictor.runtime_report}); {len(files)} files", file=sys.stderr)
-    has_imagenet = predictor.meta.get("imagenet_classifier", False)
 
     partial = out = writer = None
     if args.csv is not None:
@@ -192,9 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     done = 0
     bar = progress_bar(len(files), "predicting", unit="photo")
     try:
-        for path, details, reason in predict_files(predictor, files, tta=args.tta, batch=args.batch,
-                                                   workers=args.workers):
-            row = _row(path, details, reason, has_imagenet)
+        for path, prediction, reason in predict_files(predictor, files, tta=args.tta, batch=args.batch,
+                                                      workers=args.workers):
+            row = _row(path, prediction, reason)
             if reason is not None:
                 skipped.append((path, reason))
             elif writer is not None:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from demo.predict_tab import NOT_A_PET_BELOW, UNSURE_BELOW, classify, judge, predict_photo
+from demo.predict_tab import classify, judge, predict_photo
 from demo.presize_lab import presize_lab
 from demo.settings import SHIPPED_EXAMPLES, SHIPPED_MODEL, TRAINING_DISABLED, example_photos, parse_size
 from demo.softmax_lab import CLASSES, DEFAULT_ACTIVATIONS, huge_logit_lab, log_lab, softmax_lab, softmax_numbers
@@ -28,6 +28,7 @@ from engine.data.preprocessing import Preprocessing
 from engine.data.pets import SAMPLE_TABLE
 from engine.losses import cross_entropy, log_softmax, softmax
 from engine.data.quality import compare_presizing
+from engine.serving.prediction import NOT_A_PET_BELOW, UNSURE_BELOW, ImagenetCheck, Prediction
 from engine.testing import make_image, write_image, write_labels_csv, write_synthetic_pets
 
 MB = 2**20
@@ -76,6 +77,8 @@ def test_classify_a_real_photo_as_the_page_shows_it(predictor, pets_sample):
     _assert_predicted(message)
     assert "softmax always shares 100% among the 37 breeds" in message
     assert preview.shape == (224, 224, 3) and preview.dtype == np.uint8
+    # the pixels the model saw, as the prediction returns them (not a preview derived again)
+    assert np.array_equal(preview, predictor.predict(pets_sample / "images" / "keeshond_119.jpg").pixels)
 
 
 def _exif_rotated(img: Image.Image, path):
@@ -216,9 +219,13 @@ def test_no_photo_yet(predictor):
 # --- tab 1: what the answer says, from the two models' outputs -------------------------------------
 
 def _details(top: float, imagenet: list[tuple[str, float]], pet: float, breeds=("beagle", "pug", "Bengal")):
+    from engine.models import PET_IMAGENET_CLASSES, imagenet_categories
+
     rest = (1 - top) / (len(breeds) - 1)
-    return {"label": breeds[0], "probabilities": {b: top if i == 0 else rest for i, b in enumerate(breeds)},
-            "imagenet": imagenet, "imagenet_pet_probability": pet}
+    pet_names = {imagenet_categories()[i] for i in PET_IMAGENET_CLASSES}
+    check = ImagenetCheck(tuple(imagenet), pet, top_is_pet=imagenet[0][0] in pet_names)
+    return Prediction(breeds[0], {b: top if i == 0 else rest for i, b in enumerate(breeds)}, check,
+                      np.zeros((8, 8, 3), np.uint8), 0.01)
 
 
 def test_judge_says_not_a_pet_and_names_what_imagenet_sees():

@@ -45,7 +45,8 @@ def test_predictor_gives_the_learners_predictions(trained):
     pred = load_predictor(out, fast=False)
     probs, targets = learn.get_preds("valid")
     for i, path in enumerate(learn.dls.valid.dataset.items):
-        label, p = pred.predict(path)
+        prediction = pred.predict(path)
+        label, p = prediction.label, prediction.probabilities
         assert list(p) == learn.dls.vocab
         assert label == learn.dls.vocab[int(probs[i].argmax())]
         torch.testing.assert_close(torch.tensor(list(p.values())), probs[i], atol=1e-4, rtol=1e-3)
@@ -55,21 +56,20 @@ def test_fast_predictor_agrees(trained):
     learn, out = trained
     slow, fast = load_predictor(out, fast=False), load_predictor(out)
     for path in learn.dls.valid.dataset.items:
-        a, pa = slow.predict(path)
-        b, pb = fast.predict(path)
+        pa, pb = slow.predict(path).probabilities, fast.predict(path).probabilities
         assert max(abs(pa[k] - pb[k]) for k in pa) < 0.05  # folded BatchNorm, and bfloat16 where supported
     # every input kind: path, bytes, PIL image, array
     path = learn.dls.valid.dataset.items[0]
     for image in (str(path), path.read_bytes(), Image.open(path), np.asarray(Image.open(path).convert("RGB"))):
-        assert fast.predict(image)[0] == fast.predict(path)[0]
+        assert fast.predict(image).label == fast.predict(path).label
 
 
 def test_tta_and_details(trained):
     learn, out = trained
     pred = load_predictor(out)
-    d = pred.predict_details(learn.dls.valid.dataset.items[0], tta=True)
-    assert abs(sum(d["probabilities"].values()) - 1) < 1e-3
-    assert len(d["imagenet"]) == 5 and 0 <= d["imagenet_pet_probability"] <= 1
+    d = pred.predict(learn.dls.valid.dataset.items[0], tta=True)
+    assert abs(sum(d.probabilities.values()) - 1) < 1e-3
+    assert len(d.imagenet.top) == 5 and 0 <= d.imagenet.pet_probability <= 1
 
 
 def test_fold_batchnorm_keeps_outputs(trained):
@@ -93,7 +93,7 @@ def test_half_export_is_half_the_size_and_still_predicts(trained, tmp_path):
     full_size, half_size = weights_of(out).stat().st_size, weights_of(half).stat().st_size
     assert half_size < 0.55 * full_size
     path = learn.dls.valid.dataset.items[0]
-    assert load_predictor(half).predict(path)[0] == load_predictor(out).predict(path)[0]
+    assert load_predictor(half).predict(path).label == load_predictor(out).predict(path).label
 
 
 def test_pickles_are_refused(trained, tmp_path):
@@ -205,8 +205,8 @@ def test_bad_images_are_clear_errors(trained, tmp_path):
     with pytest.raises(ValueError, match="megapixels, more than the 40 allowed"):
         pred.predict(big)
     for kind in ("cmyk", "i16", "rgba", "tiny", "wide", "p", "exif_rotated"):
-        label, probs = pred.predict(write_image(tmp_path / f"{kind}.jpg", kind=kind))
-        assert label in probs
+        prediction = pred.predict(write_image(tmp_path / f"{kind}.jpg", kind=kind))
+        assert prediction.label in prediction.probabilities
 
 
 def test_the_predictor_reads_the_preprocessing_back_as_it_was_written(trained):
@@ -215,7 +215,8 @@ def test_the_predictor_reads_the_preprocessing_back_as_it_was_written(trained):
     learn, out = trained
     pred = load_predictor(out)
     assert pred.preprocessing == learn.dls.preprocessing  # the same frozen object, field for field
-    assert (pred.presize.size, pred.presize.method, pred.augment.size) == (64, "crop", 48)
+    presize, augment = pred.preprocessing.presizer(), pred.preprocessing.batch_augment()
+    assert (presize.size, presize.method, augment.size) == (64, "crop", 48)
     old_style = {"presize": 64, "presize_method": "crop", "size": 48, "normalization": {"mean": [0.5] * 3,
                                                                                          "std": [0.5] * 3}}
     assert Preprocessing.from_meta(old_style) == pred.preprocessing  # exports from before it still load

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from engine.data import DataLoaders
-from engine.learning.features import compute_features
+from engine.learning.features import cached_preds, compute_features
 from engine.learning.fine_tune import VisionLearner, fit_head_on_features, head_learner
 from engine.learning.learner import Learner
 from engine.models import create_model
@@ -64,3 +64,13 @@ def test_head_learner_shares_the_head_and_finds_a_rate(folder):
     learn.fine_tune(0, base_lr=3e-3, freeze_epochs=2, cache_features=True, head_learn=hl)
     assert not torch.equal(before, learn.model.head[-1].weight)
     assert len(learn.recorder.epochs) == 2 and learn.recorder.lrs
+
+
+@pytest.mark.parametrize("tta", [False, True])
+def test_cached_preds_equal_get_preds_while_frozen(folder, tta):
+    learn = frozen_learner(folder)
+    learn.feature_cache = compute_features(learn, valid_views=2)
+    logits, targets = cached_preds(learn, tta=tta)
+    want, want_targets = learn.get_preds("valid", activation=None, tta=tta)
+    torch.testing.assert_close(logits, want, rtol=1e-4, atol=1e-5)
+    assert targets.tolist() == want_targets.tolist()

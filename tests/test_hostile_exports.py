@@ -165,7 +165,7 @@ def test_an_int8_tolerance_that_is_not_a_probability_gap_is_refused(copy):
 def test_the_good_export_still_loads(copy):
     """The bounds do not refuse what export writes."""
     predictor = load_predictor(copy)
-    assert predictor.runtime == "onnxruntime float32" and predictor.preprocessing.size == 48
+    assert predictor.runtime.name == "onnxruntime float32" and predictor.preprocessing.size == 48
 
 
 # --- through the commands -------------------------------------------------------------------------------

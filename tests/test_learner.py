@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from engine.learning.callbacks import (Callback, CancelBatchException, CancelEpochException, CancelFitException,
-                              EarlyStopping, MixedPrecision, SaveBestModel)
+                              EarlyStopping, MixedPrecision, ParamScheduler, SaveBestModel)
 from engine.data import DataLoaders
 from engine.learning.fine_tune import VisionLearner, vision_learner
 from engine.learning.learner import Learner
@@ -396,6 +396,11 @@ def test_get_preds_and_tta(tiny_folder):
     torch.testing.assert_close(probs.sum(1), torch.ones(len(probs)))
     tta, _ = learn.get_preds(tta=True)
     torch.testing.assert_close(tta.sum(1), torch.ones(len(probs)))
+    with torch.no_grad():  # the direct formula: the mean of the photo's and its mirror's probabilities
+        direct = torch.cat([(learn.model(xb).softmax(1) + learn.model(xb.flip(-1)).softmax(1)) / 2
+                            for xb, _ in learn.dls.valid])
+    torch.testing.assert_close(tta, direct)
+    assert not torch.allclose(tta, probs)  # the mirror did change the predictions
     logits, _ = learn.get_preds(activation=None)
     torch.testing.assert_close(logits.softmax(1), probs)
 
@@ -403,6 +408,8 @@ def test_get_preds_and_tta(tiny_folder):
 def test_a_callback_can_own_a_step_of_the_loop(tiny_folder):
     class CountingStep(Callback):
         """Owns the optimizer step (as MixedPrecision does): the learner calls this instead."""
+
+        owns = ("step",)
 
         def __init__(self):
             self.steps = 0
@@ -416,3 +423,75 @@ def test_a_callback_can_own_a_step_of_the_loop(tiny_folder):
     before = state_of(learn.model)
     learn.fit(1, lr=1e-3, cbs=[owner])
     assert owner.steps == len(learn.dls.train) and not same_state(learn.model, before)
+
+
+class StepMethodUndeclared(Callback):
+    """Has a method called ``step`` but does not declare that it owns the step: it must not be called."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def step(self, learn):
+        self.calls += 1  # (and no optimizer step: the model would stay put)
+
+
+class SeesOwners(Callback):
+    def before_batch(self, learn):
+        self.owners = learn.owners()
+        self.scheduler_steps = [cb.step for cb in learn.cbs if isinstance(cb, ParamScheduler)]
+
+
+def test_only_a_declared_step_is_handed_over(tiny_folder):
+    learn = make_learner(tiny_folder)
+    undeclared, seen = StepMethodUndeclared(), SeesOwners()
+    before = state_of(learn.model)
+    learn.fit_one_cycle(1, 1e-3, cbs=[undeclared, seen])  # ParamScheduler's counter is called self.step
+    assert seen.scheduler_steps == [len(learn.dls.train)]  # its counter (read in validation), not an owner
+    assert undeclared.calls == 0 and seen.owners == {}
+    assert not same_state(learn.model, before)  # the learner took the optimizer steps itself
+    learn.to_fp16()
+    learn.fit_one_cycle(1, 1e-3, cbs=[seen])
+    mp = next(cb for cb in learn.cbs if isinstance(cb, MixedPrecision))
+    assert seen.owners == {"autocast": mp, "backward": mp, "step": mp}
+
+
+def test_two_owners_of_one_step_stop_fit_before_it_starts(tiny_folder):
+    class OwnStep(Callback):
+        owns = ("step",)
+
+        def step(self, learn):
+            learn.opt.step()
+
+    learn = make_learner(tiny_folder).to_fp16()
+    log, before = EventLog(), state_of(learn.model)
+    with pytest.raises(ValueError, match="MixedPrecision and OwnStep both own the loop's 'step'.*to_fp32"):
+        learn.fit(1, cbs=[OwnStep(), log])
+    assert log.events == [] and same_state(learn.model, before)
+    assert not any(isinstance(cb, (OwnStep, EventLog)) for cb in learn.cbs)  # fit's callbacks are gone again
+    mp = next(cb for cb in learn.cbs if isinstance(cb, MixedPrecision))
+    with pytest.raises(ValueError, match="MixedPrecision is among the callbacks twice"):
+        learn.fit(1, cbs=[mp])
+    with pytest.raises(ValueError, match="both own the loop's 'autocast'"):
+        learn.add_cb(MixedPrecision()).get_preds()  # also outside fit
+
+
+def test_a_wrong_declaration_says_what_to_write(tiny_folder):
+    class Typo(Callback):
+        owns = ("backwards",)
+
+    class NoMethod(Callback):
+        owns = ("backward",)
+
+    class Bare(Callback):
+        owns = "step"
+
+        def step(self, learn):
+            learn.opt.step()
+
+    learn = make_learner(tiny_folder)
+    with pytest.raises(ValueError, match="'backwards', which is not a step of the loop: .*autocast, backward, step"):
+        learn.fit(1, cbs=[Typo()])
+    with pytest.raises(TypeError, match="NoMethod declares that it owns 'backward' but has no method backward"):
+        learn.fit(1, cbs=[NoMethod()])
+    with pytest.raises(TypeError, match=r"write owns = \('step',\)"):
+        learn.fit(1, cbs=[Bare()])

@@ -51,6 +51,32 @@ def test_logsumexp_matches_torch(dtype, dim):
     _assert_same(L.logsumexp(a, dim=dim), torch.logsumexp(b, dim=dim), a, b, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("views", [1, 2, 3])
+@pytest.mark.parametrize("dim", [0, 1])
+def test_log_mean_softmax_is_the_log_of_the_averaged_probabilities(dtype, views, dim):
+    """Test-time augmentation's average, against the direct formula: mean of the softmaxes, then log."""
+    shape = [17, 37]
+    shape.insert(dim, views)
+    a, b = _pair(shape, dtype)
+    _assert_same(L.log_mean_softmax(a, dim=dim), F.softmax(b, dim=-1).mean(dim).log(), a, b, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_log_mean_softmax_stays_finite_where_the_direct_formula_does_not(dtype):
+    a, b = _pair((2, 8, 37), dtype, scale=1e4)
+    assert torch.isinf(F.softmax(b, dim=-1).mean(0).log()).any()  # probabilities that underflow to 0
+    ref = torch.logsumexp(F.log_softmax(b, dim=-1), dim=0) - torch.log(torch.tensor(2.0, dtype=dtype))
+    _assert_same(L.log_mean_softmax(a), ref, a, b, dtype)
+
+
+def test_log_mean_softmax_refuses_to_average_the_classes():
+    with pytest.raises(ValueError, match="other than the classes'"):
+        L.log_mean_softmax(torch.randn(2, 5), dim=-1)
+    with pytest.raises(ValueError, match="stack the predictions first"):
+        L.log_mean_softmax(torch.randn(5))
+
+
 def test_softmax_rows_sum_to_one():
     p = L.softmax(torch.randn(8, 37) * 5)
     torch.testing.assert_close(p.sum(dim=1), torch.ones(8))

@@ -46,17 +46,17 @@ def test_the_graph_gives_pytorchs_probabilities(trained):
     learn, out = trained
     onnx_p, said = _quiet_load(out)
     torch_p = load_predictor(out, runtime="pytorch", fast=False)
-    assert onnx_p.runtime == "onnxruntime float32" and "checked against PyTorch" in onnx_p.runtime_report
-    assert not said and torch_p.runtime == "pytorch"
+    assert onnx_p.runtime.name == "onnxruntime float32" and "checked against PyTorch" in onnx_p.runtime_report
+    assert not said and torch_p.runtime.name == "pytorch"
     probs, _ = learn.get_preds("valid")
     for i, path in enumerate(learn.dls.valid.dataset.items):
-        a, b = onnx_p.predict_details(path), torch_p.predict_details(path)
-        assert a["label"] == b["label"] == learn.dls.vocab[int(probs[i].argmax())]
-        np.testing.assert_allclose(list(a["probabilities"].values()), list(b["probabilities"].values()), atol=1e-4)
-        np.testing.assert_allclose([p for _, p in a["imagenet"]], [p for _, p in b["imagenet"]], atol=1e-4)
-        assert [n for n, _ in a["imagenet"]] == [n for n, _ in b["imagenet"]]
-    tta = onnx_p.predict_details(learn.dls.valid.dataset.items[0], tta=True)
-    assert abs(sum(tta["probabilities"].values()) - 1) < 1e-5
+        a, b = onnx_p.predict(path), torch_p.predict(path)
+        assert a.label == b.label == learn.dls.vocab[int(probs[i].argmax())]
+        np.testing.assert_allclose(list(a.probabilities.values()), list(b.probabilities.values()), atol=1e-4)
+        np.testing.assert_allclose([p for _, p in a.imagenet.top], [p for _, p in b.imagenet.top], atol=1e-4)
+        assert [n for n, _ in a.imagenet.top] == [n for n, _ in b.imagenet.top]
+    tta = onnx_p.predict(learn.dls.valid.dataset.items[0], tta=True)
+    assert abs(sum(tta.probabilities.values()) - 1) < 1e-5
 
 
 def test_the_graph_takes_any_batch_and_both_heads(trained):
@@ -77,9 +77,9 @@ def test_a_graph_that_does_not_match_is_not_used(trained, tmp_path):
     graph.write_bytes(graph.read_bytes()[:-10] + b"0123456789")  # damaged: the checksum no longer matches
     p, said = _quiet_load(copy)
     assert any("does not match meta.json" in s for s in said)
-    assert p.runtime == "onnxruntime float32"  # auto: a graph built from the weights instead
+    assert p.runtime.name == "onnxruntime float32"  # auto: a graph built from the weights instead
     p, _ = _quiet_load(copy, runtime="onnx")
-    assert p.runtime == "pytorch"
+    assert p.runtime.name == "pytorch"
 
 
 def test_a_graph_with_other_numbers_fails_its_check_and_pytorch_answers(trained, tmp_path):
@@ -94,26 +94,26 @@ def test_a_graph_with_other_numbers_fails_its_check_and_pytorch_answers(trained,
     meta["onnx"]["sha256"] = file_hash(graph)  # a consistent export, with a graph that is not its model
     (copy / "meta.json").write_text(json.dumps(meta))
     p, said = _quiet_load(copy, runtime="onnx")
-    assert p.runtime == "pytorch" and "differ from PyTorch" in p.runtime_report
+    assert p.runtime.name == "pytorch" and "differ from PyTorch" in p.runtime_report
     assert len(said) == 1 and "differ from PyTorch" in said[0]  # said once
-    assert p._model is not None  # the PyTorch path is built at load, not at the first photo
-    assert p.predict(learn.dls.valid.dataset.items[0])[0] in learn.dls.vocab
+    assert p._network.built  # the PyTorch path is built at load, not at the first photo
+    assert p.predict(learn.dls.valid.dataset.items[0]).label in learn.dls.vocab
 
 
 def test_without_onnxruntime_pytorch_answers_and_says_why(trained, monkeypatch):
     _, out = trained
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     p, said = _quiet_load(out)
-    assert p.runtime == "pytorch" and "onnxruntime is not installed" in p.runtime_report and len(said) == 1
-    assert p.predict(trained[0].dls.valid.dataset.items[0])[0] in trained[0].dls.vocab
+    assert p.runtime.name == "pytorch" and "onnxruntime is not installed" in p.runtime_report and len(said) == 1
+    assert p.predict(trained[0].dls.valid.dataset.items[0]).label in trained[0].dls.vocab
 
 
 def test_an_export_without_a_graph_gets_one_built_at_load(trained, tmp_path):
     learn, _ = trained
     out = export(learn, tmp_path / "plain", onnx=False)
     assert not list(out.glob("*.onnx")) and "onnx" not in _meta(out)
-    assert _quiet_load(out)[0].runtime == "onnxruntime float32"
-    assert _quiet_load(out, runtime="onnx")[0].runtime == "pytorch"
+    assert _quiet_load(out)[0].runtime.name == "onnxruntime float32"
+    assert _quiet_load(out, runtime="onnx")[0].runtime.name == "pytorch"
     with pytest.raises(ValueError, match="runtime must be"):
         load_predictor(out, runtime="tensorrt")
 
@@ -123,13 +123,13 @@ def test_the_demo_model_ships_a_graph_that_passes_its_check():
     meta = _meta(folder)
     assert (folder / meta["onnx"]["file"]).is_file()
     p, said = _quiet_load(folder)
-    assert p.runtime.startswith("onnxruntime") and not said
+    assert p.runtime.name.startswith("onnxruntime") and not said
     figures = meta.get("int8") or meta.get("int8_rejected")  # the int8 figures are recorded either way
     assert figures["photos"] == 370 and 0 <= figures["agreement"] <= 1
     if "int8" in meta:
         assert figures["agreement"] >= E.INT8_AGREEMENT
         assert figures["valid_error_int8"] <= figures["valid_error_float32"]
-        assert p.runtime == ("onnxruntime int8" if O.has_int8_units() else "onnxruntime float32")
+        assert p.runtime.name == ("onnxruntime int8" if O.has_int8_units() else "onnxruntime float32")
 
 
 # --- int8 ----------------------------------------------------------------------------------------
@@ -168,10 +168,10 @@ def test_int8_is_kept_only_when_it_agrees(trained, tmp_path, monkeypatch):
     assert meta["int8"]["agreement"] == 1.0 and meta["int8"]["photos"] == 18
     assert meta["int8"]["file"].endswith(".int8.onnx") and (kept / meta["int8"]["file"]).is_file()
     monkeypatch.setattr(O, "has_int8_units", lambda: True)
-    assert load_predictor(kept).runtime == "onnxruntime int8"
+    assert load_predictor(kept).runtime.name == "onnxruntime int8"
     monkeypatch.setattr(O, "has_int8_units", lambda: False)
     p = load_predictor(kept)
-    assert p.runtime == "onnxruntime float32" and "no 8-bit dot-product units" in p.runtime_report
+    assert p.runtime.name == "onnxruntime float32" and "no 8-bit dot-product units" in p.runtime_report
 
     torch.manual_seed(1)
     other = vision_learner(learn.dls, progress=False)  # another (untrained) head
@@ -190,7 +190,7 @@ def _training_validation_pixels(predictor, path):
     (reduced JPEG decoding included), the presize, then ``BatchAugment``'s resample on a tensor."""
     spec = predictor.preprocessing
     a = spec.presizer()(load_array(path, min_size=spec.presize), train=False)
-    x = predictor.augment(torch.tensor(a).permute(2, 0, 1)[None].contiguous(), train=False)
+    x = spec.batch_augment()(torch.tensor(a).permute(2, 0, 1)[None].contiguous(), train=False)
     mean, std = torch.tensor(spec.mean).view(1, 3, 1, 1), torch.tensor(spec.std).view(1, 3, 1, 1)
     return ((x * std + mean) * 255).permute(0, 2, 3, 1).numpy()
 
@@ -248,8 +248,8 @@ def test_the_folder_cli_writes_a_row_per_photo_and_lists_what_it_skipped(trained
     assert "skipped (4):" in err and "cut.jpg" in err
     reference = load_predictor(out)
     for r in predicted:
-        d = reference.predict_details(r["file"])
-        top = sorted(d["probabilities"].items(), key=lambda kv: -kv[1])[:3]
+        d = reference.predict(r["file"])
+        top = sorted(d.probabilities.items(), key=lambda kv: -kv[1])[:3]
         assert [r["breed_1"], r["breed_2"], r["breed_3"]] == [b for b, _ in top]
         assert abs(float(r["p_1"]) - top[0][1]) < 1e-3 and r["not_a_pet"] in ("yes", "no")
 
@@ -298,17 +298,17 @@ def test_the_recorded_check_spares_building_the_pytorch_model_at_start(trained, 
     check = _meta(out)["onnx"]["check"]
     assert len(check["breeds"]) == 3 and len(check["imagenet"]) == 1000 and abs(sum(check["breeds"]) - 1) < 1e-5
     p, said = _quiet_load(out)
-    assert p.runtime == "onnxruntime float32" and p._float is None and not said  # not built
+    assert p.runtime.name == "onnxruntime float32" and not p._network.built and not said  # not built
     photo = learn.dls.valid.dataset.items[0]
-    onnx_answer = p.predict(photo)[1]
-    assert p.model is not None and p._float is not None  # built when asked for (the lessons use it)
-    torch_answer = load_predictor(out, runtime="pytorch", fast=False).predict(photo)[1]
+    onnx_answer = p.predict(photo).probabilities
+    assert p.model is not None and p._network.built  # built when asked for (the lessons use it)
+    torch_answer = load_predictor(out, runtime="pytorch", fast=False).predict(photo).probabilities
     assert max(abs(onnx_answer[k] - torch_answer[k]) for k in onnx_answer) < 1e-4
 
     # a start of the demo's predictor: no timm, no torchvision (seconds of imports at every start)
     code = ("import sys; from engine.serving.predictor import load_predictor; "
             f"p = load_predictor({str(ROOT / 'demo' / 'model')!r}); "
-            f"print(p.runtime, p.predict({str(ROOT / 'demo' / 'examples' / 'pug_140.jpg')!r})[0], "
+            f"print(p.runtime.name, p.predict({str(ROOT / 'demo' / 'examples' / 'pug_140.jpg')!r}).label, "
             "'timm' in sys.modules, 'torchvision' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert run.stdout.split()[-3:] == ["pug", "False", "False"], run.stdout + run.stderr
@@ -320,21 +320,22 @@ def test_the_recorded_check_spares_building_the_pytorch_model_at_start(trained, 
     meta["onnx"]["check"]["breeds"] = meta["onnx"]["check"]["breeds"][::-1]
     (bad / "meta.json").write_text(json.dumps(meta))
     p, said = _quiet_load(bad, runtime="onnx")
-    assert p.runtime == "pytorch" and len(said) == 1 and "differ from PyTorch" in said[0]
+    assert p.runtime.name == "pytorch" and len(said) == 1 and "differ from PyTorch" in said[0]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run on the device machine)")
 def test_on_a_gpu_the_cuda_provider_or_pytorch_in_float16_answers(trained):
-    from engine.serving.predictor import _cuda_provider
+    from engine.serving.runtime import cuda_provider
 
     learn, out = trained
     p, _ = _quiet_load(out, device="cuda")
-    if _cuda_provider():
-        assert p.runtime == "onnxruntime float32"
-        assert p.runner.session.get_providers()[0] == "CUDAExecutionProvider"
+    if cuda_provider():
+        assert p.runtime.name == "onnxruntime float32"
+        assert p.runtime.session.get_providers()[0] == "CUDAExecutionProvider"
     else:
-        assert p.runtime == "pytorch" and p.dtype == torch.float16 and "onnxruntime-gpu" in p.runtime_report
+        assert p.runtime.name == "pytorch" and p.runtime.dtype == torch.float16
+        assert "onnxruntime-gpu" in p.runtime_report
     reference = load_predictor(out, runtime="pytorch", device="cpu", fast=False)
     for path in learn.dls.valid.dataset.items:
-        a, b = p.predict(path)[1], reference.predict(path)[1]
+        a, b = p.predict(path).probabilities, reference.predict(path).probabilities
         assert max(abs(a[k] - b[k]) for k in a) < 0.02

@@ -7,6 +7,10 @@ implements the events it needs; ``order`` decides who goes first. To stop early,
 ``CancelBatchException``, ``CancelEpochException`` or ``CancelFitException``: the learner skips
 the rest of that batch, epoch or fit, and still runs every ``cleanup_*``.
 
+A callback can also take over a step of the loop by declaring it in ``owns`` (``MixedPrecision``
+owns the forward pass's ``autocast``, ``backward`` and the optimizer ``step``); the learner asks
+``step_owners`` who owns what, and refuses two owners of one step.
+
 Callbacks *record*; the ``plot_*`` functions in ``plots.py`` draw what they recorded.
 """
 
@@ -24,7 +28,7 @@ from ..numerics import NonFiniteError, check_finite
 __all__ = [
     "Order", "CancelFitException", "CancelEpochException", "CancelBatchException", "Callback", "Recorder",
     "ProgressCallback", "NanGuard", "gradients_finite", "LastGoodState", "ParamScheduler", "MixedPrecision", "EarlyStopping",
-    "SaveBestModel",
+    "SaveBestModel", "LOOP_STEPS", "step_owners",
 ]
 
 
@@ -55,9 +59,46 @@ class Order:
 
 
 class Callback:
-    """Base class: override the events you need. Lower ``order`` runs first (see ``Order``)."""
+    """Base class: override the events you need. Lower ``order`` runs first (see ``Order``).
+
+    To do a step of the loop instead of the learner, name it in ``owns`` and define the method of
+    that name, taking the learner: ``autocast(learn)`` returns the context the forward pass runs in,
+    ``backward(learn)`` replaces ``learn.loss.backward()``, ``step(learn)`` replaces
+    ``learn.opt.step()``. Only a declared step is handed over: an attribute that merely has one of
+    these names (``ParamScheduler``'s counter ``self.step``) is never taken for an owner.
+    """
 
     order = Order.DEFAULT
+    owns: tuple[str, ...] = ()  # the steps of the loop (from LOOP_STEPS) this callback does itself
+
+
+LOOP_STEPS = ("autocast", "backward", "step")  # the steps of the loop a callback can own
+
+
+def step_owners(cbs: Sequence[Callback]) -> dict[str, Callback]:
+    """Which callback does each step of the loop that one declares it ``owns``: {step: callback}.
+    A step nobody owns is left out (the learner does it). Two owners of one step are an error."""
+    owners: dict[str, Callback] = {}
+    for cb in cbs:
+        name, owns = type(cb).__name__, getattr(cb, "owns", ())
+        if isinstance(owns, str):
+            raise TypeError(f"{name}.owns must be a tuple of step names, got the string {owns!r}: "
+                            f"write owns = ({owns!r},)")
+        for step in owns:
+            if step not in LOOP_STEPS:
+                raise ValueError(f"{name}.owns names {step!r}, which is not a step of the loop: "
+                                 f"a callback can own {', '.join(LOOP_STEPS)}")
+            if not callable(getattr(cb, step, None)):
+                raise TypeError(f"{name} declares that it owns {step!r} but has no method {step}(self, learn): "
+                                "define it, or take the step out of owns")
+            if step in owners:
+                other = type(owners[step]).__name__
+                what = f"{name} is among the callbacks twice" if owners[step] is cb else \
+                    f"{other} and {name} both own the loop's {step!r}"
+                hint = " (learn.to_fp32() removes MixedPrecision)" if "MixedPrecision" in (name, other) else ""
+                raise ValueError(f"{what}: only one callback can do a step of the loop; remove one{hint}")
+            owners[step] = cb
+    return owners
 
 
 class Recorder(Callback):
@@ -224,14 +265,16 @@ class ParamScheduler(Callback):
 
 
 class MixedPrecision(Callback):
-    """Half precision where it pays, owning the three steps it changes: the forward pass runs in
-    ``autocast`` (fp16 on CUDA, bfloat16 on the CPU), and ``backward`` and ``step`` go through a
-    gradient scaler on CUDA.
+    """Half precision where it pays, owning the three steps it changes (``owns``): the forward pass
+    runs in ``autocast`` (fp16 on CUDA, bfloat16 on the CPU), and ``backward`` and ``step`` go
+    through a gradient scaler on CUDA.
 
     fp16 has a small range, so tiny gradients would round to zero: the scaler multiplies the loss
     before ``backward`` and divides the gradients before the step, and skips any step whose
     gradients overflowed (then lowers the scale). bfloat16 has float32's range: no scaler needed.
     """
+
+    owns = ("autocast", "backward", "step")
 
     def __init__(self):
         self.scaler = None

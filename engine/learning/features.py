@@ -146,9 +146,7 @@ def cached_preds(learn, tta: bool = False) -> tuple[Tensor, Tensor]:
     With ``tta`` the mirrored photos' features must be cached (``valid_views=2``); the logits are
     then the log of the two probabilities' average, as in ``get_preds``.
     """
-    import math
-
-    from ..losses import log_softmax, logsumexp
+    from ..losses import log_mean_softmax
 
     cache = getattr(learn, "feature_cache", None)
     if cache is None:
@@ -160,5 +158,5 @@ def cached_preds(learn, tta: bool = False) -> tuple[Tensor, Tensor]:
         logits = tail(cache.valid.to(learn.dls.device)).float()  # (n, n_classes)
         if tta:
             mirrored = tail(cache.valid_mirror.to(learn.dls.device)).float()
-            logits = logsumexp(torch.stack([log_softmax(logits), log_softmax(mirrored)]), dim=0) - math.log(2)
+            logits = log_mean_softmax(torch.stack([logits, mirrored]))
     return logits.cpu(), cache.valid_y.cpu()

@@ -7,17 +7,17 @@
 
 Everything else (recording, progress bars, schedules, mixed precision, the NaN guard, early
 stopping) is a callback (``callbacks.py``). A callback can also own a step of the loop: the one
-that has a ``backward``, ``step`` or ``autocast`` method does that step instead of the learner
-(``MixedPrecision`` owns all three). On top of ``fit`` sit ``fit_one_cycle``, ``lr_find`` and
-``freeze``/``unfreeze``; ``fine_tune``, which also trains on cached features, is the next layer up
-(``fine_tune.py``: ``vision_learner`` returns a learner that has it).
+that declares it, as in ``owns = ("backward", "step")``, does that step instead of the learner
+(``MixedPrecision`` owns ``autocast``, ``backward`` and ``step``; two owners of one step stop ``fit``
+before it starts). On top of ``fit`` sit ``fit_one_cycle``, ``lr_find`` and ``freeze``/``unfreeze``;
+``fine_tune``, which also trains on cached features, is the next layer up (``fine_tune.py``:
+``vision_learner`` returns a learner that has it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import math
 import signal
 import threading
 from functools import partial
@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from .callbacks import (Callback, CancelBatchException, CancelEpochException, CancelFitException, LastGoodState,
-                        MixedPrecision, NanGuard, ParamScheduler, ProgressCallback, Recorder)
-from ..losses import cross_entropy, log_softmax, logsumexp, softmax
+                        MixedPrecision, NanGuard, ParamScheduler, ProgressCallback, Recorder, step_owners)
+from ..losses import cross_entropy, log_mean_softmax, softmax
 from ..metrics import error_rate
 from ..numerics import NonFiniteError
 from .schedules import lr_for_groups, one_cycle_lr, one_cycle_mom
@@ -85,9 +85,14 @@ class Learner:
         self.cbs.append(cb)
         return self
 
-    def _owner(self, step: str):
-        """The callback that owns ``step`` of the loop ("backward", "step", "autocast"), or None."""
-        return next((cb for cb in self.cbs if callable(getattr(cb, step, None))), None)
+    def owners(self) -> dict[str, Callback]:
+        """Which callback does each step of the loop it declares it ``owns``: {"backward": cb, ...}.
+        The learner does the steps left out. Raises ``ValueError`` if two callbacks own one step."""
+        return step_owners(self.cbs)
+
+    def _owner(self, step: str) -> Callback | None:
+        """The callback that owns ``step`` of the loop ("autocast", "backward", "step"), or None."""
+        return self.owners().get(step)
 
     def autocast(self):
         """The context the forward pass runs in: the owning callback's (``MixedPrecision``), else none."""
@@ -144,6 +149,7 @@ class Learner:
         self.cbs += cbs
         self.n_epochs, self.interrupted = n_epochs, False
         try:
+            self.owners()  # two owners of one step fail here, before any event has run
             if self.opt is None:
                 self.create_opt()
             if lr is not None:
@@ -290,7 +296,7 @@ class Learner:
         ``activation`` turns the logits into probabilities (softmax by default); ``None`` keeps
         logits. ``tta`` (test-time augmentation) also predicts every mirrored image and averages
         the two probabilities; the "logits" are then the log of that average, computed in the
-        log domain: ``log((p1 + p2) / 2) = logsumexp(log p1, log p2) - log 2``.
+        log domain (``losses.log_mean_softmax``).
         """
         dl = self.dls.valid if split == "valid" else self.dls.train_in_order(augment=False)
         self.model.eval()
@@ -298,9 +304,8 @@ class Learner:
         with torch.no_grad(), self.autocast():
             for xb, yb in dl:
                 logits = self.model(xb).float()  # (bs, n_classes)
-                if tta:
-                    both = torch.stack([log_softmax(logits), log_softmax(self.model(xb.flip(-1)).float())])
-                    logits = logsumexp(both, dim=0) - math.log(2)
+                if tta:  # the photo and its mirror image: (2, bs, n_classes) -> (bs, n_classes)
+                    logits = log_mean_softmax(torch.stack([logits, self.model(xb.flip(-1)).float()]))
                 outs.append((logits if activation is None else activation(logits)).cpu())
                 targets.append(yb.cpu())
         return torch.cat(outs), torch.cat(targets)

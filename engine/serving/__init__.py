@@ -2,8 +2,11 @@
 
     export      safetensors + JSON + the ONNX graph, committed atomically; read back with checks
     onnx        the graph for onnxruntime (pixels in, both heads out), its int8 copy, the session
-    predictor   load_predictor, Predictor: the validation preprocessing, and onnxruntime after a
-                check against PyTorch (else PyTorch: BatchNorm folded, half precision)
+    predictor   load_predictor, Predictor: the validation preprocessing, then the runtime's answer
+    prediction  Prediction: what predict returns (probabilities, the ImageNet check, the pixels
+                the model saw, the time), and the two "I don't know" thresholds
+    runtime     what runs the network: onnxruntime after a check against PyTorch, else PyTorch
+                (BatchNorm folded, half precision); where another runtime goes
     fold        BatchNorm folded into the convolutions before it
 """
 
@@ -14,6 +17,7 @@ from .._lazy import lazy_exports
 _EXPORTS = {
     "export": ["export", "read_export", "PickleRefused"],
     "predictor": ["Predictor", "load_predictor"],
+    "prediction": ["Prediction"],
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

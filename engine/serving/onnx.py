@@ -64,13 +64,13 @@ def static_same_padding(body: nn.Module, size: int) -> nn.Module:
 class ServingModule(nn.Module):
     """Pixels in, logits out: the normalization, the body (with static padding) and both heads."""
 
-    def __init__(self, model: nn.Module, mean, std, size: int):
+    def __init__(self, model: nn.Module, preprocessing):
         super().__init__()
-        self.body, self.head = static_same_padding(model.body, size), model.head
+        self.body, self.head = static_same_padding(model.body, preprocessing.size), model.head
         self.imagenet = model.imagenet_classifier
-        std_t = torch.tensor(std, dtype=torch.float32)
-        self.register_buffer("scale", (1 / (255 * std_t)).view(1, 3, 1, 1))
-        self.register_buffer("shift", (-torch.tensor(mean, dtype=torch.float32) / std_t).view(1, 3, 1, 1))
+        scale, shift = preprocessing.scale_shift()  # the normalization as x * scale + shift, kept in the graph
+        self.register_buffer("scale", scale)
+        self.register_buffer("shift", shift)
 
     def forward(self, pixels: torch.Tensor):
         x = pixels.permute(0, 3, 1, 2) * self.scale + self.shift  # (n, h, w, 3) 0..255 -> (n, 3, h, w) normalized
@@ -84,7 +84,7 @@ def export_onnx(model: nn.Module, preprocessing, path: str | Path | None = None)
     """The ONNX graph of ``model`` for ``preprocessing``'s input size, as bytes (also written to
     ``path`` when given). Batch size is free; the image size is the preprocessing's."""
     model = copy.deepcopy(model).float().eval().cpu()
-    module = ServingModule(model, preprocessing.mean, preprocessing.std, preprocessing.size).eval()
+    module = ServingModule(model, preprocessing).eval()
     names = ["breeds"] + (["imagenet"] if model.imagenet_classifier is not None else [])
     example = torch.zeros(2, preprocessing.size, preprocessing.size, 3)
     buffer = io.BytesIO()
@@ -141,11 +141,10 @@ def check_input(size: int) -> np.ndarray:
 def reference_probabilities(model: nn.Module, preprocessing) -> list[np.ndarray]:
     """The float32 PyTorch model's probabilities on ``check_input``: [breeds (1, classes)] and,
     when the model has that head, [ImageNet (1, 1000)]. What a graph must reproduce to be used."""
-    mean, std = (torch.tensor(v, dtype=torch.float32).view(1, 3, 1, 1) for v in (preprocessing.mean, preprocessing.std))
     model = copy.deepcopy(model).float().eval().cpu()  # the caller's model stays as it is
     with torch.inference_mode():
-        x = torch.from_numpy(check_input(preprocessing.size)).permute(0, 3, 1, 2) / 255
-        features = model.body((x - mean) / std)
+        x = torch.from_numpy(check_input(preprocessing.size)).permute(0, 3, 1, 2)  # (1, 3, size, size) 0..255
+        features = model.body(preprocessing.normalize(x))
         want = [model.head(features).softmax(1).cpu().numpy()]
         if model.imagenet_classifier is not None:
             want.append(model.imagenet_logits(features).softmax(1).cpu().numpy())
