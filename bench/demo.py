@@ -39,14 +39,16 @@ import threading
 import time
 from pathlib import Path
 
+# The repository root, for this checkout's engine/ and demo/, and for tests/support/server.py: the
+# harness that starts `python -m demo` in a child process, shared with the tests (not in the package).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import demo  # noqa: E402, F401  (the server's process settings, before torch is imported)
-from demo.server import DemoServer  # noqa: E402
 from demo.settings import SHIPPED_MODEL  # noqa: E402
-from engine.datasets import pets_sample  # noqa: E402
+from engine.data.locate import pets_sample  # noqa: E402
 from engine.data.items import get_image_files  # noqa: E402
 from plain_onnx import percentile, plain_predict, plain_session  # noqa: E402
+from tests.support.server import DemoServer  # noqa: E402
 
 
 def latency(files: list[Path], warmup: int) -> dict:
@@ -108,7 +110,7 @@ def load_phase(server, files: list[Path], seconds: float | None, clients: int, k
     gradio_client ("gradio_client"). Returns requests/s, p50/p95 and the errors."""
     import gradio_client
 
-    from demo.server import RawClient
+    from tests.support.server import RawClient
 
     latencies, errors, lock = [], [], threading.Lock()
     photos = itertools.cycle(files[:1] if kind == "same" else files)
@@ -158,7 +160,7 @@ def load_run(files: list[Path], seconds: float, clients: int) -> dict:
     peak RSS over all of them."""
     import psutil
 
-    from demo.server import RawClient
+    from tests.support.server import RawClient
 
     no_compilers = tempfile.mkdtemp(prefix="petbreeds-no-compilers-")  # an empty folder as the whole PATH
     started = time.perf_counter()

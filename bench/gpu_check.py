@@ -258,7 +258,7 @@ def lessons_cuda(home: Path, out: Path, deadline: float) -> str:
     os.environ.update(env)  # the kernels inherit this process's environment
     times, failures = {}, []
     try:
-        from engine.datasets import pets_sample
+        from engine.data.locate import pets_sample
 
         pets_sample()  # pick the sample out of the full layout once, before the kernels start
         for path in build.notebook_paths():

@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.datasets import pets_sample  # noqa: E402
+from engine.data.locate import pets_sample  # noqa: E402
 from engine.testing import AWKWARD_FILES, write_awkward_files, write_official_lists  # noqa: E402
 
 N_UNLISTED = 41  # photos of the real images/ that are in neither official list

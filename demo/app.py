@@ -124,7 +124,6 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, max
     is closed again and ``ShareLinkError`` says why. Callers check that ``auth`` is set first.
     """
     print(f"petbreeds: the model answers on {app.petbreeds_predictor.runtime_report}", flush=True)
-    _remove_old_compiled_models()
     # Gradio's own share=True stays off (see the top of this module): the link is made below.
     if app.petbreeds_sweeper is not None:
         app.petbreeds_sweeper.ensure_running()
@@ -339,19 +338,6 @@ def _show_in_cell(url: str, height: int) -> None:
     except ImportError:  # not in a notebook
         return
     display(IFrame(url, width="100%", height=height))
-
-
-def _remove_old_compiled_models() -> None:
-    """Earlier versions compiled the model into shared libraries under ``<cache>/compiled``; nothing
-    loads them any more, so they go (a loaded library is code: it should not lie around unused)."""
-    import shutil
-
-    from engine.datasets import default_cache_dir
-
-    old = default_cache_dir() / "compiled"
-    if old.is_dir() and not old.is_symlink():
-        shutil.rmtree(old, ignore_errors=True)
-        print(f"petbreeds: removed {old} (compiled models of an earlier version, no longer used)", flush=True)
 
 
 if __name__ == "__main__":  # python -m demo.app: the defaults (python -m demo takes options)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.datasets import is_cat
+from engine.data.breeds import is_cat
 
 __all__ = ["caption", "example_gallery", "pick"]
 

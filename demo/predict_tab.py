@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.datasets import is_cat
+from engine.data.breeds import is_cat
 from engine.serving.prediction import Prediction  # its "not a pet" rule is shared with engine.predict
 
 from .examples import example_gallery, pick

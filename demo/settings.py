@@ -1,7 +1,7 @@
 """What the server operator chooses: which model to serve, what to train on, how big an upload may be.
 
 Visitors never choose paths on the server. The training data in particular is fixed when the
-server starts: ``--train-data``, else the 370-photo sample that ``engine.datasets.pets_sample()``
+server starts: ``--train-data``, else the 370-photo sample that ``engine.data.locate.pets_sample()``
 finds (``PETS_SAMPLE``, or the cache, picked out of the full download when that is all there is).
 Without any photos tab 4 is switched off and shows the one command that switches it on, and the
 photo tabs offer the few example photos that ship in ``demo/examples/``.
@@ -46,7 +46,7 @@ def parse_size(value: str | int) -> int:
 def default_train_data(show=print) -> Path | None:
     """The sample's ``labels.csv`` that ``pets_sample()`` finds (picking the sample out of the full
     download if needed), else None: training switched off. A wrong ``PETS_SAMPLE`` is said, not hidden."""
-    from engine.datasets import pets_sample
+    from engine.data.locate import pets_sample
 
     try:
         return (pets_sample(show=show) / "labels.csv").resolve()

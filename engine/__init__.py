@@ -16,6 +16,7 @@ data/  from photo files to augmented batches on the device
     loaders       ImageDataset, DataLoaders
     show, summary, quality    looking at a batch, debugging a pipeline, presizing measured
     breeds, pets, download, files    the Oxford-IIIT Pet dataset: names, layouts, fetching it
+    locate        where the photos are: pets_path, pets_sample
 
 learning/  training on top of the data
     learner       the training loop (fit, fit_one_cycle, freeze/unfreeze, to_fp16, lr_find)
@@ -35,8 +36,8 @@ serving/  a trained model, saved and answering photos
     runtime       onnxruntime when its check against PyTorch passes, else PyTorch
     fold          BatchNorm folded into the convolutions
 
-Commands and helpers: ``datasets`` (``python -m engine.datasets``: where the photos are, download,
-the sample), ``train`` (``python -m engine.train``), ``predict`` (``python -m engine.predict``: a folder
+Commands and helpers: ``datasets`` (``python -m engine.datasets``: download the photos, pick the
+sample, say where they are), ``train`` (``python -m engine.train``), ``predict`` (``python -m engine.predict``: a folder
 of photos to a CSV), ``progress`` (progress bars), ``testing``
 (generated photos for tests and benchmarks).
 
@@ -60,7 +61,9 @@ _EXPORTS = {
     "numerics": ["NonFiniteError", "check_finite", "log_of", "naive_softmax", "compare_softmax"],
     "metrics": ["accuracy", "error_rate"],
     "models": ["create_model", "create_head", "Classifier", "ARCHS", "register", "imagenet_categories"],
-    "datasets": ["PET_BREEDS", "is_cat", "pets_path", "pets_sample", "download_pets", "default_cache_dir"],
+    "datasets": ["download_pets"],
+    "data.breeds": ["PET_BREEDS", "is_cat"],
+    "data.locate": ["pets_path", "pets_sample", "default_cache_dir"],
     "data.download": ["download_file", "safe_extract", "UnsafeArchiveError"],
     "data.pets": ["open_data", "read_full_layout", "build_sample", "PetsData"],
     "data.items": [

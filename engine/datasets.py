@@ -1,14 +1,7 @@
-"""Where the pet photos are, and how to fetch the full Oxford-IIIT Pet dataset safely.
+"""``python -m engine.datasets``: fetch the full Oxford-IIIT Pet dataset safely, and pick the sample out of it.
 
-Every lesson, test and script asks ``pets_path()`` for its data instead of hard-coding a folder.
-It looks, in order, at an explicit path, at the ``PETS_SAMPLE`` environment variable (the
-370-photo sample CI uses), and at the cache folder: the full dataset, else the sample built from
-it. When nothing is there it says how to get some. A wrong setting is an error, never a silent
-fall-through to other data.
-
-The lessons want the small, fixed set of 370 photos their asserted numbers were checked on:
-``pets_sample()`` gives that folder, and when only the full download is there it picks the
-sample out of it first (``engine.data.pets.build_sample``; hard links, a second or two).
+Finding the photos is ``engine.data.locate`` (``pets_path``, ``pets_sample``): everything asks it.
+This module is the command that puts them where it looks.
 
 The full dataset is ~800 MB, so ``download_pets`` uses ``engine.data.download``: transfers resume with
 HTTP ``Range`` requests and are checked against an MD5, and archives are extracted only when no
@@ -30,24 +23,15 @@ import shutil
 import sys
 from pathlib import Path
 
-from .data.breeds import PET_BREEDS, is_cat
-from .data.download import UnsafeArchiveError, download_file, safe_extract
-from .data.files import IMAGE_EXTENSIONS
+from .data.download import download_file, safe_extract
+from .data.locate import download_complete, full_dataset_dir, pets_path, sample_dir
 
 __all__ = [
-    "PET_BREEDS",
-    "is_cat",
     "PETS_IMAGES_URL",
     "PETS_IMAGES_MD5",
     "PETS_ANNOTATIONS_URL",
     "PETS_ANNOTATIONS_MD5",
     "OFFICIAL_MD5",
-    "default_cache_dir",
-    "pets_path",
-    "pets_sample",
-    "download_file",
-    "UnsafeArchiveError",
-    "safe_extract",
     "download_pets",
     "main",
 ]
@@ -56,96 +40,6 @@ PETS_IMAGES_URL = "https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz
 PETS_IMAGES_MD5 = "5c4f3ee8e5d25df40f4fd59a7f44e54c"
 PETS_ANNOTATIONS_URL = "https://www.robots.ox.ac.uk/~vgg/data/pets/data/annotations.tar.gz"
 PETS_ANNOTATIONS_MD5 = "95a8c909bbe2e81eed6a22bccdf3f68f"
-
-GET_DATA_COMMAND = "python -m engine.datasets sample"
-_HOW_TO_GET_DATA = (
-    "To get the pet photos, run\n"
-    f"    {GET_DATA_COMMAND}\n"
-    "It downloads the Oxford-IIIT Pet dataset (~800 MB, resumable) into {cache} and picks out the\n"
-    "370-photo sample the lessons use (set PETBREEDS_HOME to keep the cache elsewhere)."
-)
-
-
-# --- where the data is ------------------------------------------------------------------------------
-
-def default_cache_dir() -> Path:
-    """``$PETBREEDS_HOME``, else ``$XDG_CACHE_HOME/petbreeds``, else ``~/.cache/petbreeds``."""
-    if os.environ.get("PETBREEDS_HOME"):
-        return Path(os.environ["PETBREEDS_HOME"]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "petbreeds"
-    return Path.home() / ".cache" / "petbreeds"
-
-
-def _full_dataset_dir() -> Path:
-    return default_cache_dir() / "oxford-iiit-pet"
-
-
-def _sample_dir() -> Path:
-    return default_cache_dir() / "oxford-pets-sample"
-
-
-def _check_pets_folder(folder: Path, source: str, fix: str) -> Path:
-    """Return ``folder`` if it holds ``images/``; ``source`` says where the path came from."""
-    if not folder.is_dir():
-        problem = f"{folder} does not exist or is not a folder"
-    elif not (folder / "images").is_dir():
-        problem = f"{folder} has no images/ folder inside"
-        if folder.name == "images":
-            problem += " (it looks like the images/ folder itself: use its parent)"
-    else:
-        return folder
-    raise FileNotFoundError(
-        f"{source}: {problem}. Expected a folder holding images/<breed>_<n>.jpg, like "
-        f"oxford-pets-sample/. {fix}"
-    )
-
-
-def pets_path(path: str | os.PathLike | None = None) -> Path:
-    """The folder that contains ``images/``: ``path``, else ``$PETS_SAMPLE``, else the cache (the full
-    dataset, else the sample built from it)."""
-    if path is not None:
-        return _check_pets_folder(Path(path).expanduser(), f"pets_path({str(path)!r})",
-                                  "Pass the folder that contains images/.")
-    # An empty PETS_SAMPLE counts as unset, as in the shell's ${PETS_SAMPLE:-...}.
-    sample = os.environ.get("PETS_SAMPLE")
-    if sample:
-        return _check_pets_folder(Path(sample).expanduser(), f"PETS_SAMPLE={sample}",
-                                  "Point the PETS_SAMPLE environment variable at the sample folder, "
-                                  "or unset it to use the downloaded dataset.")
-    full = _full_dataset_dir()
-    if _download_complete(full):
-        return full
-    from .data.pets import sample_is_complete
-
-    if sample_is_complete(_sample_dir()):
-        return _sample_dir()
-    raise FileNotFoundError(
-        "No pet photos found: PETS_SAMPLE is not set and neither the full dataset nor the sample is in "
-        f"{default_cache_dir()}.\n" + _HOW_TO_GET_DATA.format(cache=full)
-    )
-
-
-def pets_sample(path: str | os.PathLike | None = None, show=print) -> Path:
-    """The folder of the 370-photo sample (``images/`` + ``labels.csv``) that the lessons use.
-
-    ``pets_path(path)`` finds the photos. A folder with a ``labels.csv`` is used as it is (the
-    sample itself, through ``PETS_SAMPLE`` or the cache). From the full download, the sample is
-    picked out once into the cache (``engine.data.pets.build_sample``) and reused afterwards; ``show``
-    says which photos are used.
-    """
-    from .data.pets import build_sample, sample_is_complete
-
-    root = pets_path(path)
-    if (root / "labels.csv").is_file():
-        return root
-    dest = _sample_dir()
-    if not sample_is_complete(dest):
-        show(f"{root} is the full Oxford-IIIT Pet dataset; the lessons use its canonical 370-photo sample "
-             f"(10 photos per breed), picked out of it now.")
-        build_sample(root, dest, show=show)
-    show(f"Using the 370-photo sample in {dest}, picked out of the full dataset in {root}.")
-    return dest
 
 
 # --- the whole dataset ------------------------------------------------------------------------------
@@ -160,15 +54,6 @@ class _Official(enum.Enum):
 # Default ``md5`` of ``download_pets``: check the official MD5 only when the URL is the official one,
 # since a mirror or a test server may serve a different (e.g. re-packed or smaller) archive.
 OFFICIAL_MD5 = _Official.MD5
-
-
-def _has_images(folder: Path) -> bool:
-    return folder.is_dir() and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.iterdir())
-
-
-def _download_complete(dest: Path) -> bool:
-    """``images/`` is moved into place only once its archive is extracted whole (see ``_extract_into``)."""
-    return _has_images(dest / "images")
 
 
 def _extract_into(archive: Path, dest: Path) -> None:
@@ -208,7 +93,7 @@ def download_pets(dest: str | os.PathLike | None = None, *, url: str | None = No
     """Download and extract the Oxford-IIIT Pet dataset; returns the folder holding ``images/``.
 
     Args:
-        dest: target folder; default ``default_cache_dir() / "oxford-iiit-pet"``. If ``dest/images``
+        dest: target folder; default ``full_dataset_dir()`` (``<cache>/oxford-iiit-pet``). If ``dest/images``
             already holds images, nothing is downloaded.
         url: images archive; default ``$PETS_URL``, else ``PETS_IMAGES_URL``.
         md5: expected MD5 of the images archive, or None for no check. The default ``OFFICIAL_MD5``
@@ -218,8 +103,8 @@ def download_pets(dest: str | os.PathLike | None = None, *, url: str | None = No
         annotations_md5: as ``md5``, for the annotations archive.
         progress: show progress bars.
     """
-    dest = Path(dest).expanduser() if dest is not None else _full_dataset_dir()
-    if _download_complete(dest):
+    dest = Path(dest).expanduser() if dest is not None else full_dataset_dir()
+    if download_complete(dest):
         return dest
     jobs = {"images.tar.gz": _resolve(url, "PETS_URL", PETS_IMAGES_URL, md5, PETS_IMAGES_MD5)}
     if annotations and not (dest / "annotations").is_dir():  # it survives an earlier, failed run
@@ -233,7 +118,7 @@ def download_pets(dest: str | os.PathLike | None = None, *, url: str | None = No
     for archive in archives:
         _extract_into(archive, dest)  # on failure the archive stays, to inspect or retry offline
         archive.unlink()
-    if not _has_images(dest / "images"):
+    if not download_complete(dest):
         raise ValueError(
             f"the archive from {jobs['images.tar.gz'][0]} did not contain images/<breed>_<n>.jpg under {dest}. "
             f"Expected the Oxford-IIIT Pet images.tar.gz; check PETS_URL / the url argument."
@@ -249,13 +134,13 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Find or download the Oxford-IIIT Pet photos.")
     commands = parser.add_subparsers(dest="command", required=True)
     get = commands.add_parser("download", help="download the full Oxford-IIIT Pet dataset (~800 MB)")
-    get.add_argument("--dest", help=f"target folder (default: {_full_dataset_dir()})")
+    get.add_argument("--dest", help=f"target folder (default: {full_dataset_dir()})")
     get.add_argument("--url", help="images archive URL (default: $PETS_URL or the official URL)")
     get.add_argument("--no-annotations", action="store_true", help="skip the annotations archive")
     get.add_argument("--quiet", action="store_true", help="no progress bars")
     pick = commands.add_parser("sample", help="pick the lessons' 370-photo sample out of the full dataset "
                                               "(downloading it first when needed)")
-    pick.add_argument("--dest", help=f"where the sample goes (default: {_sample_dir()})")
+    pick.add_argument("--dest", help=f"where the sample goes (default: {sample_dir()})")
     pick.add_argument("--source", help="a full download to pick from (default: the dataset in the cache, "
                                        "downloaded there first if it is missing)")
     pick.add_argument("--url", help="images archive URL for the download (default: $PETS_URL or the official URL)")
@@ -291,11 +176,11 @@ def _sample_command(args: argparse.Namespace) -> int:
     if args.source is not None:
         source = Path(args.source).expanduser()
     else:
-        source = _full_dataset_dir()
-        if not _download_complete(source):
+        source = full_dataset_dir()
+        if not download_complete(source):
             print(f"The full dataset is not in {source} yet: downloading it first (~800 MB).", flush=True)
             download_pets(source, url=args.url, progress=not args.quiet)
-    dest = Path(args.dest).expanduser() if args.dest else _sample_dir()
+    dest = Path(args.dest).expanduser() if args.dest else sample_dir()
     build_sample(source, dest)
     print(f"The 370-photo sample is in {dest} (images/ + labels.csv).")
     if args.dest is None:

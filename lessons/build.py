@@ -12,7 +12,7 @@ Each notebook runs in a fresh Jupyter kernel, ``python3``: jupyter_client starts
 interpreter that runs this module (``sys.executable``), so the kernel sees the same packages. The
 working directory is ``lessons/``, exactly as under ``jupyter lab lessons/``; the notebooks find the
 repository root themselves (for ``import engine`` and ``demo/model``) and the photos through
-``engine.datasets.pets_sample()``: ``PETS_SAMPLE`` when it is set, else the sample in the cache,
+``engine.data.locate.pets_sample()``: ``PETS_SAMPLE`` when it is set, else the sample in the cache,
 picked out of the full download when that is all there is (``python -m engine.datasets sample``).
 
 The committed notebooks are never written to: they stay without outputs, and the executed copies go
@@ -147,7 +147,7 @@ def build(selected: list[str] | tuple[str, ...] = (), out_dir: str | Path = BUIL
     A notebook that fails is still rendered, up to and including the failing cell, and the
     ``CellExecutionError`` is raised after its page is written.
     """
-    from engine.datasets import pets_sample
+    from engine.data.locate import pets_sample
 
     # Before any kernel starts: a clear FileNotFoundError when there are no photos, and from a full
     # download the sample is picked out once here, not by eight notebooks at the same time.

@@ -13,7 +13,7 @@ notebook runs (see ``00_start_here.ipynb``, "Setup"):
 
 Then it calls ``start()``, which
 
-1. finds the photos (``engine.datasets.pets_sample()``) and, when there are none yet, gets them the
+1. finds the photos (``engine.data.locate.pets_sample()``) and, when there are none yet, gets them the
    way ``python -m engine.datasets sample`` does (the full dataset is downloaded once, ~800 MB, and
    the 370-photo sample is picked out of it);
 2. prints the device the lessons will use: the GPU when there is one, else the CPU.
@@ -41,8 +41,8 @@ class SetupError(RuntimeError):
 def find_photos(show=print) -> Path:
     """The 370-photo sample's folder; when there are no photos at all, get them first, as
     ``python -m engine.datasets sample`` does (a download the first time)."""
+    from engine.data.locate import pets_sample
     from engine.datasets import main as datasets_command
-    from engine.datasets import pets_sample
 
     try:
         return pets_sample(show=show)

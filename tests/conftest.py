@@ -58,7 +58,7 @@ def pets_sample() -> Path:
 @pytest.fixture(scope="session")
 def synthetic_pets(tmp_path_factory) -> Path:
     """A folder like the sample's, with generated images: 6 breeds x 4 photos, varied sizes."""
-    from engine.datasets import PET_BREEDS
+    from engine.data.breeds import PET_BREEDS
     from engine.testing import write_labels_csv, write_synthetic_pets
 
     root = tmp_path_factory.mktemp("synthetic_pets")

@@ -1,4 +1,5 @@
-"""Tests for engine/datasets.py: finding the photos, and downloading/extracting them safely.
+"""Tests for engine/data/locate.py (finding the photos) and engine/datasets.py with engine/data/download.py
+(downloading and extracting them safely).
 
 Downloads go to a threaded HTTP server on 127.0.0.1 started by the tests: no internet is used. The
 server honours ``Range`` requests and can be told to cut responses short, like a dropped connection.
@@ -21,18 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.datasets import (
-    PET_BREEDS,
-    PETS_IMAGES_MD5,
-    UnsafeArchiveError,
-    default_cache_dir,
-    download_file,
-    download_pets,
-    is_cat,
-    main,
-    pets_path,
-    safe_extract,
-)
+from engine.data.breeds import PET_BREEDS, is_cat
+from engine.data.download import UnsafeArchiveError, download_file, safe_extract
+from engine.data.locate import default_cache_dir, pets_path
+from engine.datasets import PETS_IMAGES_MD5, download_pets, main
 from engine.testing import write_synthetic_pets
 
 REPO = Path(__file__).resolve().parents[1]

@@ -23,7 +23,7 @@ from demo.presize_lab import presize_lab
 from demo.settings import SHIPPED_EXAMPLES, SHIPPED_MODEL, TRAINING_DISABLED, example_photos, parse_size
 from demo.softmax_lab import CLASSES, DEFAULT_ACTIVATIONS, huge_logit_lab, log_lab, softmax_lab, softmax_numbers
 from demo.train_tab import DEMO_RECIPE, train_model
-from engine.datasets import PET_BREEDS
+from engine.data.breeds import PET_BREEDS
 from engine.data.preprocessing import Preprocessing
 from engine.data.pets import SAMPLE_TABLE
 from engine.losses import cross_entropy, log_softmax, softmax
@@ -578,36 +578,21 @@ def test_all_lists_are_exact():
     import demo.app
     import demo.predict_tab
     import demo.presize_lab
-    import demo.server
     import demo.settings
     import demo.softmax_lab
     import demo.train_tab
     import demo.uploads
 
-    for module in (demo.__main__, demo.app, demo.predict_tab, demo.presize_lab, demo.server, demo.settings, demo.softmax_lab,
+    for module in (demo.__main__, demo.app, demo.predict_tab, demo.presize_lab, demo.settings, demo.softmax_lab,
                    demo.train_tab, demo.uploads):
         missing = [name for name in module.__all__ if not hasattr(module, name)]
         assert not missing, f"{module.__name__}.__all__ names what it lacks: {missing}"
 
 
-def test_compiled_models_of_earlier_versions_are_removed(tmp_path, monkeypatch, capsys):
-    from demo import app
-
-    monkeypatch.setenv("PETBREEDS_HOME", str(tmp_path))
-    (tmp_path / "compiled" / "abc").mkdir(parents=True)
-    (tmp_path / "compiled" / "abc" / "model.so").write_bytes(b"\x7fELF")
-    (tmp_path / "oxford-iiit-pet").mkdir()  # the rest of the cache stays
-    app._remove_old_compiled_models()
-    assert not (tmp_path / "compiled").exists() and (tmp_path / "oxford-iiit-pet").is_dir()
-    assert "no longer used" in capsys.readouterr().out
-    app._remove_old_compiled_models()  # nothing there: nothing said
-    assert capsys.readouterr().out == ""
-
-
 def test_pixel_limits_keep_one_decode_small(tmp_path):
     # A JPEG is decoded at a fraction of its size straight from its data: 40 megapixels are fine. Other
     # formats are decoded whole, about 12 bytes a pixel: they may have 12 megapixels.
-    from demo.uploads import MAX_PIXELS_WHOLE, UploadRefused, check_upload
+    from demo.uploads import UploadRefused, check_upload
 
     big = Image.new("RGB", (5600, 4300), (120, 90, 60))  # 24 megapixels
     big.save(tmp_path / "big.jpg", quality=70)
@@ -616,4 +601,3 @@ def test_pixel_limits_keep_one_decode_small(tmp_path):
     with pytest.raises(UploadRefused, match=r"5600x4300 = 24 megapixels; the demo refuses PNG images \(JPEG photos "
                                             r"up to 40\) over 12 megapixels"):
         check_upload(tmp_path / "big.png", 50 * 2**20)
-    assert MAX_PIXELS_WHOLE == 12_000_000

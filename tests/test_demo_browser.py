@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from demo.server import DemoServer
+from tests.support.server import DemoServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--no-first-run",

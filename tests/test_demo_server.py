@@ -1,5 +1,5 @@
 """The real server: ``python -m demo`` in a child process, called over HTTP with gradio_client and
-with raw payloads (``demo.server.RawClient``: any event by its ``fn_index``, any JSON), as an
+with raw payloads (``tests.support.server.RawClient``: any event by its ``fn_index``, any JSON), as an
 attacker on a classroom network would.
 
 One server for most of the module (starting it takes a few seconds); the tests that need other
@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from demo.predict_tab import BUSY_VISITOR
-from demo.server import DemoServer, RawClient
+from tests.support.server import DemoServer, RawClient
 from engine.testing import write_image, write_labels_csv, write_synthetic_pets
 
 import gradio_client  # noqa: E402  (a test dependency: missing, the suite fails rather than skips)

@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from demo.server import ROOT, DemoServer, free_port
+from tests.support.server import ROOT, DemoServer, free_port
 
 PUBLIC_URL = "http://petbreeds-test.share.invalid"  # what the fake share server hands out
 

@@ -145,9 +145,7 @@ def test_create_head_sizes():
         create_model("resnet18", n_classes=1, pretrained=False)
 
 
-def test_all_archs_are_known():
-    assert tuple(ARCHS) == ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "resnet18", "resnet34",
-                            "resnet50", "resnet101")
+def test_the_imagenet_category_names_are_all_there():
     assert len(imagenet_categories()) == 1000
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from engine.data import DataLoaders
-from engine.datasets import PET_BREEDS, pets_sample
+from engine.data.breeds import PET_BREEDS
+from engine.data.locate import pets_sample
 from engine.data.pets import (SAMPLE_TABLE, breed_of_class, build_sample, open_data, read_full_layout, read_list,
                          sample_is_complete)
 from engine.testing import AWKWARD_FILES, list_line, write_full_layout, write_labels_csv, write_synthetic_pets
@@ -168,6 +169,18 @@ def test_bad_data_is_one_clear_error(tmp_path, make, message):
     data = make(tmp_path / "data")
     with pytest.raises((FileNotFoundError, ValueError), match=message):
         open_data(data)
+
+
+@pytest.mark.parametrize("first_column", ["BMI", "PKey", "GIF8_ok", "%PDF_pages"])
+def test_a_table_is_read_whatever_its_first_letters(tmp_path, first_column):
+    """The file signatures name binary files only: a text table whose first column starts like one
+    ("BM" is a BMP's, "PK" a zip's) is still a table."""
+    paths = write_synthetic_pets(tmp_path / "images", breeds=["pug", "Bengal"], n_per_breed=3, size=(40, 30))
+    table = tmp_path / "labels.csv"
+    rows = "".join(f"1,{p.name},{p.name.rsplit('_', 1)[0]}\n" for p in paths)
+    table.write_text(f"{first_column},name,breed\n{rows}")
+    data = open_data(table, valid_pct=0.34, seed=0)
+    assert sorted(data.items) == sorted(paths) and set(data.labels) == {"pug", "Bengal"}
 
 
 # --- the canonical sample ----------------------------------------------------------------------------

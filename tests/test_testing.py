@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from engine.datasets import PET_BREEDS, is_cat
+from engine.data.breeds import PET_BREEDS, is_cat
 from engine.testing import (
     SYNTHETIC_KINDS,
     breed_color,

@@ -10,6 +10,7 @@
     breeds      the 37 breeds; cats and dogs by the first letter
     pets        the Oxford-IIIT Pet layouts (the full download, the sample), any --data
     download    resumable, checksum-verified downloads and safe archive extraction
+    locate      where the photos are: pets_path, pets_sample (``python -m engine.datasets`` gets them)
 """
 
 from __future__ import annotations

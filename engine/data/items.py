@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Sequence
 
 from PIL import Image
 
-from .files import IMAGE_EXTENSIONS, SUFFIX_FORMATS, format_of
+from .files import IMAGE_EXTENSIONS, JPEG_TAIL, SUFFIX_FORMATS, format_of, has_jpeg_end
 
 __all__ = [
     "PETS_PATTERN",
@@ -216,13 +216,13 @@ def _check_image(path: Path, full: bool) -> str | None:
     return None
 
 
-def _jpeg_has_end(path: Path, tail: int = 4096) -> bool:
-    """A complete JPEG ends with the FFD9 marker (some cameras append a few bytes after it)."""
+def _jpeg_has_end(path: Path) -> bool:
+    """A complete JPEG ends with the end marker: reads only the file's tail (``files.has_jpeg_end``)."""
     with open(path, "rb") as f:
         f.seek(0, 2)
         size = f.tell()
-        f.seek(max(0, size - tail))
-        return b"\xff\xd9" in f.read()
+        f.seek(max(0, size - JPEG_TAIL))
+        return has_jpeg_end(f.read())
 
 
 def verify_images(paths: Iterable[str | Path], full: bool = True) -> list[BadImage]:

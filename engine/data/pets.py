@@ -31,16 +31,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .breeds import PET_BREEDS, is_cat
-from .files import file_hash
+from .files import describe_bytes, file_hash
 from .items import (PETS_PATTERN, RegexLabeller, column_split, get_image_files, label_items, random_split,
                     read_table)
 
-__all__ = ["SAMPLE_TABLE", "SAMPLE_NAME", "ListEntry", "PetsData", "breed_of_class", "read_list", "read_full_layout",
+__all__ = ["SAMPLE_TABLE", "ListEntry", "PetsData", "breed_of_class", "read_list", "read_full_layout",
            "open_data", "sample_is_complete", "build_sample"]
 
 SAMPLE_TABLE = Path(__file__).with_name("pets_sample.csv")
 SAMPLE_HASHES = Path(__file__).with_name("pets_sample.sha256")  # 16 hex digits of each photo's SHA-256
-SAMPLE_NAME = "oxford-pets-sample"
 LIST_FORMAT = "Image CLASS-ID SPECIES BREED-ID"
 _CLASS_ORDER = sorted(PET_BREEDS, key=str.lower)  # the lists number the breeds alphabetically, any case
 
@@ -169,22 +168,21 @@ def read_full_layout(root: str | Path) -> PetsData:
 
 # --- anything a user points at ------------------------------------------------------------------------
 
-_MAGIC = {b"\xff\xd8": "a JPEG image", b"\x89PNG": "a PNG image", b"GIF8": "a GIF image", b"PK": "a zip archive",
-          b"\x1f\x8b": "a gzip archive", b"\x80": "a pickle (torch.save)", b"%PDF": "a PDF document"}
-
-
 def _not_text(path: Path) -> str | None:
     """What a file that is not a text table looks like, or None when it may be one."""
     with open(path, "rb") as f:
         head = f.read(4096)
-    for magic, kind in _MAGIC.items():
-        if head.startswith(magic):
-            return kind
+    if _is_text(head):  # a table, whatever its first letters (a column may be called "BMI" or "PKey")
+        return None
+    return describe_bytes(head) or "a binary file"
+
+
+def _is_text(head: bytes) -> bool:
     try:
         head.decode("utf-8")
     except UnicodeDecodeError:
-        return "a binary file"
-    return "a binary file" if b"\0" in head else None
+        return False
+    return b"\0" not in head
 
 
 def open_data(data: str | Path, valid_pct: float = 0.2, seed: int | None = 42) -> PetsData:

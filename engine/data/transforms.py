@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from .files import format_of, has_jpeg_end
+
 __all__ = ["PRESIZE_METHODS", "MAX_PIXELS", "load_image", "load_array", "to_rgb", "Presize", "square_box",
            "pil_to_tensor"]
 
@@ -96,7 +98,7 @@ def load_array(path: str | Path | bytes, min_size: int | None = None, max_pixels
     else:
         with open(path, "rb") as f:
             data = f.read()
-    if data[:2] == b"\xff\xd8" and b"\xff\xd9" in data[-4096:]:  # a JPEG with its end marker
+    if format_of(data) == "JPEG" and has_jpeg_end(data):  # a complete JPEG
         with Image.open(io.BytesIO(data)) as header:  # reads the header only
             w, h = header.size
         if max_pixels is None or w * h <= max_pixels:

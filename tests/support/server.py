@@ -1,4 +1,4 @@
-"""Run the demo in a child process, as a user starts it, for the tests and the benchmark.
+"""Run the demo in a child process, as a user starts it, for the tests and the benchmark (``bench/demo.py``).
 
     with DemoServer() as server:
         Client(server.url).predict(...)
@@ -22,7 +22,7 @@ from pathlib import Path
 
 __all__ = ["free_port", "DemoServer", "RawClient"]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout, two folders above tests/support/
 
 
 def free_port() -> int:
