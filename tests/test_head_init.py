@@ -217,3 +217,10 @@ def test_lda_head_on_cuda_in_fp16(tiny_pets):
     learn.fine_tune(0, base_lr=5e-4, freeze_epochs=2, frozen_phase=FrozenPhase(learn).start_head("lda"))
     assert learn.model.head[-1].weight.is_cuda and torch.isfinite(learn.model.head[-1].weight).all()
     assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in learn.recorder.epochs)
+
+
+def test_the_recipe_and_the_frozen_phase_know_the_same_head_starts():
+    from engine.learning.frozen_phase import HEAD_INITS
+    from engine.recipe import LR_AFTER
+
+    assert tuple(LR_AFTER) == HEAD_INITS == ("lda", "random")  # one value each, in every layer
