@@ -2,7 +2,7 @@
 
 1. the data: ``DataLoaders.from_csv`` (or ``from_name_regex`` for a folder of named photos);
 2. a pretrained model with a new head (``vision_learner``), optionally in mixed precision;
-3. the body's features of every photo, computed once (``features.head_learner``): while the body
+3. the body's features of every photo, computed once (``frozen_phase.FrozenPhase``): while the body
    is frozen it is a fixed function, so the head can train on stored features, many times faster;
 4. the LR finder on those features, with its three suggestions;
 5. ``fine_tune``: the head alone for a few epochs, then (if asked) the whole model unfrozen, with
@@ -27,14 +27,15 @@ from typing import Callable, Iterator
 
 from engine.data.preprocessing import Preprocessing
 from engine.learning.callbacks import Callback, Order
-from engine.recipe import Recipe, TrainingRun
+from engine.recipe import Recipe, TrainingResult, TrainingRun
 from engine.numerics import NonFiniteError
 
 from .checks import InputRefused, flag, number, whole_number, with_types
 from .sessions import Refused, session_key, visitor_key
 from .settings import TRAINING_DISABLED
 
-__all__ = ["TrainResult", "ReportProgress", "lr_table", "train_model", "build_train_tab"]
+__all__ = ["TrainResult", "ReportProgress", "DEMO_RECIPE", "lr_table", "visitor_recipe", "train_model",
+           "build_train_tab"]
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ DATA_UNREADABLE = ("The server's training data could not be read, so training ca
 
 @dataclasses.dataclass
 class TrainResult:
-    """What the tab shows so far; each step of ``train_model`` yields an updated copy."""
+    """What the tab shows so far; ``train_model`` yields an updated copy as each step begins."""
 
     status: str = ""
     lr_plot: object = None  # matplotlib figures
@@ -108,48 +109,52 @@ def _figure(fig):
 
 # The Train tab's recipe: the chapter's path (the LR finder, then fine_tune from a random head) at
 # the demo model's size, in a minute or so on two CPU cores. The visitor sets the epochs, the rate
-# and mixed precision; everything else is the shared recipe's (engine/recipe.py).
-DEMO_RECIPE = Recipe(preprocessing=Preprocessing(), head_init="random", find_lr=True, freeze_epochs=8)
+# and mixed precision (``visitor_recipe``; the page starts from these values); everything else is
+# the shared recipe's (engine/recipe.py).
+DEMO_RECIPE = Recipe(preprocessing=Preprocessing(), head_init="random", find_lr=True, freeze_epochs=8, base_lr=2e-3)
+
+TRAINING_FAILED = ("**Training failed** with an unexpected error (the details are in the server's log). "
+                   "Try again, perhaps with a smaller learning rate or fewer epochs.")
 
 
-def train_model(data: str | Path | None, epochs: int = 0, base_lr: float = 2e-3, use_suggestion: bool = True,
-                mixed_precision: bool = False, freeze_epochs: int = 8, recipe: Recipe = DEMO_RECIPE,
-                report: Callable[[float | None, str], None] | None = None) -> Iterator[TrainResult]:
-    """Run the recipe, yielding a ``TrainResult`` after each step; the last one holds the predictor.
+def visitor_recipe(epochs: int, freeze_epochs: int, find_lr: bool, base_lr: float, mixed_precision: bool) -> Recipe:
+    """``DEMO_RECIPE`` with the page's choices: the epochs of both phases, the LR finder's valley or
+    ``base_lr``, and mixed precision (bfloat16 on the CPU, float16 on a GPU)."""
+    return dataclasses.replace(DEMO_RECIPE, epochs=int(epochs), freeze_epochs=int(freeze_epochs),
+                               find_lr=bool(find_lr), base_lr=float(base_lr), mixed_precision=bool(mixed_precision))
 
-    Args:
-        data: the operator's labels CSV (images/ beside it) or image folder; None: training is off.
-        epochs: unfrozen epochs after the frozen phase (the slow part: the whole model trains).
-        base_lr: fine_tune's base learning rate, unless ``use_suggestion`` takes the LR finder's valley.
-        mixed_precision: bfloat16 on the CPU, float16 on a GPU (``learn.to_fp16()``).
-        freeze_epochs: head-only epochs, on cached features (fast).
-        recipe: the rest of the choices (``DEMO_RECIPE``; the tests pass smaller sizes).
-        report: called with (fraction done or None, description) during each step.
-    """
-    from engine.learning.plots import plot_loss, plot_lr_find, plot_sched
-    from engine.serving.predictor import load_predictor
 
-    report = report or (lambda fraction, description: None)
-    r = TrainResult()
-    if data is None:
-        r.status = TRAINING_DISABLED
-        yield r
-        return
-    recipe = dataclasses.replace(recipe, epochs=int(epochs), lr=float(base_lr), find_lr=bool(use_suggestion),
-                     mixed_precision=bool(mixed_precision), freeze_epochs=int(freeze_epochs), workers=0)
-    phases = ["LR finder"] * recipe.find_lr + ["head only (frozen body)"] * (recipe.freeze_epochs > 0) + \
-        ["whole model (unfrozen)"]
-    run = TrainingRun(data, recipe, progress=False, cbs=[ReportProgress(report, phases)],
-                      on_features=lambda fraction: report(fraction, "computing the body's features"))
-    steps: list[str] = []
+class DataUnreadable(Exception):
+    """The operator's training data could not be read (the first step failed)."""
 
-    def step(text: str) -> TrainResult:
-        steps.append(text)
-        report(None, text)  # no fraction: steps without batches show their description alone
-        r.status = "\n".join(f"{i + 1}. {s}" for i, s in enumerate(steps))
-        return dataclasses.replace(r)
 
-    announce = {
+class Status:
+    """The numbered lines of the tab's status: one per step, reported as each step begins."""
+
+    def __init__(self, report: Callable[[float | None, str], None]):
+        self.report, self.lines = report, []
+
+    def show(self, shown: TrainResult, line: str | None = None) -> TrainResult:
+        """Add ``line`` (when given), and return a copy of ``shown`` with the status as it is now."""
+        if line is not None:
+            self.lines.append(line)
+            self.report(None, line)  # no fraction: steps without batches show their description alone
+        shown.status = str(self)
+        return dataclasses.replace(shown)
+
+    def __str__(self) -> str:
+        return "\n".join(f"{i + 1}. {s}" for i, s in enumerate(self.lines))
+
+
+def _phases(recipe: Recipe) -> list[str]:
+    """The names of the fits the progress bar follows, in order."""
+    return (["LR finder"] * recipe.find_lr + ["head only (frozen body)"] * (recipe.freeze_epochs > 0) +
+            ["whole model (unfrozen)"])
+
+
+def _announcements(recipe: Recipe) -> dict[str, str]:
+    """What the status says as each step (``TrainingRun.plan``'s names, then "export") begins."""
+    return {
         "data": "Reading the training data...",
         "model": f"Loading the pretrained model ({recipe.arch}) and its new head...",
         "features": f"Computing the body's features once: every training photo x {recipe.views} views, every "
@@ -160,55 +165,92 @@ def train_model(data: str | Path | None, epochs: int = 0, base_lr: float = 2e-3,
                      (f", then {recipe.epochs} unfrozen epoch(s) of the whole model (the slow part)"
                       if recipe.epochs else "") + "...",
         "report": "Interpreting: every validation photo and its mirror image...",
+        "export": "Exporting the model (safetensors + JSON) and loading it back...",
     }
+
+
+def _steps(run: TrainingRun) -> Iterator[tuple[str, TrainingResult]]:
+    """``run.steps()``, with an error in its first step (reading the data) raised as ``DataUnreadable``."""
+    steps = run.steps()
     try:
-        running = run.steps()
-        for name in run.plan():
-            yield step(announce[name])
-            try:
-                assert next(running) == name
-            except (OSError, ValueError):
-                if name != "data":
-                    raise
-                log.exception("could not read the training data %s", data)
-                r.status = DATA_UNREADABLE
-                yield dataclasses.replace(r)
-                return
-            if name == "data":
-                steps[-1] = (f"Data: {len(run.dls.train.dataset)} training and {len(run.dls.valid.dataset)} "
-                             f"validation photos, {run.dls.n_classes} breeds.")
-            elif name == "lr_find":
-                r.suggestions = dict(run.lr_found.suggestions)
-                r.lr_plot = _figure(plot_lr_find(run.lr_found))
-                sugg = ", ".join(f"{k} {v:.1e}" for k, v in r.suggestions.items())
-                steps[-1] = f"LR finder suggests {sugg}; using base LR {run.lr:.1e} (valley)."
-            elif name == "fine_tune":
-                steps[-1] += f" Done, at base LR {run.lr:.1e}."
-                r.loss_plot = _figure(plot_loss(run.learn.recorder))
-                r.sched_plot = _figure(plot_sched(run.learn.recorder))
-                r.lr_rows = lr_table(run.learn)
-            elif name == "report":
-                r.valid_error = run.report["valid_error"]
-                r.confusion_plot = _figure(run.interp.plot_confusion_matrix())
-                r.confused_rows = [list(t) for t in run.interp.most_confused(min_val=1)[:10]]
-        yield step("Exporting the model (safetensors + JSON) and loading it back...")
-        with tempfile.TemporaryDirectory(prefix="petbreeds-session-") as folder:
-            run.export(folder, half=True)
-            r.predictor = load_predictor(folder)  # all in memory now: the folder can go
-        steps.append(f"Done in {time.perf_counter() - run.start:.0f} s: validation error {r.valid_error:.1%} "
-                     f"on {len(run.dls.valid.dataset)} photos (with test-time augmentation). Tick \"Use the model "
-                     "I trained\" in tab 1 to try it; it lasts for this browser session only.")
-        r.status = "\n".join(f"{i + 1}. {s}" for i, s in enumerate(steps))
+        yield next(steps)
+    except (OSError, ValueError) as err:
+        raise DataUnreadable() from err
+    yield from steps
+
+
+def _show_step(name: str, result: TrainingResult, shown: TrainResult, status: Status) -> None:
+    """Put on the page what step ``name`` made: its status line, a figure, a table."""
+    from engine.learning.plots import plot_loss, plot_lr_find, plot_sched
+
+    if name == "data":
+        dls = result.dls
+        status.lines[-1] = (f"Data: {len(dls.train.dataset)} training and {len(dls.valid.dataset)} validation "
+                            f"photos, {len(dls.vocab)} breeds.")
+    elif name == "lr_find":
+        shown.suggestions = dict(result.lr_found.suggestions)
+        shown.lr_plot = _figure(plot_lr_find(result.lr_found))
+        sugg = ", ".join(f"{k} {v:.1e}" for k, v in shown.suggestions.items())
+        status.lines[-1] = f"LR finder suggests {sugg}; using base LR {result.base_lr:.1e} (valley)."
+    elif name == "fine_tune":
+        status.lines[-1] += f" Done, at base LR {result.base_lr:.1e}."
+        shown.loss_plot = _figure(plot_loss(result.learn.recorder))
+        shown.sched_plot = _figure(plot_sched(result.learn.recorder))
+        shown.lr_rows = lr_table(result.learn)
+    elif name == "report":
+        shown.valid_error = result.report["valid_error"]
+        shown.confusion_plot = _figure(result.interp.plot_confusion_matrix())
+        shown.confused_rows = [list(t) for t in result.interp.most_confused(min_val=1)[:10]]
+
+
+def _export_and_load(result: TrainingResult):
+    """The trained model exported (float16) and loaded back as a ``Predictor``, all in memory."""
+    from engine.serving.predictor import load_predictor
+
+    with tempfile.TemporaryDirectory(prefix="petbreeds-session-") as folder:
+        result.export(folder, half=True)
+        return load_predictor(folder)  # all in memory now: the folder can go
+
+
+def _done_line(result: TrainingResult) -> str:
+    return (f"Done in {time.perf_counter() - result.start:.0f} s: validation error {result.report['valid_error']:.1%} "
+            f"on {len(result.dls.valid.dataset)} photos (with test-time augmentation). Tick \"Use the model I "
+            "trained\" in tab 1 to try it; it lasts for this browser session only.")
+
+
+def train_model(data: str | Path | None, recipe: Recipe = DEMO_RECIPE,
+                report: Callable[[float | None, str], None] | None = None) -> Iterator[TrainResult]:
+    """Run ``recipe`` on ``data``, yielding a ``TrainResult`` as each step begins; the last holds the predictor.
+
+    Args:
+        data: the operator's labels CSV (images/ beside it) or image folder; None: training is off.
+        recipe: the choices (``visitor_recipe``'s; the tests pass smaller sizes).
+        report: called with (fraction done or None, description) during each step.
+    """
+    report = report or (lambda fraction, description: None)
+    if data is None:
+        yield TrainResult(status=TRAINING_DISABLED)
+        return
+    run = TrainingRun(data, recipe, progress=False, cbs=[ReportProgress(report, _phases(recipe))],
+                      on_features=lambda fraction: report(fraction, "computing the body's features"))
+    shown, status, announce = TrainResult(), Status(report), _announcements(recipe)
+    try:
+        yield status.show(shown, announce["data"])
+        for (name, result), following in zip(_steps(run), run.plan()[1:] + ["export"]):
+            _show_step(name, result, shown, status)
+            yield status.show(shown, announce[following])
+        shown.predictor = _export_and_load(result)
+        status.lines.append(_done_line(result))
         report(1.0, "done")
-        yield dataclasses.replace(r)
+        yield status.show(shown)
+    except DataUnreadable:
+        log.exception("could not read the training data %s", data)
+        yield dataclasses.replace(shown, status=DATA_UNREADABLE)
     except NonFiniteError as err:  # its message names the step and suggests a smaller learning rate
-        r.status += f"\n\n**Training stopped:** {err}"
-        yield dataclasses.replace(r)
+        yield dataclasses.replace(shown, status=f"{status}\n\n**Training stopped:** {err}")
     except Exception:
         log.exception("training failed")
-        r.status += ("\n\n**Training failed** with an unexpected error (the details are in the server's log). "
-                     "Try again, perhaps with a smaller learning rate or fewer epochs.")
-        yield dataclasses.replace(r)
+        yield dataclasses.replace(shown, status=f"{status}\n\n{TRAINING_FAILED}")
 
 
 # The page's ranges, which the handler enforces too (an HTTP call can send anything).
@@ -234,16 +276,17 @@ def build_train_tab(data: Path | None, sessions, slots) -> None:
                     f"{slots.running} training runs at a time and {slots.waiting} can wait; when more visitors ask, "
                     "they are told how long to wait.")
         with gr.Row():
-            epochs = gr.Slider(*EPOCHS, value=0, step=1, label="Unfrozen epochs",
+            epochs = gr.Slider(*EPOCHS, value=DEMO_RECIPE.epochs, step=1, label="Unfrozen epochs",
                                info="0 by default: each runs the whole model over every training photo, slow "
                                     "on a CPU (the head-only phase on cached features is fast)")
-            freeze_epochs = gr.Slider(*FREEZE_EPOCHS, value=8, step=1,
+            freeze_epochs = gr.Slider(*FREEZE_EPOCHS, value=DEMO_RECIPE.freeze_epochs, step=1,
                                       label="Head-only epochs (on cached features: fast)")
         with gr.Row():
-            use_suggestion = gr.Checkbox(value=True, label="Use the LR finder's 'valley' suggestion as base LR")
-            base_lr = gr.Number(value=2e-3, label="Base LR (when not using the suggestion)", minimum=BASE_LR[0],
-                                maximum=BASE_LR[1])
-            mixed = gr.Checkbox(value=False, label="Mixed precision (bfloat16 on this CPU)")
+            use_suggestion = gr.Checkbox(value=DEMO_RECIPE.find_lr,
+                                         label="Use the LR finder's 'valley' suggestion as base LR")
+            base_lr = gr.Number(value=DEMO_RECIPE.base_lr, label="Base LR (when not using the suggestion)",
+                                minimum=BASE_LR[0], maximum=BASE_LR[1])
+            mixed = gr.Checkbox(value=DEMO_RECIPE.mixed_precision, label="Mixed precision (bfloat16 on this CPU)")
         run = gr.Button("Find a learning rate, then train", variant="primary")
         status = gr.Markdown(elem_id="train-status")
         with gr.Row():
@@ -284,7 +327,8 @@ def build_train_tab(data: Path | None, sessions, slots) -> None:
                     yield only(f"Waiting for the training before yours to finish (about {slots.minutes_left()} min); "
                                "yours starts right after it.")
                     ticket.start()
-                for r in train_model(data, epochs, base_lr, use_suggestion, mixed, freeze_epochs,
+                recipe = visitor_recipe(epochs, freeze_epochs, use_suggestion, base_lr, mixed)
+                for r in train_model(data, recipe,
                                      report=lambda fraction, description: progress(fraction, desc=description)):
                     if r.predictor is not None:
                         sessions.put(session, r.predictor)

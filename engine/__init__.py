@@ -25,7 +25,8 @@ learning/  training on top of the data
     lr_finder     the learning-rate finder and its suggestions
     features      the frozen body's features, cached
     head_init     the head from the class averages (shrinkage LDA), in closed form
-    fine_tune     vision_learner and fine_tune: freeze, train the head (on cached features), unfreeze
+    frozen_phase  FrozenPhase: the frozen phase on cached features, the head started from them (opt-in)
+    fine_tune     vision_learner and fine_tune: freeze, train the head, unfreeze (the book's parameters)
     interpret, plots, distributed
 
 serving/  a trained model, saved and answering photos
@@ -84,8 +85,9 @@ _EXPORTS = {
         "SaveBestModel", "Order",
     ],
     "learning.learner": ["Learner"],
-    "learning.fine_tune": ["VisionLearner", "vision_learner", "head_learner", "fit_head_on_features"],
-    "recipe": ["Recipe", "TrainingRun", "run_recipe"],
+    "learning.fine_tune": ["VisionLearner", "vision_learner"],
+    "learning.frozen_phase": ["FrozenPhase"],
+    "recipe": ["Recipe", "TrainingRun", "TrainingResult", "run_recipe"],
     "learning.lr_finder": ["lr_find", "LRFindResult"],
     "learning.features": ["compute_features", "cached_preds"],
     "learning.head_init": ["lda_weights", "fit_temperature", "lda_temperature", "init_head_lda"],

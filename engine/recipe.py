@@ -17,8 +17,13 @@ The default recipe, chosen for a small CPU by cross-validation on the sample's t
     6. report      the validation error with test-time augmentation (each photo and its mirror),
                    from the cached features when the body never changed
 
-``TrainingRun.steps()`` runs them one by one and says which step is done after each, so that a
-web page can show the training as it goes; ``run_recipe`` runs them all.
+``TrainingRun.steps()`` runs them one by one and yields, after each, the step's name and the
+``TrainingResult`` filled in so far, so that a web page can show the training as it goes;
+``run_recipe`` runs them all.
+
+One learning rate, one name: ``base_lr`` is what ``fine_tune`` gets (the field ``Recipe.base_lr``,
+the result's ``base_lr`` once the LR finder or the default chose it, the report's and ``meta.json``'s
+``base_lr``); ``lr_max`` is only ever one-cycle's peak (``fit_one_cycle``).
 """
 
 from __future__ import annotations
@@ -27,11 +32,18 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from .data.preprocessing import Preprocessing
 
-__all__ = ["Recipe", "TrainingRun", "run_recipe", "LR_AFTER"]
+if TYPE_CHECKING:
+    from .data.loaders import DataLoaders
+    from .learning.fine_tune import VisionLearner
+    from .learning.frozen_phase import FrozenPhase
+    from .learning.interpret import ClassificationInterpretation
+    from .learning.lr_finder import LRFindResult
+
+__all__ = ["Recipe", "TrainingRun", "TrainingResult", "run_recipe", "LR_AFTER"]
 
 LR_AFTER = {"lda": 5e-4, "random": 5e-3}  # the frozen phase's rate by how the head starts (cross-validated)
 
@@ -44,7 +56,8 @@ class Recipe:
         arch: the pretrained body (see ``models.ARCHS``).
         preprocessing: presize, final size and method (the normalization comes from the body).
         head_init: "lda" (start the head from the class averages) or "random".
-        lr: the base learning rate of ``fine_tune``; None: ``LR_AFTER[head_init]``.
+        base_lr: the base learning rate of ``fine_tune``; None: ``LR_AFTER[head_init]`` (see
+            ``chosen_base_lr``).
         find_lr: run the LR finder on the cached features first and use its "valley" suggestion.
         freeze_epochs: one-cycle epochs of the head alone (on cached features: fast).
         epochs: unfrozen epochs of the whole model after that (slow on a CPU).
@@ -58,7 +71,7 @@ class Recipe:
     arch: str = "efficientnet_lite0"
     preprocessing: Preprocessing = Preprocessing(size=288)
     head_init: str = "lda"
-    lr: float | None = None
+    base_lr: float | None = None
     find_lr: bool = False
     freeze_epochs: int = 32
     epochs: int = 0
@@ -83,16 +96,16 @@ class Recipe:
             raise ValueError(f"head_init must be one of {', '.join(LR_AFTER)}, got {self.head_init!r}")
         if self.freeze_epochs < 0 or self.epochs < 0 or self.views < 1 or self.batch_size < 1:
             raise ValueError("freeze_epochs and epochs must be >= 0, views and batch_size >= 1")
-        if self.lr is not None and not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+        lr = self.base_lr
+        if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             # inf or nan would train until the NaN guard stops it: refuse it before any photo is read
-            raise ValueError(f"lr (the learning rate, --lr) must be a finite number above 0, such as "
-                             f"{LR_AFTER[self.head_init]:g}; got {self.lr!r}")
+            raise ValueError(f"base_lr (the learning rate, --lr) must be a finite number above 0, such as "
+                             f"{LR_AFTER[self.head_init]:g}; got {lr!r}")
 
-    @property
-    def base_lr(self) -> float:
-        """The rate ``fine_tune`` gets (unless the LR finder chooses): a head that starts good only
-        needs polishing, a random one needs real training."""
-        return self.lr if self.lr is not None else LR_AFTER[self.head_init]
+    def chosen_base_lr(self) -> float:
+        """The ``base_lr`` ``fine_tune`` gets (unless the LR finder chooses): the field, else the rate for
+        how the head starts (a head that starts good only needs polishing, a random one real training)."""
+        return self.base_lr if self.base_lr is not None else LR_AFTER[self.head_init]
 
     def to_dict(self) -> dict:
         """Plain JSON values, for an export's ``meta.json``."""
@@ -100,8 +113,37 @@ class Recipe:
 
 
 @dataclass
+class TrainingResult:
+    """What a run has made so far: ``TrainingRun.steps()`` fills it in, step by step (each field
+    says after which step it is set; None before)."""
+
+    recipe: Recipe
+    start: float = field(default_factory=time.perf_counter)  # perf_counter() when the run began
+    dls: DataLoaders | None = None  # "data"
+    learn: VisionLearner | None = None  # "model"
+    frozen_phase: FrozenPhase | None = None  # "features": the cached features and the head's learner
+    lr_found: LRFindResult | None = None  # "lr_find"
+    base_lr: float | None = None  # "lr_find", else "fine_tune": the rate fine_tune got
+    train_s: float | None = None  # "fine_tune": seconds from the start to the end of training
+    interp: ClassificationInterpretation | None = None  # "report": the validation photos' predictions
+    report: dict | None = None  # "report": the figures (valid_error, base_lr, timings ...)
+
+    def export(self, folder: str | Path, half: bool = False, onnx: bool = True, int8: bool = False) -> Path:
+        """Export the trained model with the report's figures and the recipe in ``meta.json`` (see
+        ``serving.export``: the ONNX graph with ``onnx``, an int8 copy of it with ``int8``)."""
+        from .serving.export import export
+
+        if self.report is None:
+            raise ValueError("export: the run has not finished (run every step of TrainingRun.steps() first)")
+        rep = self.report
+        return export(self.learn, folder, half=half, onnx=onnx, int8=int8, extra={
+            "valid_error": rep["valid_error"], "n_train": rep["n_train"], "n_valid": rep["n_valid"],
+            "recipe": self.recipe.to_dict() | {"base_lr": self.base_lr}})
+
+
+@dataclass
 class TrainingRun:
-    """One run of ``recipe`` on ``data``: ``steps()`` carries it out, leaving its results here.
+    """One run of ``recipe`` on ``data``: ``steps()`` carries it out, filling a ``TrainingResult``.
 
     Args:
         data: what ``DataLoaders.from_path`` takes (the full download, a sample folder, a CSV ...).
@@ -124,93 +166,84 @@ class TrainingRun:
         features = r.cache_features and (r.freeze_epochs > 0 or r.head_init == "lda" or r.find_lr)
         return ["data", "model"] + ["features"] * features + ["lr_find"] * r.find_lr + ["fine_tune", "report"]
 
-    def steps(self) -> Iterator[str]:
-        """Run the recipe, yielding the name of each step once it is done (see ``plan``): "data",
+    def steps(self) -> Iterator[tuple[str, TrainingResult]]:
+        """Run the recipe, yielding ``(name, result)`` once each step is done (see ``plan``): "data",
         "model", "features" (when the frozen phase runs on cached features), "lr_find" (with
-        ``find_lr``), "fine_tune" and "report"."""
+        ``find_lr``), "fine_tune" and "report". ``result`` is one ``TrainingResult``, filled in as
+        the steps go."""
         import torch
 
         from .data.loaders import DataLoaders
-        from .learning.fine_tune import head_learner, vision_learner
+        from .learning.fine_tune import vision_learner
+        from .learning.frozen_phase import FrozenPhase
 
-        r = self.recipe
+        r, result = self.recipe, TrainingResult(self.recipe)
         torch.manual_seed(r.seed)
-        self.start = time.perf_counter()
-        self.dls = DataLoaders.from_path(self.data, valid_pct=r.valid_pct, preprocessing=r.preprocessing,
-                                         batch_size=r.batch_size, num_workers=r.workers, seed=r.seed)
-        yield "data"
+        result.dls = DataLoaders.from_path(self.data, valid_pct=r.valid_pct, preprocessing=r.preprocessing,
+                                           batch_size=r.batch_size, num_workers=r.workers, seed=r.seed)
+        yield "data", result
         # With a cached frozen phase the body's BatchNorm must keep its statistics: then the body is
         # a fixed function and its features can be stored.
-        self.learn = vision_learner(self.dls, r.arch, progress=self.progress, train_bn=not r.cache_features,
-                                    cbs=list(self.cbs))
+        learn = result.learn = vision_learner(result.dls, r.arch, progress=self.progress,
+                                              train_bn=not r.cache_features, cbs=list(self.cbs))
         if r.mixed_precision:
-            self.learn.to_fp16()
-        yield "model"
-        self.head = None
+            learn.to_fp16()
+        yield "model", result
         if "features" in self.plan():
-            self.head = head_learner(self.learn, r.views, on_progress=self.on_features, valid_views=2)
+            result.frozen_phase = FrozenPhase(learn, r.views, valid_views=2, on_progress=self.on_features)
             for cb in self.cbs:
-                self.head.add_cb(cb)
-            yield "features"
-        self.lr, self.lr_found = r.base_lr, None
+                result.frozen_phase.head.add_cb(cb)
+            yield "features", result
+        result.base_lr = r.chosen_base_lr()
         if r.find_lr:
-            self.lr_found = (self.head or self.learn).lr_find()
-            self.lr = self.lr_found.suggestions["valley"]
-            yield "lr_find"
-        self.learn.fine_tune(r.epochs, base_lr=self.lr, freeze_epochs=r.freeze_epochs,
-                             cache_features=r.cache_features, n_views=r.views, head_learn=self.head,
-                             head_init=None if r.head_init == "random" else r.head_init, valid_views=2)
-        self.train_s = time.perf_counter() - self.start
-        yield "fine_tune"
-        self.report = self._report()
-        yield "report"
+            result.lr_found = (result.frozen_phase.head if result.frozen_phase else learn).lr_find()
+            result.base_lr = result.lr_found.suggestions["valley"]
+            yield "lr_find", result
+        if r.head_init == "lda":  # without the cache: one pass over the photos as validation sees them
+            (result.frozen_phase or FrozenPhase(learn, augment=False)).start_head("lda")
+        learn.fine_tune(r.epochs, base_lr=result.base_lr, freeze_epochs=r.freeze_epochs,
+                        frozen_phase=result.frozen_phase)
+        result.train_s = time.perf_counter() - result.start
+        yield "fine_tune", result
+        result.report = self._report(result)
+        yield "report", result
 
-    def _report(self) -> dict:
+    def _report(self, result: TrainingResult) -> dict:
+        """The figures of a trained run (and ``result.interp``, the validation photos' predictions)."""
         from .metrics import error_rate
-        from .learning.features import cached_preds
         from .learning.interpret import ClassificationInterpretation
 
-        learn, cache = self.learn, getattr(self.learn, "feature_cache", None)
+        learn, frozen, dls = result.learn, result.frozen_phase, result.dls
+        cache = frozen.cache if frozen is not None else None
         if cache is not None and cache.valid_mirror is not None and self.recipe.epochs == 0:
             # The body never changed, so the cached features of the validation photos (and of their
             # mirror images) are what it would compute again: score them without another pass.
-            (logits, targets), (plain, _) = cached_preds(learn, tta=True), cached_preds(learn, tta=False)
+            (logits, targets), (plain, _) = frozen.preds(tta=True), frozen.preds(tta=False)
         else:
             logits, targets = learn.get_preds("valid", activation=None, tta=True)
             plain, _ = learn.get_preds("valid", activation=None)
-        self.interp = ClassificationInterpretation(logits, targets, self.dls.vocab, self.dls)
+        result.interp = ClassificationInterpretation(logits, targets, dls.vocab, dls)
         return {
-            "valid_error": float(error_rate(self.interp.probs, self.interp.targets)),
+            "valid_error": float(error_rate(result.interp.probs, result.interp.targets)),
             "valid_error_no_tta": float(error_rate(plain, targets)),
-            "train_s": self.train_s,
-            "total_s": time.perf_counter() - self.start,
-            "n_train": len(self.dls.train.dataset),
-            "n_valid": len(self.dls.valid.dataset),
-            "valid_name": self.dls.valid_name,
-            "base_lr": self.lr,
+            "train_s": result.train_s,
+            "total_s": time.perf_counter() - result.start,
+            "n_train": len(dls.train.dataset),
+            "n_valid": len(dls.valid.dataset),
+            "valid_name": dls.valid_name,
+            "base_lr": result.base_lr,
             "cache_s": cache.seconds if cache is not None else None,
             "n_cached": cache.n_images if cache is not None else None,
-            "most_confused": self.interp.most_confused(min_val=1)[:8],
+            "most_confused": result.interp.most_confused(min_val=1)[:8],
         }
-
-    def export(self, folder: str | Path, half: bool = False, onnx: bool = True, int8: bool = False) -> Path:
-        """Export the trained model with the report's figures and the recipe in ``meta.json`` (see
-        ``serving.export``: the ONNX graph with ``onnx``, an int8 copy of it with ``int8``)."""
-        from .serving.export import export
-
-        rep = self.report
-        return export(self.learn, folder, half=half, onnx=onnx, int8=int8, extra={
-            "valid_error": rep["valid_error"], "n_train": rep["n_train"], "n_valid": rep["n_valid"],
-            "recipe": self.recipe.to_dict() | {"lr": self.lr}})
 
 
 def run_recipe(data: str | Path, recipe: Recipe | None = None, export: str | Path | None = None, half: bool = False,
-          progress: bool = True) -> dict:
+               progress: bool = True) -> dict:
     """Train on ``data`` with ``recipe`` (default ``Recipe()``), export when asked; return the report."""
     run = TrainingRun(data, recipe if recipe is not None else Recipe(), progress=progress)
-    for _ in run.steps():
+    for _, result in run.steps():
         pass
     if export is not None:
-        run.export(export, half=half)
-    return run.report
-
+        result.export(export, half=half)
+    return result.report

@@ -15,7 +15,8 @@ precision; it prints each stage's error on the official test split beside the bo
 README says how long it takes). ``--preset tiny`` is a smoke run of the same flow: one epoch a
 step, tiny images, 5 photos per breed.
 
-Every option is a field of ``engine.recipe.Recipe`` (its defaults are the defaults here),
+The recipe's options are made from the fields of ``engine.recipe.Recipe`` (its defaults are the
+defaults here; ``RECIPE_FLAGS`` gives each field its flag and help, e.g. ``--lr`` for ``base_lr``),
 and ``run_recipe(data, recipe)`` runs it: the same path as ``bench/train.py`` and the web demo's Train tab.
 
 The default recipe, chosen for a small CPU: fine_tune with the frozen phase trained on cached body
@@ -41,16 +42,77 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
 
 from .learning.full_scale import PRESETS
 from .recipe import LR_AFTER, Recipe, TrainingRun
 from .models import ARCHS
 
-__all__ = ["build_parser", "recipe_from", "main"]
+__all__ = ["build_parser", "recipe_from", "main", "RECIPE_FLAGS"]
 
 R = Recipe()  # the defaults, as the recipe defines them
+
+
+@dataclass(frozen=True)
+class Flag:
+    """How one ``Recipe`` field appears on the command line. Its type and default come from the
+    field; a True/False field is a switch, and giving it turns the recipe's default around."""
+
+    name: str  # the option, e.g. "--freeze-epochs"
+    help: str  # what it does; "(default ...)" is added from the recipe unless ``show_default`` is False
+    type: type | None = None  # where the default (None) does not say it
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None  # the value's name in --help (argparse's default: the choices, else the name)
+    show_default: bool = True
+
+
+# One entry per field of ``Recipe`` (a nested dataclass's fields as "field.subfield"); a field left
+# off the command line is listed with None. ``recipe_flags`` refuses a field that is missing here.
+RECIPE_FLAGS: dict[str, Flag | None] = {
+    "arch": Flag("--arch", f"pretrained body: {', '.join(ARCHS)}", choices=tuple(ARCHS),
+                 metavar="ARCH"),
+    "preprocessing.presize": Flag("--presize", "CPU presize"),
+    "preprocessing.method": None,
+    "preprocessing.size": Flag("--size", "final image size"),
+    "preprocessing.mean": None,  # the body's own normalization is always used
+    "preprocessing.std": None,
+    "head_init": Flag("--head-init", "start the head from the class averages (lda) or from random numbers",
+                      choices=tuple(LR_AFTER)),
+    "base_lr": Flag("--lr", "base learning rate of fine_tune (default " +
+                    ", ".join(f"{v:g} after --head-init {k}" for k, v in LR_AFTER.items()) + ")", type=float,
+                    show_default=False),
+    "find_lr": Flag("--find-lr", "run the LR finder first and use its 'valley' suggestion"),
+    "freeze_epochs": Flag("--freeze-epochs", "frozen (head-only) epochs"),
+    "epochs": Flag("--epochs", "unfrozen epochs after the frozen phase"),
+    "views": Flag("--views", "cached views per training photo"),
+    "cache_features": Flag("--no-cache", "run the body in every frozen epoch (slow)"),
+    "mixed_precision": Flag("--fp16", "mixed precision (bfloat16 on the CPU, fp16 on CUDA)"),
+    "batch_size": Flag("--bs", "batch size"),
+    "workers": Flag("--workers", "DataLoader worker processes"),
+    "seed": Flag("--seed", "random seed (the split of a folder, the head, the batches)"),
+    "valid_pct": Flag("--valid-pct", "random validation share for a folder"),
+}
+
+
+def recipe_flags(recipe: object = R, prefix: str = "") -> list[tuple[str, Flag, object]]:
+    """(field path, its flag, its default) for every field of ``recipe`` that has a flag, in field order."""
+    found = []
+    for f in fields(recipe):
+        path, default = prefix + f.name, getattr(recipe, f.name)
+        if is_dataclass(default):
+            found += recipe_flags(default, path + ".")
+            continue
+        if path not in RECIPE_FLAGS:
+            raise KeyError(f"Recipe field {path!r} has no entry in engine/train.py's RECIPE_FLAGS: give it a Flag, "
+                           "or None to leave it off the command line")
+        if RECIPE_FLAGS[path] is not None:
+            found.append((path, RECIPE_FLAGS[path], default))
+    return found
+
+
+def _dest(flag: Flag) -> str:
+    return flag.name.lstrip("-").replace("-", "_")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,29 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the full dataset folder (images/ + annotations/: official split), the sample folder or a "
                         "labels CSV (images/ beside it), or a folder of photos named by breed")
     p.add_argument("--export", help="folder to write the trained model to (safetensors + meta.json)")
-    p.add_argument("--arch", default=R.arch, choices=tuple(ARCHS), metavar="ARCH",
-                   help=f"pretrained body: {', '.join(ARCHS)} (default {R.arch})")
-    p.add_argument("--epochs", type=int, default=R.epochs, help=f"unfrozen epochs after the frozen phase "
-                                                                f"(default {R.epochs})")
-    p.add_argument("--freeze-epochs", type=int, default=R.freeze_epochs,
-                   help=f"frozen (head-only) epochs (default {R.freeze_epochs})")
-    p.add_argument("--lr", type=float, default=R.lr,
-                   help="base learning rate of fine_tune (default " +
-                        ", ".join(f"{v:g} after --head-init {k}" for k, v in LR_AFTER.items()) + ")")
-    p.add_argument("--find-lr", action="store_true", help="run the LR finder first and use its 'valley' suggestion")
-    p.add_argument("--head-init", choices=tuple(LR_AFTER), default=R.head_init,
-                   help=f"start the head from the class averages (lda) or from random numbers (default {R.head_init})")
-    p.add_argument("--views", type=int, default=R.views, help=f"cached views per training photo (default {R.views})")
-    p.add_argument("--no-cache", action="store_true", help="run the body in every frozen epoch (slow)")
-    p.add_argument("--fp16", action="store_true", help="mixed precision (bfloat16 on the CPU, fp16 on CUDA)")
-    p.add_argument("--bs", type=int, default=R.batch_size, help=f"batch size (default {R.batch_size})")
-    p.add_argument("--size", type=int, default=R.preprocessing.size,
-                   help=f"final image size (default {R.preprocessing.size})")
-    p.add_argument("--presize", type=int, default=R.preprocessing.presize,
-                   help=f"CPU presize (default {R.preprocessing.presize})")
-    p.add_argument("--valid-pct", type=float, default=R.valid_pct, help="random validation share for a folder")
-    p.add_argument("--workers", type=int, default=R.workers, help=f"DataLoader worker processes (default {R.workers})")
-    p.add_argument("--seed", type=int, default=R.seed)
+    for _, flag, default in recipe_flags():
+        if isinstance(default, bool):
+            p.add_argument(flag.name, action="store_true", help=flag.help)
+            continue
+        shown = f" (default {default})" if flag.show_default else ""
+        p.add_argument(flag.name, type=flag.type or type(default), default=default, choices=flag.choices,
+                       metavar=flag.metavar, help=flag.help + shown)
     p.add_argument("--half", action="store_true", help="export float16 weights (half the file size)")
     p.add_argument("--no-onnx", action="store_true", help="export the weights only, without the ONNX graph")
     p.add_argument("--int8", action="store_true",
@@ -102,11 +148,16 @@ PRESET_OPTIONS = {"data", "export", "half", "no_onnx", "int8", "bs", "workers", 
 
 def recipe_from(args: argparse.Namespace) -> Recipe:
     """The ``Recipe`` the command-line options describe."""
-    return replace(R, arch=args.arch, preprocessing=replace(R.preprocessing, size=args.size, presize=args.presize),
-                   head_init=args.head_init, lr=args.lr, find_lr=args.find_lr, freeze_epochs=args.freeze_epochs,
-                   epochs=args.epochs, views=args.views, cache_features=not args.no_cache,
-                   mixed_precision=args.fp16, batch_size=args.bs, workers=args.workers, seed=args.seed,
-                   valid_pct=args.valid_pct)
+    top, nested = {}, {}
+    for path, flag, default in recipe_flags():
+        value = getattr(args, _dest(flag))
+        value = (default != value) if isinstance(default, bool) else value  # a switch turns its default around
+        if "." in path:
+            outer, inner = path.split(".")
+            nested.setdefault(outer, {})[inner] = value
+        else:
+            top[path] = value
+    return replace(R, **top, **{outer: replace(getattr(R, outer), **values) for outer, values in nested.items()})
 
 
 def given_options(argv: list[str] | None) -> set[str]:
@@ -149,17 +200,17 @@ def main(argv: list[str] | None = None) -> int:
         # commit point at the latest.
         with remembering_ctrl_c() as ctrl_c:
             run = TrainingRun(args.data, recipe_from(args), progress=not args.quiet)
-            for step in run.steps():
+            for step, result in run.steps():
                 ctrl_c.check()
                 if step == "data":
-                    print(f"data: {run.dls.source}\n      {run.dls}", flush=True)
-                    for note in run.dls.notes:
+                    print(f"data: {result.dls.source}\n      {result.dls}", flush=True)
+                    for note in result.dls.notes:
                         print(f"note: {note}", flush=True)
             if args.export:
                 stage = f"the export to {args.export} stopped"
-                run.export(args.export, half=args.half, onnx=not args.no_onnx, int8=args.int8)
+                result.export(args.export, half=args.half, onnx=not args.no_onnx, int8=args.int8)
                 stage = "exported"
-            _print_report(run.report, args.export)
+            _print_report(result.report, args.export)
     except KeyboardInterrupt as err:
         if stage == "exported" or isinstance(err, InterruptedAfterExport):
             print(f"\ninterrupted: the model was exported to {args.export} just before", file=sys.stderr)

@@ -105,6 +105,7 @@ def tiny_learner():
 
         from engine.data import DataLoaders
         from engine.learning.fine_tune import vision_learner
+        from engine.learning.frozen_phase import FrozenPhase
         from engine.serving.export import export
         from engine.testing import write_synthetic_pets
 
@@ -114,7 +115,7 @@ def tiny_learner():
                                           valid_pct=0.34, seed=0)
         torch.manual_seed(0)
         learn = vision_learner(dls, progress=False, train_bn=False)
-        learn.fine_tune(0, freeze_epochs=2, base_lr=3e-3, cache_features=True)
+        learn.fine_tune(0, freeze_epochs=2, base_lr=3e-3, frozen_phase=FrozenPhase(learn))
         return learn, export(learn, folder / "model")
 
     return make

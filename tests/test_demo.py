@@ -22,7 +22,7 @@ from demo.predict_tab import classify, judge, predict_photo
 from demo.presize_lab import presize_lab
 from demo.settings import SHIPPED_EXAMPLES, SHIPPED_MODEL, TRAINING_DISABLED, example_photos, parse_size
 from demo.softmax_lab import CLASSES, DEFAULT_ACTIVATIONS, huge_logit_lab, log_lab, softmax_lab, softmax_numbers
-from demo.train_tab import DEMO_RECIPE, train_model
+from demo.train_tab import DEMO_RECIPE, train_model, visitor_recipe
 from engine.data.breeds import PET_BREEDS
 from engine.data.preprocessing import Preprocessing
 from engine.data.pets import SAMPLE_TABLE
@@ -327,9 +327,9 @@ def trained(tmp_path_factory):
     paths = write_synthetic_pets(root / "images", breeds=breeds, n_per_breed=6, size=(96, 72), seed=1)
     csv_path = write_labels_csv(root, paths, valid_per_breed=2)
     reports = []
-    small = dataclasses.replace(DEMO_RECIPE, preprocessing=Preprocessing(presize=96, size=64))  # the tab's recipe, smaller
-    updates = list(train_model(csv_path, epochs=1, use_suggestion=True, freeze_epochs=6, recipe=small,
-                               report=lambda fraction, text: reports.append((fraction, text))))
+    small = dataclasses.replace(DEMO_RECIPE, epochs=1, freeze_epochs=6,
+                                preprocessing=Preprocessing(presize=96, size=64))  # the tab's recipe, smaller
+    updates = list(train_model(csv_path, small, report=lambda fraction, text: reports.append((fraction, text))))
     return updates, reports, breeds, paths
 
 
@@ -374,6 +374,19 @@ def test_classify_answers_with_the_model_it_is_given(trained, predictor):
     assert "with the shipped model" in message
     _, message, _ = classify(str(paths[0]), True, None, predictor=predictor)
     assert "You have not trained a model in this session yet" in message
+
+
+def test_the_page_starts_from_the_demo_recipe():
+    page = visitor_recipe(epochs=DEMO_RECIPE.epochs, freeze_epochs=DEMO_RECIPE.freeze_epochs,
+                          find_lr=DEMO_RECIPE.find_lr, base_lr=DEMO_RECIPE.base_lr,
+                          mixed_precision=DEMO_RECIPE.mixed_precision)
+    assert page == DEMO_RECIPE
+    chosen = visitor_recipe(2, 5, False, 1e-3, True)
+    assert (chosen.epochs, chosen.freeze_epochs, chosen.find_lr, chosen.base_lr, chosen.mixed_precision) == \
+        (2, 5, False, 1e-3, True)
+    chosen_by_page = {"epochs", "freeze_epochs", "find_lr", "base_lr", "mixed_precision"}
+    for field in dataclasses.fields(DEMO_RECIPE):  # the rest is the demo's recipe
+        assert field.name in chosen_by_page or getattr(chosen, field.name) == getattr(DEMO_RECIPE, field.name)
 
 
 def test_training_is_off_without_data():

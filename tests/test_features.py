@@ -5,7 +5,8 @@ import torch
 
 from engine.data import DataLoaders
 from engine.learning.features import cached_preds, compute_features
-from engine.learning.fine_tune import VisionLearner, fit_head_on_features, head_learner
+from engine.learning.fine_tune import VisionLearner
+from engine.learning.frozen_phase import FrozenPhase
 from engine.learning.learner import Learner
 from engine.models import create_model
 
@@ -32,7 +33,7 @@ def test_cached_equals_uncached_without_augmentation(folder):
     a.fit_one_cycle(3, slice(3e-3), pct_start=0.5)
     b = frozen_learner(folder, train_augment=False)
     torch.manual_seed(5)  # same dropout masks in the head
-    fit_head_on_features(b, 3, 3e-3, n_views=1, pct_start=0.5)
+    FrozenPhase(b, views=1).fit(3, 3e-3, pct_start=0.5)
     for (name, p), q in zip(a.model.head.named_parameters(), b.model.head.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
     for k, v in a.model.body.state_dict().items():  # and the body is untouched by both
@@ -56,21 +57,34 @@ def test_views(folder):
 
 def test_head_learner_shares_the_head_and_finds_a_rate(folder):
     learn = frozen_learner(folder)
-    hl = head_learner(learn, n_views=2)
+    frozen = FrozenPhase(learn, views=2)
+    hl = frozen.head
     assert hl.model[-1] is learn.model.head[-1]
     result = hl.lr_find(num_it=30)
     assert len(result.lrs) >= 5 and set(result.suggestions) == {"minimum", "steep", "valley"}
     before = learn.model.head[-1].weight.clone()
-    learn.fine_tune(0, base_lr=3e-3, freeze_epochs=2, cache_features=True, head_learn=hl)
+    learn.fine_tune(0, base_lr=3e-3, freeze_epochs=2, frozen_phase=frozen)
     assert not torch.equal(before, learn.model.head[-1].weight)
     assert len(learn.recorder.epochs) == 2 and learn.recorder.lrs
 
 
-@pytest.mark.parametrize("tta", [False, True])
-def test_cached_preds_equal_get_preds_while_frozen(folder, tta):
-    learn = frozen_learner(folder)
-    learn.feature_cache = compute_features(learn, valid_views=2)
-    logits, targets = cached_preds(learn, tta=tta)
-    want, want_targets = learn.get_preds("valid", activation=None, tta=tta)
-    torch.testing.assert_close(logits, want, rtol=1e-4, atol=1e-5)
-    assert targets.tolist() == want_targets.tolist()
+def test_the_frozen_phase_owns_its_cache_and_scores_like_get_preds(folder):
+    learn = frozen_learner(folder, train_augment=False)
+    frozen = FrozenPhase(learn, views=2, valid_views=2)
+    assert frozen.cache.train.shape == (1, 24, 1024)  # no augmentation: one view, whatever was asked
+    assert not hasattr(learn, "feature_cache")  # nothing is stored on the learner it speeds up
+    learn.fine_tune(0, base_lr=3e-3, freeze_epochs=1, frozen_phase=frozen)
+    for tta in (False, True):  # the body is unchanged, so the cache gives what running it gives
+        logits, targets = frozen.preds(tta=tta)
+        expected, expected_targets = learn.get_preds("valid", activation=None, tta=tta)
+        torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4)
+        assert targets.tolist() == expected_targets.tolist()
+    one_view = FrozenPhase(learn)  # a cache without the mirrored validation photos
+    with pytest.raises(ValueError, match="valid_views=2"):
+        cached_preds(learn, one_view.cache, tta=True)
+
+
+def test_fine_tune_refuses_another_learners_frozen_phase(folder):
+    a, b = frozen_learner(folder), frozen_learner(folder)
+    with pytest.raises(ValueError, match="another learner's features"):
+        a.fine_tune(0, freeze_epochs=1, frozen_phase=FrozenPhase(b))

@@ -8,6 +8,7 @@ from torch.distributions import MultivariateNormal
 from engine.data import DataLoaders
 from engine.learning.features import compute_features
 from engine.learning.fine_tune import VisionLearner
+from engine.learning.frozen_phase import FrozenPhase
 from engine.learning.head_init import MAX_SPREAD, fit_temperature, init_head_lda, lda_temperature, lda_weights
 from engine.learning.learner import Learner
 from engine.numerics import NonFiniteError
@@ -154,9 +155,11 @@ def frozen_learner(folder, **dls_kw):
 
 def test_fine_tune_starts_the_head_from_lda_with_or_without_the_cache(tiny_pets):
     heads = []
-    for cache in (True, False):
+    for cache in (True, False):  # the frozen phase on the cache, or one plain pass and then through the body
         learn = frozen_learner(tiny_pets)
-        learn.fine_tune(0, freeze_epochs=0, cache_features=cache, head_init="lda")
+        frozen = FrozenPhase(learn) if cache else FrozenPhase(learn, augment=False)
+        frozen.start_head("lda")
+        learn.fine_tune(0, freeze_epochs=0, frozen_phase=frozen if cache else None)
         heads.append({k: v.clone() for k, v in learn.model.head.state_dict().items()})
     for k in heads[0]:
         torch.testing.assert_close(heads[0][k], heads[1][k], msg=k)
@@ -168,22 +171,22 @@ def test_fine_tune_starts_the_head_from_lda_with_or_without_the_cache(tiny_pets)
     with torch.no_grad():
         got = learn.model.head[1:](feats.train[0])
     # these toy photos are all easy, so the temperature only keeps the scores within 50 of each other
-    assert learn.head_temperature > 10
+    assert frozen.temperature > 10
     assert (got.max(1).values - got.min(1).values).max() < 1.5 * MAX_SPREAD
-    expected = (feats.train[0, :, :n_avg] @ w.T + b) / learn.head_temperature
+    expected = (feats.train[0, :, :n_avg] @ w.T + b) / frozen.temperature
     torch.testing.assert_close(got, expected, atol=1e-3, rtol=1e-3)
 
 
 def test_fine_tune_trains_on_from_the_lda_head(tiny_pets):
     learn = frozen_learner(tiny_pets)
-    learn.fine_tune(0, base_lr=3e-3, freeze_epochs=2, cache_features=True, head_init="lda")
+    learn.fine_tune(0, base_lr=3e-3, freeze_epochs=2, frozen_phase=FrozenPhase(learn).start_head("lda"))
     assert len(learn.recorder.epochs) == 2 and torch.isfinite(learn.model.head[-1].weight).all()
 
 
 def test_unknown_head_init_is_a_clear_error(tiny_pets):
     learn = frozen_learner(tiny_pets)
     with pytest.raises(ValueError, match="head_init='zeros'.*'lda'"):
-        learn.fine_tune(0, freeze_epochs=1, head_init="zeros")
+        FrozenPhase(learn).start_head("zeros")
 
 
 def test_on_real_photos_the_lda_head_beats_a_random_one_before_any_training(pets_sample):
@@ -197,7 +200,7 @@ def test_on_real_photos_the_lda_head_beats_a_random_one_before_any_training(pets
         return (probs.argmax(1) != targets).float().mean().item()
 
     random_error = error()
-    learn.fine_tune(0, freeze_epochs=0, cache_features=True, head_init="lda")
+    learn.fine_tune(0, freeze_epochs=0, frozen_phase=FrozenPhase(learn).start_head("lda"))
     error = error()
     # 17.6% at this small size (13 of 74 photos), with no gradient step; a random head: 96% wrong
     assert error < 0.25 and random_error > 0.8, (error, random_error)
@@ -211,6 +214,13 @@ def test_lda_head_on_cuda_in_fp16(tiny_pets):
     learn = VisionLearner(dls, create_model("resnet18", n_classes=dls.n_classes, pretrained=False), progress=False,
                     train_bn=False).to_fp16()
     learn.freeze()
-    learn.fine_tune(0, base_lr=5e-4, freeze_epochs=2, cache_features=True, head_init="lda")
+    learn.fine_tune(0, base_lr=5e-4, freeze_epochs=2, frozen_phase=FrozenPhase(learn).start_head("lda"))
     assert learn.model.head[-1].weight.is_cuda and torch.isfinite(learn.model.head[-1].weight).all()
     assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in learn.recorder.epochs)
+
+
+def test_the_recipe_and_the_frozen_phase_know_the_same_head_starts():
+    from engine.learning.frozen_phase import HEAD_INITS
+    from engine.recipe import LR_AFTER
+
+    assert tuple(LR_AFTER) == HEAD_INITS == ("lda", "random")  # one value each, in every layer

@@ -29,7 +29,7 @@ def test_train_from_a_csv_and_export(tmp_path):
     assert meta["dtype"] == "float16" and meta["n_train"] == 16 and 0 <= meta["valid_error"] <= 1
     assert meta["recipe"]["freeze_epochs"] == 6 and meta["vocab"] == ["Bengal", "beagle", "boxer", "pug"]
     # the head started from the class averages, so the frozen epochs ran at the polishing rate
-    assert meta["recipe"]["head_init"] == "lda" and meta["recipe"]["lr"] == 5e-4
+    assert meta["recipe"]["head_init"] == "lda" and meta["recipe"]["base_lr"] == 5e-4
 
 
 def test_missing_data_is_a_clear_error(tmp_path):
@@ -139,9 +139,10 @@ def test_a_nan_in_training_is_one_line_and_exit_1(tmp_path):
 def test_the_recipe_refuses_a_learning_rate_that_cannot_train(lr):
     from engine.recipe import Recipe
 
-    with pytest.raises(ValueError, match=r"lr \(the learning rate, --lr\) must be a finite number above 0"):
-        Recipe(lr=lr)
-    assert Recipe(lr=1e-3).base_lr == 1e-3
+    with pytest.raises(ValueError, match=r"base_lr \(the learning rate, --lr\) must be a finite number above 0"):
+        Recipe(base_lr=lr)
+    assert Recipe(base_lr=1e-3).chosen_base_lr() == 1e-3
+    assert Recipe().chosen_base_lr() == 5e-4 and Recipe(head_init="random").chosen_base_lr() == 5e-3
 
 
 def test_an_infinite_learning_rate_is_refused_before_any_photo_is_read(tmp_path):
@@ -151,7 +152,7 @@ def test_an_infinite_learning_rate_is_refused_before_any_photo_is_read(tmp_path)
               "48", "--freeze-epochs", "2", "--lr", "inf", "--bs", "4", "--quiet", timeout=120)
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
     assert out.stderr.strip().splitlines() == [
-        "error: lr (the learning rate, --lr) must be a finite number above 0, such as 0.0005; got inf"]
+        "error: base_lr (the learning rate, --lr) must be a finite number above 0, such as 0.0005; got inf"]
     assert "data:" not in out.stdout  # refused before the data was opened, not stopped by the NaN guard
     assert not (tmp_path / "model").exists()
 
@@ -181,10 +182,10 @@ def press():
 
 real_report, real_stage, real_write = recipe.TrainingRun._report, export._stage, export._write_atomically
 
-def _report(self):
+def _report(self, *args):
     if WHERE == "report":
         press()
-    return real_report(self)
+    return real_report(self, *args)
 
 def _stage(folder, suffix, write):
     if (WHERE, suffix) in (("weights", ".safetensors"), ("graph", ".onnx")):
@@ -295,3 +296,28 @@ def test_a_full_disk_during_the_export_is_one_line_and_leaves_the_folder_as_it_w
     else:
         assert "nothing was left behind" in lines[0]
         assert not (tmp_path / "model").exists()  # the folder the export created is gone too
+
+
+def test_the_recipe_options_are_made_from_the_recipe_fields():
+    from dataclasses import dataclass, fields, replace
+
+    from engine.recipe import Recipe
+    from engine.train import RECIPE_FLAGS, build_parser, recipe_flags, recipe_from
+
+    parser = build_parser()
+    assert recipe_from(parser.parse_args(["--data", "x"])) == Recipe()  # the defaults are the recipe's
+    paths = {path for path, _, _ in recipe_flags()}
+    assert {f.name for f in fields(Recipe)} - {"preprocessing"} <= paths
+    assert {"preprocessing.size", "preprocessing.presize"} <= paths and set(RECIPE_FLAGS) >= paths
+    args = parser.parse_args(["--data", "x", "--lr", "1e-3", "--no-cache", "--fp16", "--find-lr", "--bs", "4",
+                              "--size", "64", "--presize", "96", "--head-init", "random", "--valid-pct", "0.3"])
+    assert recipe_from(args) == replace(Recipe(), base_lr=1e-3, cache_features=False, mixed_precision=True,
+                                        find_lr=True, batch_size=4, head_init="random", valid_pct=0.3,
+                                        preprocessing=replace(Recipe().preprocessing, size=64, presize=96))
+
+    @dataclass(frozen=True)
+    class Grown(Recipe):
+        dropout: float = 0.5
+
+    with pytest.raises(KeyError, match="'dropout' has no entry in engine/train.py's RECIPE_FLAGS"):
+        recipe_flags(Grown())

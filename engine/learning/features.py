@@ -7,7 +7,7 @@ pooled features, and train only the head on them. With augmentation on, each vie
 augmented pass, and the frozen epochs cycle through the views; with augmentation off one view is
 exact, and the result equals training through the body (``tests/test_features.py`` checks it).
 
-This module holds the cache and its loaders; ``fine_tune.py`` trains a head on them.
+This module holds the cache and its loaders; ``frozen_phase.py`` trains a head on them.
 """
 
 from __future__ import annotations
@@ -138,8 +138,8 @@ class FeatureLoaders:
         self.device, self.vocab, self.cache = device, vocab, cache
 
 
-def cached_preds(learn, tta: bool = False) -> tuple[Tensor, Tensor]:
-    """Validation logits (n, n_classes) and targets (n,) from ``learn.feature_cache``: what
+def cached_preds(learn, cache: FeatureCache, tta: bool = False) -> tuple[Tensor, Tensor]:
+    """Validation logits (n, n_classes) and targets (n,) from ``cache`` (``learn``'s features): what
     ``learn.get_preds("valid", activation=None, tta=tta)`` gives while the body is still the frozen
     one the features came from, without running the body again.
 
@@ -148,9 +148,6 @@ def cached_preds(learn, tta: bool = False) -> tuple[Tensor, Tensor]:
     """
     from ..losses import log_mean_softmax
 
-    cache = getattr(learn, "feature_cache", None)
-    if cache is None:
-        raise ValueError("cached_preds: this learner has no feature cache; train with fine_tune(cache_features=True)")
     if tta and cache.valid_mirror is None:
         raise ValueError("cached_preds(tta=True) needs the mirrored validation photos: cache them with valid_views=2")
     tail = learn.unwrapped.head[1:].eval()
