@@ -33,8 +33,8 @@ from torch.utils.data import DataLoader, Dataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.data import DataLoaders  # noqa: E402
-from engine.data.locate import pets_sample  # noqa: E402
 from engine.data.items import get_image_files, random_split  # noqa: E402
+from engine.data.locate import pets_sample  # noqa: E402
 
 
 class DecodeOnly(Dataset):

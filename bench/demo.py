@@ -43,11 +43,12 @@ from pathlib import Path
 # harness that starts `python -m demo` in a child process, shared with the tests (not in the package).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from plain_onnx import percentile, plain_predict, plain_session  # noqa: E402
+
 import demo  # noqa: E402, F401  (the server's process settings, before torch is imported)
 from demo.settings import SHIPPED_MODEL  # noqa: E402
-from engine.data.locate import pets_sample  # noqa: E402
 from engine.data.items import get_image_files  # noqa: E402
-from plain_onnx import percentile, plain_predict, plain_session  # noqa: E402
+from engine.data.locate import pets_sample  # noqa: E402
 from tests.support.server import DemoServer  # noqa: E402
 
 
@@ -217,7 +218,8 @@ def load_run(files: list[Path], seconds: float, clients: int) -> dict:
     return {"rps": main["rps"], "requests": main["requests"], "errors": sum(p["errors"] for p in phases.values()),
             "load_p50_ms": main["p50_ms"], "load_p95_ms": main["p95_ms"],
             "same_photo_errors": phases["same"]["errors"], "same_photo_rps": phases["same"]["rps"],
-            "gradio_client_errors": phases["gradio_client"]["errors"], "gradio_client_rps": phases["gradio_client"]["rps"],
+            "gradio_client_errors": phases["gradio_client"]["errors"],
+            "gradio_client_rps": phases["gradio_client"]["rps"],
             "training_errors": phases["training"]["errors"], "training_p95_ms": phases["training"]["p95_ms"],
             "training_requests": phases["training"]["requests"], "training_s": phases["training"]["train_s"],
             "training_done": phases["training"]["trained"],

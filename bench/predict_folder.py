@@ -29,12 +29,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from plain_onnx import plain_predict, plain_session  # noqa: E402
+
 from demo.settings import SHIPPED_MODEL  # noqa: E402
-from engine.data.locate import pets_sample  # noqa: E402
 from engine.data.items import get_image_files  # noqa: E402
+from engine.data.locate import pets_sample  # noqa: E402
 from engine.predict import predict_files  # noqa: E402
 from engine.serving.predictor import load_predictor  # noqa: E402
-from plain_onnx import plain_predict, plain_session  # noqa: E402
 
 
 def main() -> None:

@@ -35,8 +35,8 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.data.locate import pets_sample  # noqa: E402
 from engine.data.items import read_table  # noqa: E402
+from engine.data.locate import pets_sample  # noqa: E402
 
 
 def run_recipe(seed: int | None = None) -> dict:

@@ -10,7 +10,7 @@ wrong type, with a message for the visitor (``InputRefused``) before any work is
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 __all__ = ["InputRefused", "number", "whole_number", "flag", "choice", "with_types"]
 

@@ -34,9 +34,9 @@ import stat
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 __all__ = ["Limits", "Guard", "visitor_of", "file_payload_problem", "RateWindow"]
 

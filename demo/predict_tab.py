@@ -27,8 +27,8 @@ import numpy as np
 from engine.data.breeds import is_cat
 from engine.serving.prediction import Prediction  # its "not a pet" rule is shared with engine.predict
 
-from .examples import example_gallery, pick
 from .checks import InputRefused, flag, with_types
+from .examples import example_gallery, pick
 from .outputs import image_file
 from .sessions import InFlight, session_key, visitor_key
 from .uploads import NO_PHOTO, UploadRefused, read_photo

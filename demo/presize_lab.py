@@ -18,9 +18,8 @@ from PIL import Image
 
 from engine.data.augment import BatchAugment
 from engine.data.preprocessing import Preprocessing
-from engine.data.transforms import MAX_PIXELS
 from engine.data.quality import compare_presizing
-from engine.data.transforms import Presize, load_array, pil_to_tensor
+from engine.data.transforms import MAX_PIXELS, Presize, load_array, pil_to_tensor
 
 from .checks import InputRefused, number, whole_number, with_types
 from .examples import example_gallery, pick

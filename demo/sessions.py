@@ -18,7 +18,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["SessionModels", "TrainingSlots", "Ticket", "Refused", "InFlight", "visitor_key", "session_key"]
 
@@ -127,7 +127,7 @@ class TrainingSlots:
         ahead += self.expected_s * sum(t is None for t in self._admitted.values())
         return max(1, math.ceil(ahead / max(self.running, 1) / 60))
 
-    def enter(self, session: str) -> "Ticket":
+    def enter(self, session: str) -> Ticket:
         """A place in line for ``session``; raises ``Refused`` when the session already has one, or
         every running and waiting place is taken. Call ``start`` on the ticket, and ``release`` at the end."""
         with self._lock:

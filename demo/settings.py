@@ -72,7 +72,7 @@ class DemoSettings:
     uploads_per_minute: int = 30  # per visitor (network address), and 2 MB each on average
 
     @classmethod
-    def from_env(cls) -> "DemoSettings":
+    def from_env(cls) -> DemoSettings:
         """The defaults: the shipped model, the pet sample when there are photos (``default_train_data``),
         and a login when ``PETBREEDS_AUTH=user:password`` is set."""
         auth = os.environ.get("PETBREEDS_AUTH")

@@ -15,12 +15,11 @@ trains with, so what a student sees here is exactly what happens in training:
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
-from engine.losses import (binary_cross_entropy_with_logits, cross_entropy, log_softmax, nll_loss, sigmoid,
-                           softmax)
+from engine.losses import binary_cross_entropy_with_logits, cross_entropy, log_softmax, nll_loss, sigmoid, softmax
 from engine.numerics import compare_softmax, log_of
 
 from .checks import InputRefused, choice, number

@@ -22,13 +22,13 @@ import dataclasses
 import logging
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from engine.data.preprocessing import Preprocessing
 from engine.learning.callbacks import Callback, Order
-from engine.recipe import Recipe, TrainingResult, TrainingRun
 from engine.numerics import NonFiniteError
+from engine.recipe import Recipe, TrainingResult, TrainingRun
 
 from .checks import InputRefused, flag, number, whole_number, with_types
 from .sessions import Refused, session_key, visitor_key
@@ -303,7 +303,7 @@ def build_train_tab(data: Path | None, sessions, slots) -> None:
         outputs = [status, lr_plot, loss_plot, sched_plot, lr_rows, confusion, confused]
 
         def run_training(epochs, freeze_epochs, use_suggestion, base_lr, mixed, request: gr.Request,
-                         progress=gr.Progress()):
+                         progress=gr.Progress()):  # noqa: B008 (Gradio's way to ask for a progress bar)
             def only(text):  # a message, the rest of the page as it is
                 return text, *[gr.skip()] * (len(outputs) - 1)
 

@@ -7,7 +7,7 @@ needs them is first asked for (PEP 562's module ``__getattr__``).
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["lazy_exports"]
 

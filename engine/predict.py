@@ -23,9 +23,10 @@ import csv
 import os
 import sys
 from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .serving.prediction import Prediction
@@ -132,7 +133,8 @@ def _row(path: Path, prediction: Prediction | None, reason: str | None) -> dict:
 
 
 def _line(row: dict) -> str:
-    top = " | ".join(f"{row[f'breed_{i}']} {float(row[f'p_{i}']):.0%}" for i in range(1, TOP + 1) if row.get(f"breed_{i}"))
+    top = " | ".join(f"{row[f'breed_{i}']} {float(row[f'p_{i}']):.0%}" for i in range(1, TOP + 1)
+                     if row.get(f"breed_{i}"))
     flag = "  (not a pet?)" if row.get("not_a_pet") == "yes" else ""
     return f"{row['file']}: {top}{flag}"
 

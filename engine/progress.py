@@ -87,7 +87,7 @@ class LineProgress:
             if self.printed or time.perf_counter() - self._start >= self.quiet_for:
                 self._print(f"done, {self._line()}")
 
-    def __enter__(self) -> "LineProgress":
+    def __enter__(self) -> LineProgress:
         return self
 
     def __exit__(self, *exc) -> None:

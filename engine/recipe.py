@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 from .data.preprocessing import Preprocessing
 
@@ -210,8 +211,8 @@ class TrainingRun:
 
     def _report(self, result: TrainingResult) -> dict:
         """The figures of a trained run (and ``result.interp``, the validation photos' predictions)."""
-        from .metrics import error_rate
         from .learning.interpret import ClassificationInterpretation
+        from .metrics import error_rate
 
         learn, frozen, dls = result.learn, result.frozen_phase, result.dls
         cache = frozen.cache if frozen is not None else None
@@ -242,7 +243,7 @@ def run_recipe(data: str | Path, recipe: Recipe | None = None, export: str | Pat
                progress: bool = True) -> dict:
     """Train on ``data`` with ``recipe`` (default ``Recipe()``), export when asked; return the report."""
     run = TrainingRun(data, recipe if recipe is not None else Recipe(), progress=progress)
-    for _, result in run.steps():
+    for _step, result in run.steps():  # noqa: B007 (the last step's result is the whole run's)
         pass
     if export is not None:
         result.export(export, half=half)

@@ -43,11 +43,10 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass, fields, is_dataclass, replace
-from pathlib import Path
 
 from .learning.full_scale import PRESETS
-from .recipe import LR_AFTER, Recipe, TrainingRun
 from .models import ARCHS
+from .recipe import LR_AFTER, Recipe, TrainingRun
 
 __all__ = ["build_parser", "recipe_from", "main", "RECIPE_FLAGS"]
 

@@ -126,10 +126,9 @@ def tiny_learner():
 @pytest.fixture(scope="session")
 def wheel(tmp_path_factory) -> Path:
     """The package built as a wheel from this checkout, as a student would get it."""
+    import shutil
     import subprocess
     import sys
-
-    import shutil
 
     out = tmp_path_factory.mktemp("wheel")
     root = Path(__file__).resolve().parents[1]

@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from engine.data import augment as A
-from engine.data.preprocessing import Preprocessing
 from engine.data.augment import AugmentOptions, AugmentParams, BatchAugment, warp_images
+from engine.data.preprocessing import Preprocessing
 
 
 def smooth_images(n=2, size=128, seed=0):

@@ -14,14 +14,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+import gradio_client  # noqa: E402  (a test dependency: missing, the suite fails rather than skips)
 import pytest
 from PIL import Image
 
 from demo.predict_tab import BUSY_VISITOR
-from tests.support.server import DemoServer, RawClient
 from engine.testing import write_image, write_labels_csv, write_synthetic_pets
+from tests.support.server import DemoServer, RawClient
 
-import gradio_client  # noqa: E402  (a test dependency: missing, the suite fails rather than skips)
 MB = 2**20
 
 
@@ -608,8 +608,9 @@ def test_odd_requests_get_a_message_not_a_server_error(server):
     assert error is None and "ms with the shipped model" in output[1]
     assert server.output(last=None).count("Traceback") == tracebacks  # none of it failed inside Gradio
     softmax = raw.fn_index(first_input="True class")
-    body = ('{"data": ["beagle", 1.0, ' + "1" + "0" * 400 + ', -0.5, 3.0, 0.5, 2.0], "fn_index": %d, '
-            '"session_hash": "%s"}' % (softmax, raw.session)).encode()
+    huge = "1" + "0" * 400
+    body = (f'{{"data": ["beagle", 1.0, {huge}, -0.5, 3.0, 0.5, 2.0], "fn_index": {softmax}, '
+            f'"session_hash": "{raw.session}"}}').encode()
     event = raw.http.post(join, content=body, headers={"Content-Type": "application/json"})
     assert event.status_code == 200, event.text
     output, error, _ = raw.results([event.json()["event_id"]])[event.json()["event_id"]]

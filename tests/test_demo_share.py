@@ -195,7 +195,8 @@ def test_offline_no_share_link_is_one_line_with_the_fix_and_exit_2(offline_env, 
     if share_server == "own":
         assert lines[1].startswith("error: --share: no share link, so the demo stopped: cannot download Gradio's "
                                    "tunnel program (frpc) from https://cdn-media.huggingface.co/frpc-gradio-")
-        assert f"connect this machine to the internet, or download that file elsewhere and save it as {frpc}/" in lines[1]
+        assert (f"connect this machine to the internet, or download that file elsewhere and save it as {frpc}/"
+                in lines[1])
         assert [line.split()[:2] for line in proxy.lines] == [["CONNECT", "cdn-media.huggingface.co:443"]]
     else:
         assert lines[1].startswith("error: --share: no share link, so the demo stopped: cannot reach Gradio's share "
@@ -285,7 +286,8 @@ def test_launch_in_notebook_returns_a_running_demo_that_close_stops(offline_env,
                 assert "IFrame" in "".join(seen)  # the public page shown in the cell
                 (frpc,) = share_server.frpc_pids
                 assert psutil.Process(frpc).status() != psutil.STATUS_ZOMBIE  # the tunnel is up
-                assert running["repr"] == f"<petbreeds demo on {url}, public link {share_url} (running; .close() stops it)>"
+                assert running["repr"] == (f"<petbreeds demo on {url}, public link {share_url} "
+                                           "(running; .close() stops it)>")
             else:
                 assert share_url is None
                 assert running["repr"] == f"<petbreeds demo on {url} (running; .close() stops it)>"

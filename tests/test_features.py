@@ -7,7 +7,6 @@ from engine.data import DataLoaders
 from engine.learning.features import cached_preds, compute_features
 from engine.learning.fine_tune import VisionLearner
 from engine.learning.frozen_phase import FrozenPhase
-from engine.learning.learner import Learner
 from engine.models import create_model
 
 

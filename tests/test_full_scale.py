@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.learning.full_scale import PRESETS, BOOK_ERROR, Stage, StageResult, choose_preset, format_table
+from engine.learning.full_scale import BOOK_ERROR, PRESETS, Stage, StageResult, choose_preset, format_table
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,9 +10,8 @@ from engine.learning.features import compute_features
 from engine.learning.fine_tune import VisionLearner
 from engine.learning.frozen_phase import FrozenPhase
 from engine.learning.head_init import MAX_SPREAD, fit_temperature, init_head_lda, lda_temperature, lda_weights
-from engine.learning.learner import Learner
-from engine.numerics import NonFiniteError
 from engine.models import create_head, create_model
+from engine.numerics import NonFiniteError
 
 
 def gaussian_classes(n_per_class=(40, 60, 50), d=5, seed=0):

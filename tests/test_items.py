@@ -4,8 +4,19 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from engine.data.items import (PETS_PATTERN, RegexLabeller, column_split, format_bad_images, get_image_files,
-                          label_items, official_split, parent_label, random_split, read_table, verify_images)
+from engine.data.items import (
+    PETS_PATTERN,
+    RegexLabeller,
+    column_split,
+    format_bad_images,
+    get_image_files,
+    label_items,
+    official_split,
+    parent_label,
+    random_split,
+    read_table,
+    verify_images,
+)
 from engine.testing import write_image
 
 

@@ -2,21 +2,27 @@
 discriminative learning rates, fine_tune, mixed precision, early stopping."""
 
 import copy
-import os
 import signal
 
 import pytest
 import torch
 from torch import nn
 
-from engine.learning.callbacks import (Callback, CancelBatchException, CancelEpochException, CancelFitException,
-                              EarlyStopping, MixedPrecision, ParamScheduler, SaveBestModel)
 from engine.data import DataLoaders
+from engine.learning.callbacks import (
+    Callback,
+    CancelBatchException,
+    CancelEpochException,
+    CancelFitException,
+    EarlyStopping,
+    MixedPrecision,
+    ParamScheduler,
+    SaveBestModel,
+)
 from engine.learning.fine_tune import VisionLearner, vision_learner
-from engine.learning.learner import Learner
+from engine.learning.schedules import one_cycle_lr, one_cycle_mom
 from engine.models import create_model
 from engine.numerics import NonFiniteError
-from engine.learning.schedules import one_cycle_lr, one_cycle_mom
 
 
 @pytest.fixture

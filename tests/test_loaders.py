@@ -32,8 +32,10 @@ def test_from_csv_matches_regex(synthetic_pets):
     a = DataLoaders.from_csv(synthetic_pets / "labels.csv", presize=64, size=32, batch_size=4, device="cpu")
     b = small_dls(synthetic_pets / "images")
     assert a.vocab == b.vocab
-    items_a = sorted(zip(a.train.dataset.items + a.valid.dataset.items, a.train.dataset.labels + a.valid.dataset.labels))
-    items_b = sorted(zip(b.train.dataset.items + b.valid.dataset.items, b.train.dataset.labels + b.valid.dataset.labels))
+    items_a = sorted(zip(a.train.dataset.items + a.valid.dataset.items,
+                         a.train.dataset.labels + a.valid.dataset.labels))
+    items_b = sorted(zip(b.train.dataset.items + b.valid.dataset.items,
+                         b.train.dataset.labels + b.valid.dataset.labels))
     assert items_a == items_b
     assert len(a.valid.dataset) == 6  # the is_valid column, one per breed
 

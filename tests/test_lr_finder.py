@@ -8,8 +8,8 @@ import torch
 from engine.data import DataLoaders
 from engine.learning.learner import Learner
 from engine.learning.lr_finder import suggest_minimum, suggest_steep, suggest_valley
-from engine.models import create_model
 from engine.learning.plots import plot_lr_find
+from engine.models import create_model
 from engine.testing import write_synthetic_pets
 
 

@@ -171,9 +171,9 @@ def test_the_larger_lite_bodies_load_their_packaged_weights(n):
 def test_a_new_architecture_is_one_registry_entry():
     from torch import nn
 
-    from engine.recipe import Recipe
     from engine.models import ARCHS as registry
     from engine.models import register
+    from engine.recipe import Recipe
     from engine.train import build_parser
 
     def tiny(pretrained):

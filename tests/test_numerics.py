@@ -46,7 +46,8 @@ def test_check_finite_passes_through():
 
 
 def test_check_finite_names_value_and_step():
-    with pytest.raises(NonFiniteError, match=r"^loss became NaN at epoch 1, batch 7: the learning rate may be too high"):
+    with pytest.raises(NonFiniteError,
+                       match=r"^loss became NaN at epoch 1, batch 7: the learning rate may be too high"):
         check_finite(torch.tensor(float("nan")), "loss", epoch=1, batch=7)
 
 

@@ -15,15 +15,15 @@ import torch
 
 from engine import predict as predict_cli
 from engine.data.augment import BatchAugment
+from engine.data.files import file_hash
 from engine.data.transforms import load_array
 from engine.learning.fine_tune import vision_learner
-from engine.data.files import file_hash
 from engine.serving.export import export
 from engine.serving.predictor import load_predictor
 from engine.testing import write_image
 
 E = importlib.import_module("engine.serving.export")  # the module (engine.serving.export is also its function)
-O = importlib.import_module("engine.serving.onnx")
+ONNX = importlib.import_module("engine.serving.onnx")
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -62,7 +62,7 @@ def test_the_graph_gives_pytorchs_probabilities(trained):
 
 def test_the_graph_takes_any_batch_and_both_heads(trained):
     _, out = trained
-    runner = O.OnnxRunner(out / _meta(out)["onnx"]["file"])
+    runner = ONNX.OnnxRunner(out / _meta(out)["onnx"]["file"])
     x = np.random.default_rng(0).uniform(0, 255, (5, 48, 48, 3)).astype(np.float32)
     breeds, inet = runner.run(x)
     assert breeds.shape == (5, 3) and inet.shape == (5, 1000)
@@ -91,7 +91,7 @@ def test_a_graph_with_other_numbers_fails_its_check_and_pytorch_answers(trained,
     torch.manual_seed(1)
     other = vision_learner(learn.dls, progress=False)  # another (untrained) head: a different network, same shapes
     graph = copy / meta["onnx"]["file"]
-    O.export_onnx(other.model, learn.dls.preprocessing, graph)
+    ONNX.export_onnx(other.model, learn.dls.preprocessing, graph)
     meta["onnx"]["sha256"] = file_hash(graph)  # a consistent export, with a graph that is not its model
     (copy / "meta.json").write_text(json.dumps(meta))
     p, said = _quiet_load(copy, runtime="onnx")
@@ -130,7 +130,7 @@ def test_the_demo_model_ships_a_graph_that_passes_its_check():
     if "int8" in meta:
         assert figures["agreement"] >= E.INT8_AGREEMENT
         assert figures["valid_error_int8"] <= figures["valid_error_float32"]
-        assert p.runtime.name == ("onnxruntime int8" if O.has_int8_units() else "onnxruntime float32")
+        assert p.runtime.name == ("onnxruntime int8" if ONNX.has_int8_units() else "onnxruntime float32")
 
 
 # --- int8 ----------------------------------------------------------------------------------------
@@ -142,16 +142,16 @@ def test_int8_quantizes_the_inner_convolutions_and_still_classifies(trained):
     graph = (out / _meta(out)["onnx"]["file"]).read_bytes()
     spec = learn.dls.preprocessing
     photos = [spec.validation_pixels(load_array(p, min_size=spec.presize))[None] for p in learn.dls.train.dataset.items]
-    q = O.quantize_int8(graph, photos)
+    q = ONNX.quantize_int8(graph, photos)
     nodes = onnx.load_from_string(q).graph.node
     convs = [n for n in onnx.load_from_string(graph).graph.node if n.op_type == "Conv"]
     dequantized = {n.input[1] for n in nodes if n.op_type == "Conv"} & {n.output[0] for n in nodes
                                                                         if n.op_type == "DequantizeLinear"}
     assert sum(n.op_type == "QuantizeLinear" for n in nodes) > 10
     assert len(dequantized) == len(convs) - 2  # int8 weights in every convolution but the first and the last
-    f32, q8 = O.OnnxRunner(graph), O.OnnxRunner(q)
+    f32, q8 = ONNX.OnnxRunner(graph), ONNX.OnnxRunner(q)
     x = np.concatenate(photos)
-    a, b = O.probabilities(f32.run(x)[0]), O.probabilities(q8.run(x)[0])
+    a, b = ONNX.probabilities(f32.run(x)[0]), ONNX.probabilities(q8.run(x)[0])
     assert np.abs(a - b).max() < 0.2 and (a.argmax(1) == b.argmax(1)).mean() >= 0.8
 
 
@@ -163,21 +163,21 @@ def test_int8_is_kept_only_when_it_agrees(trained, tmp_path, monkeypatch):
         list(calibration)
         return graph
 
-    monkeypatch.setattr(O, "quantize_int8", same)
+    monkeypatch.setattr(ONNX, "quantize_int8", same)
     kept = export(learn, tmp_path / "kept", int8=True)
     meta = _meta(kept)
     assert meta["int8"]["agreement"] == 1.0 and meta["int8"]["photos"] == 18
     assert meta["int8"]["file"].endswith(".int8.onnx") and (kept / meta["int8"]["file"]).is_file()
-    monkeypatch.setattr(O, "has_int8_units", lambda: True)
+    monkeypatch.setattr(ONNX, "has_int8_units", lambda: True)
     assert load_predictor(kept).runtime.name == "onnxruntime int8"
-    monkeypatch.setattr(O, "has_int8_units", lambda: False)
+    monkeypatch.setattr(ONNX, "has_int8_units", lambda: False)
     p = load_predictor(kept)
     assert p.runtime.name == "onnxruntime float32" and "no 8-bit dot-product units" in p.runtime_report
 
     torch.manual_seed(1)
     other = vision_learner(learn.dls, progress=False)  # another (untrained) head
-    graph_of["other"] = O.export_onnx(other.model, learn.dls.preprocessing)
-    monkeypatch.setattr(O, "quantize_int8", lambda graph, calibration: graph_of["other"])  # disagrees
+    graph_of["other"] = ONNX.export_onnx(other.model, learn.dls.preprocessing)
+    monkeypatch.setattr(ONNX, "quantize_int8", lambda graph, calibration: graph_of["other"])  # disagrees
     rejected = export(learn, tmp_path / "rejected", int8=True)
     meta = _meta(rejected)
     assert "int8" not in meta and meta["int8_rejected"]["agreement"] < E.INT8_AGREEMENT
@@ -211,13 +211,13 @@ def test_lean_preprocessing_gives_the_training_pixels(trained, tmp_path):
 def test_lean_preprocessing_keeps_the_demo_models_answers_on_the_sample(pets_sample):
     folder = ROOT / "demo" / "model"
     p = load_predictor(folder, runtime="onnx")
-    f32 = O.OnnxRunner(folder / _meta(folder)["onnx"]["file"])  # the float graph: preprocessing differences only
+    f32 = ONNX.OnnxRunner(folder / _meta(folder)["onnx"]["file"])  # the float graph: preprocessing differences only
     names = [r["name"] for r in csv.DictReader(open(pets_sample / "labels.csv"))]
     gaps, same = [], 0
     for name in names:
         path = pets_sample / "images" / name
-        want = O.probabilities(f32.run(_training_validation_pixels(p, path))[0])[0]
-        got = O.probabilities(f32.run(p.pixels(path))[0])[0]
+        want = ONNX.probabilities(f32.run(_training_validation_pixels(p, path))[0])[0]
+        got = ONNX.probabilities(f32.run(p.pixels(path))[0])[0]
         gaps.append(float(np.abs(got - want).max()))
         same += int(got.argmax() == want.argmax())
     assert len(names) == 370 and max(gaps) < 0.01 and same / len(names) >= 0.99

@@ -20,8 +20,9 @@ def test_every_exported_name_resolves():
 
 
 def test_unknown_name_is_an_attribute_error():
-    import engine
     import pytest
+
+    import engine
 
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         engine.nope  # noqa: B018

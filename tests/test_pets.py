@@ -19,8 +19,15 @@ import pytest
 from engine.data import DataLoaders
 from engine.data.breeds import PET_BREEDS
 from engine.data.locate import pets_sample
-from engine.data.pets import (SAMPLE_TABLE, breed_of_class, build_sample, open_data, read_full_layout, read_list,
-                         sample_is_complete)
+from engine.data.pets import (
+    SAMPLE_TABLE,
+    breed_of_class,
+    build_sample,
+    open_data,
+    read_full_layout,
+    read_list,
+    sample_is_complete,
+)
 from engine.testing import AWKWARD_FILES, list_line, write_full_layout, write_labels_csv, write_synthetic_pets
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,8 +117,8 @@ def test_awkward_files_are_listed_once_and_decoded_or_skipped(full_pets_home):
 def test_an_awkward_file_decodes_to_its_picture(full_pets_home):
     import numpy as np
 
-    from engine.testing import breed_color
     from engine.data.transforms import load_array
+    from engine.testing import breed_color
 
     images = full_pets_home / "oxford-iiit-pet" / "images"
     for name, breed in [("Abyssinian_34.jpg", "Abyssinian"), ("Egyptian_Mau_14.jpg", "Egyptian_Mau"),

@@ -133,5 +133,6 @@ def test_a_new_runtime_is_checked_and_used_or_refused(trained, monkeypatch):
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         p = load_predictor(out, runtime="onnx")
-    assert p.runtime.name == "pytorch" and "reversed is not used (ValueError: its probabilities differ" in p.runtime_report
+    assert p.runtime.name == "pytorch"
+    assert "reversed is not used (ValueError: its probabilities differ" in p.runtime_report
     assert len(said) == 1 and "predictions run on PyTorch" in str(said[0].message)

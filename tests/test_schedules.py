@@ -2,8 +2,15 @@ import math
 
 import pytest
 
-from engine.learning.schedules import (combine, cos_anneal, exp_anneal, lin_anneal, lr_for_groups, one_cycle_lr,
-                              one_cycle_mom)
+from engine.learning.schedules import (
+    combine,
+    cos_anneal,
+    exp_anneal,
+    lin_anneal,
+    lr_for_groups,
+    one_cycle_lr,
+    one_cycle_mom,
+)
 
 
 def test_cos_anneal_points():

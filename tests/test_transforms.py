@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.testing import SYNTHETIC_KINDS, make_image, write_image
 from engine.data.transforms import Presize, load_image, pil_to_tensor, to_rgb
+from engine.testing import SYNTHETIC_KINDS, make_image, write_image
 
 
 @pytest.mark.parametrize("kind", SYNTHETIC_KINDS)

@@ -175,13 +175,13 @@ class AugmentParams:
     brightness: Tensor
 
     @classmethod
-    def identity(cls, n: int) -> "AugmentParams":
+    def identity(cls, n: int) -> AugmentParams:
         zeros, ones = torch.zeros(n), torch.ones(n)
         return cls(flip=zeros.bool(), rotate=zeros, zoom=ones, zoom_cx=zeros, zoom_cy=zeros,
                    warp_x=zeros, warp_y=zeros, crop_w=ones, crop_h=ones, crop_cx=zeros,
                    crop_cy=zeros, contrast=ones, brightness=zeros)
 
-    def to(self, device) -> "AugmentParams":
+    def to(self, device) -> AugmentParams:
         return AugmentParams(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
     def matrices(self, aspect: float = 1.0) -> Tensor:

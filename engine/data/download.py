@@ -13,7 +13,6 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
-import socket
 import ssl
 import tarfile
 import time
@@ -115,8 +114,7 @@ def download_file(url: str, dest: str | os.PathLike, *, md5: str | None = None, 
                     f"PETS_URL / PETS_ANNOTATIONS_URL mirror you set)."
                 ) from e
             error: Exception = e
-        except (http.client.HTTPException, ConnectionError, urllib.error.URLError, socket.timeout,
-                TimeoutError, ssl.SSLError) as e:
+        except (http.client.HTTPException, ConnectionError, urllib.error.URLError, TimeoutError, ssl.SSLError) as e:
             error = e
         if attempt == retries:
             kept = f" The partial file {part} is kept, so running again resumes." if part.exists() else ""

@@ -16,9 +16,9 @@ from __future__ import annotations
 import csv
 import random
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from PIL import Image
 

@@ -19,18 +19,29 @@ from __future__ import annotations
 import copy
 import math
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from .augment import AugmentOptions, BatchAugment
+from .items import (
+    PETS_PATTERN,
+    RegexLabeller,
+    column_split,
+    format_bad_images,
+    get_image_files,
+    label_items,
+    misnamed_formats,
+    parent_label,
+    random_split,
+    read_table,
+    verify_images,
+)
 from .preprocessing import Preprocessing
-from .items import (PETS_PATTERN, RegexLabeller, column_split, format_bad_images, get_image_files,
-                    label_items, misnamed_formats, parent_label, random_split, read_table, verify_images)
 from .transforms import Presize, load_array, pil_to_tensor
 
 __all__ = ["ImageDataset", "CollateError", "collate", "DeviceLoader", "LoaderOptions", "DataLoaders", "default_device"]
@@ -86,7 +97,7 @@ class ImageDataset(Dataset):
             try:
                 return self.load(j), self.labels[j]
             except OSError as err:  # PIL's errors for corrupt/truncated files are OSErrors
-                warnings.warn(f"could not read {self.items[j]} ({err}); using the next image instead")
+                warnings.warn(f"could not read {self.items[j]} ({err}); using the next image instead", stacklevel=2)
         raise RuntimeError("no image in the dataset could be read")
 
 
@@ -261,7 +272,7 @@ class DataLoaders:
     def from_items(cls, items: Sequence[Path], labels: Sequence[str], split: tuple[Sequence[int], Sequence[int]],
                    preprocessing: Preprocessing | None = None, augment: AugmentOptions | None = None,
                    vocab: Sequence[str] | None = None, train_augment: bool = True,
-                   device: str | torch.device | None = None, **kwargs) -> "DataLoaders":
+                   device: str | torch.device | None = None, **kwargs) -> DataLoaders:
         """Build from paths, string labels and a (train_indices, valid_indices) split.
 
         Args:
@@ -311,7 +322,7 @@ class DataLoaders:
         return dls
 
     @classmethod
-    def from_path(cls, data: str | Path, valid_pct: float = 0.2, seed: int | None = 42, **kwargs) -> "DataLoaders":
+    def from_path(cls, data: str | Path, valid_pct: float = 0.2, seed: int | None = 42, **kwargs) -> DataLoaders:
         """From whatever ``data`` is: a labels CSV, the sample folder, the full Oxford-IIIT Pet download
         (its official split) or a folder of photos named by breed (see ``engine.data.pets.open_data``).
 
@@ -326,14 +337,14 @@ class DataLoaders:
 
     @classmethod
     def from_name_regex(cls, path: str | Path, pattern: str = PETS_PATTERN, valid_pct: float = 0.2,
-                        seed: int | None = 42, **kwargs) -> "DataLoaders":
+                        seed: int | None = 42, **kwargs) -> DataLoaders:
         """Every image under ``path``, labelled by ``pattern``'s first group on the file name."""
         items = get_image_files(path)
         labels = label_items(items, RegexLabeller(pattern))
         return cls.from_items(items, labels, random_split(len(items), valid_pct, seed), seed=seed, **kwargs)
 
     @classmethod
-    def from_folder(cls, path: str | Path, valid_pct: float = 0.2, seed: int | None = 42, **kwargs) -> "DataLoaders":
+    def from_folder(cls, path: str | Path, valid_pct: float = 0.2, seed: int | None = 42, **kwargs) -> DataLoaders:
         """Every image under ``path``, labelled by its parent folder's name."""
         items = get_image_files(path)
         labels = label_items(items, parent_label)
@@ -342,7 +353,7 @@ class DataLoaders:
     @classmethod
     def from_csv(cls, table, folder: str | Path | None = None, fn_col: str = "name", label_col: str = "breed",
                  valid_col: str | None = "is_valid", valid_pct: float = 0.2, seed: int | None = 42,
-                 **kwargs) -> "DataLoaders":
+                 **kwargs) -> DataLoaders:
         """From a table; the split is ``valid_col`` when the table has it, else random.
 
         ``folder`` defaults to ``images/`` beside the CSV file (the sample's layout).

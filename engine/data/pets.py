@@ -32,8 +32,7 @@ from pathlib import Path
 
 from .breeds import PET_BREEDS, is_cat
 from .files import describe_bytes, file_hash
-from .items import (PETS_PATTERN, RegexLabeller, column_split, get_image_files, label_items, random_split,
-                    read_table)
+from .items import PETS_PATTERN, RegexLabeller, column_split, get_image_files, label_items, random_split, read_table
 
 __all__ = ["SAMPLE_TABLE", "ListEntry", "PetsData", "breed_of_class", "read_list", "read_full_layout",
            "open_data", "sample_is_complete", "build_sample"]
@@ -222,7 +221,8 @@ def open_data(data: str | Path, valid_pct: float = 0.2, seed: int | None = 42) -
 def _from_table(table: Path, valid_pct: float, seed: int | None) -> PetsData:
     items, labels, valid = read_table(table, table.parent / "images")
     if valid is not None:
-        return PetsData(items, labels, column_split(valid), f"the table {table}: validation rows by its is_valid column")
+        return PetsData(items, labels, column_split(valid),
+                        f"the table {table}: validation rows by its is_valid column")
     return PetsData(items, labels, random_split(len(items), valid_pct, seed),
                     f"the table {table}; a random {valid_pct:.0%} for validation")
 

@@ -16,8 +16,8 @@ else restates them. It is frozen: a change is a new spec (``replace``, ``with_no
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Sequence
 
 import numpy as np
 
@@ -62,7 +62,7 @@ class Preprocessing:
             raise ValueError(f"Preprocessing: mean and std need 3 finite values each, std above 0; got {self.mean}, "
                              f"{self.std}")
 
-    def with_normalization(self, mean: Sequence[float], std: Sequence[float]) -> "Preprocessing":
+    def with_normalization(self, mean: Sequence[float], std: Sequence[float]) -> Preprocessing:
         """The same preprocessing, normalized with other statistics (a pretrained model's)."""
         return replace(self, mean=tuple(mean), std=tuple(std))
 
@@ -105,7 +105,7 @@ class Preprocessing:
         return {**d, "mean": list(d["mean"]), "std": list(d["std"])}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Preprocessing":
+    def from_dict(cls, d: dict) -> Preprocessing:
         """Back from ``to_dict``; unknown keys are an error, so a misspelt one cannot pass unseen."""
         unknown = sorted(set(d) - {"presize", "method", "size", "mean", "std"})
         if unknown:
@@ -113,7 +113,7 @@ class Preprocessing:
         return cls(**{k: tuple(v) if k in ("mean", "std") else v for k, v in d.items()})
 
     @classmethod
-    def from_meta(cls, meta: dict) -> "Preprocessing":
+    def from_meta(cls, meta: dict) -> Preprocessing:
         """From an export's ``meta.json``: its ``preprocessing``, or the separate fields of exports
         written before it existed (``presize``, ``presize_method``, ``size``, ``normalization``)."""
         if "preprocessing" in meta:

@@ -7,7 +7,7 @@ can use the same code as the lessons.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

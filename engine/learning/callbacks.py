@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -27,8 +27,8 @@ from ..numerics import NonFiniteError, check_finite
 
 __all__ = [
     "Order", "CancelFitException", "CancelEpochException", "CancelBatchException", "Callback", "Recorder",
-    "ProgressCallback", "NanGuard", "gradients_finite", "LastGoodState", "ParamScheduler", "MixedPrecision", "EarlyStopping",
-    "SaveBestModel", "LOOP_STEPS", "step_owners",
+    "ProgressCallback", "NanGuard", "gradients_finite", "LastGoodState", "ParamScheduler", "MixedPrecision",
+    "EarlyStopping", "SaveBestModel", "LOOP_STEPS", "step_owners",
 ]
 
 

@@ -13,12 +13,11 @@ This module holds the cache and its loaders; ``frozen_phase.py`` trains a head o
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
-
 
 __all__ = ["FeatureCache", "FeatureLoader", "FeatureLoaders", "compute_features", "cached_preds"]
 

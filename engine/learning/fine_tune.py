@@ -31,7 +31,7 @@ class VisionLearner(Learner):
 
     def fine_tune(self, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
                   pct_start: float = 0.3, div: float = 5.0, *, frozen_phase: FrozenPhase | None = None,
-                  **kwargs) -> "VisionLearner":
+                  **kwargs) -> VisionLearner:
         """Fit the new head with the body frozen, then unfreeze and fit everything.
 
         1. ``freeze()``, one-cycle for ``freeze_epochs`` at ``base_lr`` (a short warm-up);

@@ -26,8 +26,8 @@ from), every epoch here runs the whole network with random augmentation, as the 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from pathlib import Path
 
 from ..data.preprocessing import Preprocessing

@@ -29,7 +29,7 @@ class ClassificationInterpretation:
         self.losses = cross_entropy(logits, targets, reduction="none")  # (n,)
 
     @classmethod
-    def from_learner(cls, learn, split: str = "valid", tta: bool = False) -> "ClassificationInterpretation":
+    def from_learner(cls, learn, split: str = "valid", tta: bool = False) -> ClassificationInterpretation:
         """Predict ``split`` with ``learn`` (with test-time augmentation if ``tta``) and interpret it."""
         logits, targets = learn.get_preds(split, activation=None, tta=tta)
         return cls(logits, targets, learn.dls.vocab, learn.dls, split)

@@ -20,17 +20,28 @@ import contextlib
 import copy
 import signal
 import threading
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
 
-from .callbacks import (Callback, CancelBatchException, CancelEpochException, CancelFitException, LastGoodState,
-                        MixedPrecision, NanGuard, ParamScheduler, ProgressCallback, Recorder, step_owners)
 from ..losses import cross_entropy, log_mean_softmax, softmax
 from ..metrics import error_rate
 from ..numerics import NonFiniteError
+from .callbacks import (
+    Callback,
+    CancelBatchException,
+    CancelEpochException,
+    CancelFitException,
+    LastGoodState,
+    MixedPrecision,
+    NanGuard,
+    ParamScheduler,
+    ProgressCallback,
+    Recorder,
+    step_owners,
+)
 from .schedules import lr_for_groups, one_cycle_lr, one_cycle_mom
 
 __all__ = ["Learner"]
@@ -81,7 +92,7 @@ class Learner:
 
     # --- callbacks -------------------------------------------------------------------------------
 
-    def add_cb(self, cb: Callback) -> "Learner":
+    def add_cb(self, cb: Callback) -> Learner:
         self.cbs.append(cb)
         return self
 
@@ -136,7 +147,7 @@ class Learner:
         for group, value in zip(self.opt.param_groups, lr_for_groups(lr, len(self.opt.param_groups))):
             group["lr"] = value
 
-    def fit(self, n_epochs: int, lr: float | slice | None = None, cbs: Iterable[Callback] = ()) -> "Learner":
+    def fit(self, n_epochs: int, lr: float | slice | None = None, cbs: Iterable[Callback] = ()) -> Learner:
         """Train for ``n_epochs`` at a constant ``lr`` (unless a callback schedules it).
 
         Ctrl-C stops the run: the current optimizer step finishes (no tensor is left half-updated),
@@ -174,7 +185,7 @@ class Learner:
         return f"the end of epoch {done} of this fit" if done else "where it was before this fit"
 
     def _all_epochs(self) -> None:
-        for self.epoch in range(self.n_epochs):
+        for self.epoch in range(self.n_epochs):  # noqa: B020 (the loop's state lives on the learner)
             self.one_epoch(train=True)
             with torch.no_grad():
                 self.one_epoch(train=False)
@@ -191,7 +202,7 @@ class Learner:
         self._with_events("epoch", self._all_batches, CancelEpochException)
 
     def _all_batches(self) -> None:
-        for self.iter, (self.xb, self.yb) in enumerate(self.dl):
+        for self.iter, (self.xb, self.yb) in enumerate(self.dl):  # noqa: B020 (callbacks read it there)
             self._with_events("batch", self.one_batch, CancelBatchException)
 
     def one_batch(self) -> None:
@@ -222,7 +233,7 @@ class Learner:
     def fit_one_cycle(self, n_epochs: int, lr_max: float | slice | None = None, div: float = 25.0,
                       div_final: float = 1e5, pct_start: float = 0.25,
                       moms: tuple[float, float, float] = (0.95, 0.85, 0.95),
-                      cbs: Iterable[Callback] = ()) -> "Learner":
+                      cbs: Iterable[Callback] = ()) -> Learner:
         """Train with the one-cycle schedule (see ``schedules.py``), one peak rate per group."""
         if self.opt is None:
             self.create_opt()
@@ -276,13 +287,13 @@ class Learner:
         """Train every parameter."""
         self.freeze_to(0)
 
-    def to_fp16(self) -> "Learner":
+    def to_fp16(self) -> Learner:
         """Mixed precision from now on: fp16 + gradient scaling on CUDA, bfloat16 on the CPU."""
         if not any(isinstance(cb, MixedPrecision) for cb in self.cbs):
             self.cbs.append(MixedPrecision())
         return self
 
-    def to_fp32(self) -> "Learner":
+    def to_fp32(self) -> Learner:
         """Back to full precision."""
         self.cbs = [cb for cb in self.cbs if not isinstance(cb, MixedPrecision)]
         return self

@@ -15,7 +15,7 @@ because a high rate and high momentum together overshoot.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 __all__ = ["cos_anneal", "lin_anneal", "exp_anneal", "combine", "one_cycle_lr", "one_cycle_mom",
            "lr_for_groups"]

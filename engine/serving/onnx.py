@@ -23,8 +23,8 @@ import copy
 import io
 import os
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -192,7 +192,6 @@ def quantize_int8(model: bytes, calibration: Iterable[np.ndarray]) -> bytes:
     import tempfile
 
     import onnx
-
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 

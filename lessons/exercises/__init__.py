@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["Exercise", "exercise", "check", "is_right", "as_number", "get_exercise", "all_exercises", "SELF_CHECK"]
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from . import as_number as _number, exercise
+from . import as_number as _number
+from . import exercise
 
 
 @exercise("01.1", "The empty share of a square rotated by 45 degrees, predicted by geometry",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from . import as_number as _number, exercise
+from . import as_number as _number
+from . import exercise
 
 
 @exercise("03.1", "The cross-entropy of an item whose correct class has probability about 0.5",

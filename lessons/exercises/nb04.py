@@ -33,7 +33,8 @@ def minimum_rule(answer, lrs, losses) -> str | None:
     if _same_rate(value, suggest_steep(lrs, losses)):
         return "that is where the loss falls fastest: the other rule of thumb. This one starts from the lowest loss"
     if _same_rate(value, lowest * 10) or _same_rate(value, lowest / 100):
-        return "close: find the lowest loss in the table, then change its rate by one order of magnitude, in the safe direction"
+        return ("close: find the lowest loss in the table, then change its rate by one order of magnitude, "
+                "in the safe direction")
     return "find the row with the lowest loss first, then apply the rule to its rate"
 
 
@@ -51,6 +52,7 @@ def step_factor(answer, result) -> str | None:
     if value < 1:
         return "the rate grows, so the factor is above 1; and it is a factor (multiply), not an amount added"
     if value > 5:
-        return "that is more than the sweep's factor for one step: the whole range of 1e8 is split into many equal ratios"
+        return ("that is more than the sweep's factor for one step: the whole range of 1e8 is split into many "
+                "equal ratios")
     return ("not quite (give at least three decimals): which number, multiplied by itself once per step, "
             "turns 1e-7 into 10 by the last of the 100 rates?")

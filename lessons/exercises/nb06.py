@@ -102,7 +102,8 @@ def early_stop_epochs(answer, valid_losses) -> str | None:
     if given == (truth[0] - 1, truth[1] - 1):
         return "count the epochs that ran, the last one (the one that was not better) included"
     if given[0] == truth[0]:
-        return "patience=1 is right; with patience=2 the count of epochs without improvement starts over at each new best"
+        return ("patience=1 is right; with patience=2 the count of epochs without improvement starts over at "
+                "each new best")
     if given[1] == truth[1]:
         return "patience=2 is right; with patience=1 the first epoch that is not better than the best stops the run"
     return "walk through the losses keeping the best so far and a count of epochs since it improved"
