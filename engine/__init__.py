@@ -37,10 +37,15 @@ serving/  a trained model, saved and answering photos
     runtime       onnxruntime when its check against PyTorch passes, else PyTorch
     fold          BatchNorm folded into the convolutions
 
+learning/ and serving/ sit beside each other and never import each other (tests/test_package.py
+checks the layer order). Below both:
+
+recipe        the training recipe: Recipe (the choices), TrainingRun (the steps), run_recipe
+
 Commands and helpers: ``datasets`` (``python -m engine.datasets``: download the photos, pick the
-sample, say where they are), ``train`` (``python -m engine.train``), ``predict`` (``python -m engine.predict``: a folder
-of photos to a CSV), ``progress`` (progress bars), ``testing``
-(generated photos for tests and benchmarks).
+sample, say where they are), ``train`` (``python -m engine.train``), ``predict``
+(``python -m engine.predict``: a folder of photos to a CSV), ``progress`` (progress bars, with the
+core), ``testing`` (generated photos for tests and benchmarks).
 
 Names are re-exported here by name (``from engine import cross_entropy``) but each module is only
 imported when one of its names is first used, so ``import engine`` is instant: torch and friends
