@@ -39,8 +39,8 @@ from engine.data.items import read_table  # noqa: E402
 from engine.data.locate import pets_sample  # noqa: E402
 
 
-def run_recipe(seed: int | None = None) -> dict:
-    """The default recipe, as ``python -m engine.train`` runs it (the same ``run_recipe``)."""
+def time_the_recipe(seed: int | None = None) -> dict:
+    """The default recipe, as ``python -m engine.train`` runs it (the same ``engine.recipe.run_recipe``)."""
     from dataclasses import replace
 
     from engine.recipe import Recipe, run_recipe
@@ -133,7 +133,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [None]
     runs = []
     for seed in seeds:
-        runs.append(run_recipe(seed))
+        runs.append(time_the_recipe(seed))
         print(f"recipe{'' if seed is None else f' (seed {seed})'}: validation error {runs[-1]['valid_error']:.2%} "
               f"(without TTA {runs[-1]['valid_error_no_tta']:.2%}) in {runs[-1]['train_s']:.1f} s", flush=True)
     figures = dict(runs[0])

@@ -6,8 +6,9 @@ opinion that *can* say "none of these": the original ImageNet classifier on the 
 (1000 kinds of things, 123 of them cats and dogs). ``judge`` turns the two into one of:
 
     breed      a breed, the chance it is a cat or a dog, and the time it took
-    unsure     no breed gets half the probability: say so, with the two best guesses
-    not_a_pet  ImageNet puts under 10% on cats and dogs and its top class is not one: say what it sees
+    unsure     no breed gets ``UNSURE_BELOW`` of the probability: say so, with the two best guesses
+    not_a_pet  ImageNet puts under ``NOT_A_PET_BELOW`` on cats and dogs and its top class is not one:
+               say what it sees
 
 The engine's ``Prediction`` decides which (``Prediction.verdict``, with both thresholds beside it in
 ``engine/serving/prediction.py``) and carries the pixels the model saw, which the page shows.

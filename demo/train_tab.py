@@ -1,6 +1,6 @@
 """Tab 4, "Train": the lesson's recipe run live on the data the server operator chose.
 
-1. the data: ``DataLoaders.from_csv`` (or ``from_name_regex`` for a folder of named photos);
+1. the data: ``DataLoaders.from_path`` (a labels CSV, or a folder of photos named by breed);
 2. a pretrained model with a new head (``vision_learner``), optionally in mixed precision;
 3. the body's features of every photo, computed once (``frozen_phase.FrozenPhase``): while the body
    is frozen it is a fixed function, so the head can train on stored features, many times faster;

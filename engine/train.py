@@ -253,10 +253,10 @@ def _run_preset(args: argparse.Namespace, given: set[str]) -> int:
     if args.export:
         last = results[-1]
         export(learn, args.export, half=args.half, onnx=not args.no_onnx, int8=args.int8,
-                     extra={"valid_error": last.error, "n_train": last.n_train, "n_valid": last.n_valid,
-                            "preset": args.preset, "stages": [
-                                {"name": r.stage.name, "arch": r.stage.arch, "size": r.stage.size,
-                                 "error": r.error, "seconds": round(r.seconds, 1)} for r in results]})
+               extra={"valid_error": last.error, "n_train": last.n_train, "n_valid": last.n_valid,
+                      "preset": args.preset, "stages": [
+                          {"name": r.stage.name, "arch": r.stage.arch, "size": r.stage.size,
+                           "error": r.error, "seconds": round(r.seconds, 1)} for r in results]})
         print(f"exported the last stage's model to {args.export}")
     return 0
 

@@ -54,7 +54,7 @@ def test_views(folder):
     torch.testing.assert_close(again.train[0], clean)  # view 0 is deterministic
 
 
-def test_head_learner_shares_the_head_and_finds_a_rate(folder):
+def test_the_frozen_phase_head_shares_the_head_and_finds_a_rate(folder):
     learn = frozen_learner(folder)
     frozen = FrozenPhase(learn, views=2)
     hl = frozen.head

@@ -160,3 +160,14 @@ def test_preprocessing_normalize_is_the_textbook_formula_in_one_affine_map():
     y = x.clone()
     assert spec.normalize(y, in_place=True) is y and torch.allclose(y, want.expand(1, 3, 2, 2), atol=1e-6)
     assert torch.equal(x[0, 1], torch.full((2, 2), 127.5))  # not in place: the input is kept
+
+
+def test_preprocessing_denormalize_undoes_normalize_for_showing():
+    import torch
+
+    from engine.data.preprocessing import Preprocessing
+
+    spec = Preprocessing(mean=(0.5, 0.25, 0.125), std=(0.5, 0.25, 2.0))
+    x = torch.tensor([0.0, 63.75, 255.0]).view(1, 3, 1, 1)
+    assert torch.allclose(spec.denormalize(spec.normalize(x)), x / 255, atol=1e-6)
+    assert spec.denormalize(torch.full((1, 3, 1, 1), 100.0)).max() == 1  # clipped to the pixel range

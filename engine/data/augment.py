@@ -319,15 +319,11 @@ class BatchAugment:
         size = (self.preprocessing.size, self.preprocessing.size)
         if params is None and not train:  # validation: the identity map and no lighting change
             x = warp_images(self._as_float(xb), torch.eye(3).expand(n, 3, 3), size)
-            return self.normalize(x)
+            return self.preprocessing.normalize(x, in_place=True)  # x is a fresh tensor: no copy
         params = (params if params is not None else self.sample(n, generator)).to(xb.device)
         x = warp_images(self._as_float(xb), params.matrices(aspect=w / h), size,
                         padding_mode=self.options.padding_mode)  # (n, 3, size, size), values 0..255
         return self.light_and_normalize(x, params)
-
-    def normalize(self, x: Tensor) -> Tensor:
-        """0..255 -> (x / 255 - mean) / std, in place: ``Preprocessing.normalize``."""
-        return self.preprocessing.normalize(x, in_place=True)
 
     def light_and_normalize(self, x: Tensor, params: AugmentParams) -> Tensor:
         """Apply contrast and brightness, clip to the pixel range, normalize per channel.
@@ -349,11 +345,8 @@ class BatchAugment:
         return x
 
     def decode(self, x: Tensor) -> Tensor:
-        """Undo the normalization: back to 0..1 for display."""
-        spec = self.preprocessing
-        std = torch.tensor(spec.std, device=x.device).view(1, -1, 1, 1)
-        mean = torch.tensor(spec.mean, device=x.device).view(1, -1, 1, 1)
-        return (x * std + mean).clamp(0, 1)
+        """Undo the normalization: back to 0..1 for display (``Preprocessing.denormalize``)."""
+        return self.preprocessing.denormalize(x)
 
     def __repr__(self) -> str:
         return f"BatchAugment({self.preprocessing}, {self.options})"

@@ -317,8 +317,10 @@ class DataLoaders:
 
         dls = cls(subset(train_idx, train_augment), subset(valid_idx, False), vocab, BatchAugment(spec, augment),
                   options, device)
-        dls.notes = notes + [f"{len(bad)} unreadable file(s) left out: "
-                             + ", ".join(p.name for p in list(bad)[:8]) + (" ..." if len(bad) > 8 else "")] * bool(bad)
+        dls.notes = list(notes)
+        if bad:
+            dls.notes.append(f"{len(bad)} unreadable file(s) left out: "
+                             + ", ".join(p.name for p in list(bad)[:8]) + (" ..." if len(bad) > 8 else ""))
         return dls
 
     @classmethod

@@ -82,6 +82,11 @@ class Preprocessing:
         scale, shift = self.scale_shift(x.device)
         return x.mul_(scale).add_(shift) if in_place else x * scale + shift
 
+    def denormalize(self, x):
+        """The inverse, for showing a batch: normalized (N, 3, H, W) -> pixels 0..1, clipped."""
+        scale, shift = self.scale_shift(x.device)
+        return ((x - shift) / (255 * scale)).clamp(0, 1)
+
     def presizer(self) -> Presize | None:
         """The CPU step: ``Presize(presize, method)``, or None without a presize."""
         return Presize(self.presize, self.method) if self.presize is not None else None

@@ -19,7 +19,7 @@ steps with one epoch each on tiny images and at most 4 training and 1 validation
 proves the path runs, in about a minute on a CPU, whatever the data (the tests, and notebook 08
 where there is no GPU; its errors mean nothing). ``choose_preset`` picks by
 the hardware and the data; ``python -m engine.train --preset full`` runs ``"full"`` from the shell.
-Unlike ``recipe.py`` (the small, cached recipe the demo's model comes
+Unlike ``engine/recipe.py`` (the small, cached recipe the demo's model comes
 from), every epoch here runs the whole network with random augmentation, as the book does.
 """
 

@@ -10,8 +10,8 @@ stopping) is a callback (``callbacks.py``). A callback can also own a step of th
 that declares it, as in ``owns = ("backward", "step")``, does that step instead of the learner
 (``MixedPrecision`` owns ``autocast``, ``backward`` and ``step``; two owners of one step stop ``fit``
 before it starts). On top of ``fit`` sit ``fit_one_cycle``, ``lr_find`` and ``freeze``/``unfreeze``;
-``fine_tune``, which also trains on cached features, is the next layer up (``fine_tune.py``:
-``vision_learner`` returns a learner that has it).
+``fine_tune`` is the next layer up (``fine_tune.py``: ``vision_learner`` returns a learner that has
+it), and ``FrozenPhase`` (``frozen_phase.py``) lets its frozen phase run on cached features.
 """
 
 from __future__ import annotations
@@ -98,8 +98,12 @@ class Learner:
 
     def owners(self) -> dict[str, Callback]:
         """Which callback does each step of the loop it declares it ``owns``: {"backward": cb, ...}.
-        The learner does the steps left out. Raises ``ValueError`` if two callbacks own one step."""
-        return step_owners(self.cbs)
+        The learner does the steps left out. Raises ``ValueError`` if two callbacks own one step.
+        Worked out again only when the callbacks change (it is asked three times per batch)."""
+        key = tuple(self.cbs)  # the callbacks themselves (compared by identity), so none is mistaken for another
+        if getattr(self, "_owners_of", (None,))[0] != key:
+            self._owners_of = (key, step_owners(self.cbs))
+        return self._owners_of[1]
 
     def _owner(self, step: str) -> Callback | None:
         """The callback that owns ``step`` of the loop ("autocast", "backward", "step"), or None."""

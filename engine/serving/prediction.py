@@ -20,11 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["NOT_A_PET_BELOW", "UNSURE_BELOW", "VERDICTS", "ImagenetCheck", "Prediction"]
+__all__ = ["NOT_A_PET_BELOW", "UNSURE_BELOW", "ImagenetCheck", "Prediction"]
 
 NOT_A_PET_BELOW = 0.10  # ImageNet's total probability on its cat and dog classes
 UNSURE_BELOW = 0.50  # the breed model's top probability
-VERDICTS = ("breed", "unsure", "not_a_pet")
 
 
 @dataclass(frozen=True)
