@@ -31,6 +31,7 @@ learning/  training on top of the data
 
 serving/  a trained model, saved and answering photos
     export        safetensors + JSON + the ONNX graph, committed atomically
+    exported      an export read back with checks (no pickles, bounded, checksummed)
     onnx          the graph for onnxruntime, its int8 copy, the session
     predictor     load_predictor, Predictor: a photo in, a Prediction out
     prediction    Prediction: probabilities, the ImageNet check, the pixels seen, the time
@@ -99,7 +100,8 @@ _EXPORTS = {
     "learning.plots": ["plot_loss", "plot_sched", "plot_lr_find"],
     "learning.interpret": ["ClassificationInterpretation"],
     "learning.distributed": ["setup_distributed", "DistributedTrainer"],
-    "serving.export": ["export", "read_export", "PickleRefused"],
+    "serving.export": ["export"],
+    "serving.exported": ["read_export", "PickleRefused"],
     "serving.predictor": ["Predictor", "load_predictor"],
     "serving.prediction": ["Prediction"],
     "serving.fold": ["fold_batchnorm"],

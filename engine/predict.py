@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         predictor = load_predictor(args.model, runtime=args.runtime)
-    except (OSError, ValueError) as err:  # missing, pickled, damaged, refused (see serving/export.py)
+    except (OSError, ValueError) as err:  # missing, pickled, damaged, refused (see serving/exported.py)
         print(f"cannot load the model {args.model}: {err}", file=sys.stderr)
         return 2
     print(f"{predictor} ({predictor.runtime_report}); {len(files)} files", file=sys.stderr)

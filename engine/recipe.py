@@ -86,7 +86,7 @@ class Recipe:
 
     def __post_init__(self):
         from .models import get_arch
-        from .serving.export import check_sizes
+        from .serving.exported import check_sizes
 
         get_arch(self.arch)  # a clear error for a name that is not in the registry
         try:

@@ -490,11 +490,11 @@ def test_another_model_never_touches_the_shipped_one(tmp_path, monkeypatch):
 
     import demo.__main__
     import demo.app
-    import engine.serving.export
+    import engine.serving.exported
 
     mine = tmp_path / "mine"
     shutil.copytree(SHIPPED_MODEL, mine)
-    real = engine.serving.export.read_export
+    real = engine.serving.exported.read_export
     read = []
 
     def read_export(path):
@@ -503,7 +503,7 @@ def test_another_model_never_touches_the_shipped_one(tmp_path, monkeypatch):
             raise ValueError("the shipped model is broken")  # as if its meta.json were damaged
         return real(path)
 
-    monkeypatch.setattr(engine.serving.export, "read_export", read_export)
+    monkeypatch.setattr(engine.serving.exported, "read_export", read_export)
     monkeypatch.setattr("engine.serving.predictor.read_export", read_export)
     launched = []
     monkeypatch.setattr(demo.app.gr.Blocks, "launch", lambda self, **kw: launched.append(kw))

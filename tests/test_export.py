@@ -8,7 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.serving.export import PickleRefused, export, read_export
+from engine.serving.export import export
+from engine.serving.exported import PickleRefused, read_export
 from engine.serving.fold import fold_batchnorm
 from engine.serving.predictor import load_predictor
 from engine.testing import write_image

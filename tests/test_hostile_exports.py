@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from engine.models import ARCHS
-from engine.serving.export import MAX_META_BYTES, ExportRefused, read_export
+from engine.serving.exported import MAX_META_BYTES, ExportRefused, read_export
 from engine.serving.predictor import load_predictor
 from engine.testing import write_image
 

@@ -1,6 +1,7 @@
 """The serving layer: a trained model saved without pickles, loaded back, and answering photos.
 
-    export      safetensors + JSON + the ONNX graph, committed atomically; read back with checks
+    export      safetensors + JSON + the ONNX graph, committed atomically
+    exported    an export read back with checks (no pickles, bounded, checksummed)
     onnx        the graph for onnxruntime (pixels in, both heads out), its int8 copy, the session
     predictor   load_predictor, Predictor: the validation preprocessing, then the runtime's answer
     prediction  Prediction: what predict returns (probabilities, the ImageNet check, the pixels
@@ -15,7 +16,8 @@ from __future__ import annotations
 from .._lazy import lazy_exports
 
 _EXPORTS = {
-    "export": ["export", "read_export", "PickleRefused"],
+    "export": ["export"],
+    "exported": ["read_export", "PickleRefused"],
     "predictor": ["Predictor", "load_predictor"],
     "prediction": ["Prediction"],
 }

@@ -34,7 +34,7 @@ from torch import nn
 from ..data.preprocessing import Preprocessing
 from ..data.transforms import MAX_PIXELS, load_array, to_rgb
 from ..models import PET_IMAGENET_CLASSES, create_model, imagenet_categories
-from .export import MAX_FILE_BYTES, ExportRefused, read_export, read_regular_file
+from .exported import MAX_FILE_BYTES, ExportRefused, read_export, read_regular_file
 from .onnx import probabilities
 from .prediction import ImagenetCheck, Prediction
 from .runtime import TOLERANCE, Network, choose_runtime
@@ -160,7 +160,7 @@ def _picture(pixels: np.ndarray) -> np.ndarray:
 
 def load_predictor(path: str | Path, device: str | torch.device | None = None, fast: bool = True,
                    runtime: str = "auto") -> Predictor:
-    """Load an export folder (see ``export.py``); refuses pickles, checks the checksums.
+    """Load an export folder (see ``export.py``, read back by ``exported.py``); refuses pickles, checks the checksums.
 
     Args:
         runtime: "auto" (onnxruntime when its check passes: the export's graph, else one built
@@ -230,7 +230,7 @@ def _recorded_reference(meta: dict, n_classes: int) -> list[np.ndarray] | None:
 def _graph_file(folder: Path, entry: dict | None) -> bytes | None:
     """The graph an export's meta.json names, if it is there and its checksum matches (read once:
     what is checked is what runs). A graph that is not a regular file is refused (``ExportRefused``)."""
-    from .export import GRAPH_NAME
+    from .exported import GRAPH_NAME
 
     if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) or not GRAPH_NAME.match(entry["file"]):
         return None

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .export import ExportRefused
+from .exported import ExportRefused
 from .fold import fold_batchnorm
 from .onnx import OnnxRunner, check_input, probabilities
 
