@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, fields, is_dataclass, replace
 
 from .learning.full_scale import PRESETS
@@ -59,9 +60,11 @@ class Flag:
     field; a True/False field is a switch, and giving it turns the recipe's default around."""
 
     name: str  # the option, e.g. "--freeze-epochs"
-    help: str  # what it does; "(default ...)" is added from the recipe unless ``show_default`` is False
+    # what it does; "(default ...)" is added from the recipe unless ``show_default`` is False
+    help: str | Callable[[], str]
     type: type | None = None  # where the default (None) does not say it
-    choices: tuple[str, ...] | None = None
+    # the allowed values; help and choices may be functions, called when the parser is built
+    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] | None = None
     metavar: str | None = None  # the value's name in --help (argparse's default: the choices, else the name)
     show_default: bool = True
 
@@ -69,7 +72,8 @@ class Flag:
 # One entry per field of ``Recipe`` (a nested dataclass's fields as "field.subfield"); a field left
 # off the command line is listed with None. ``recipe_flags`` refuses a field that is missing here.
 RECIPE_FLAGS: dict[str, Flag | None] = {
-    "arch": Flag("--arch", f"pretrained body: {', '.join(ARCHS)}", choices=tuple(ARCHS),
+    # read when the parser is built: an architecture registered after this module loaded is a choice too
+    "arch": Flag("--arch", lambda: f"pretrained body: {', '.join(ARCHS)}", choices=lambda: tuple(ARCHS),
                  metavar="ARCH"),
     "preprocessing.presize": Flag("--presize", "CPU presize"),
     "preprocessing.method": None,
@@ -126,8 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(flag.name, action="store_true", help=flag.help)
             continue
         shown = f" (default {default})" if flag.show_default else ""
-        p.add_argument(flag.name, type=flag.type or type(default), default=default, choices=flag.choices,
-                       metavar=flag.metavar, help=flag.help + shown)
+        choices, text = (v() if callable(v) else v for v in (flag.choices, flag.help))
+        p.add_argument(flag.name, type=flag.type or type(default), default=default, choices=choices,
+                       metavar=flag.metavar, help=text + shown)
     p.add_argument("--half", action="store_true", help="export float16 weights (half the file size)")
     p.add_argument("--no-onnx", action="store_true", help="export the weights only, without the ONNX graph")
     p.add_argument("--int8", action="store_true",
