@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from demo.settings import SHIPPED_MODEL
 from engine.data.items import get_image_files
 from engine.data.locate import pets_sample
-from engine.serving.prediction import DISAGREE_FROM, Prediction
+from engine.serving.prediction import DISAGREE_FROM, UNSURE_BELOW, Prediction
 from engine.serving.predictor import load_predictor
 from tests.support.non_pets import cat_photos, faces, non_pet_photos
 
@@ -42,10 +42,10 @@ KINDS = ("breed", "unsure", "disagree", "not_a_pet")
 
 
 def before(prediction: Prediction) -> str:
-    """The rule of issue 22: the ImageNet check alone refuses; else unsure below 0.5, else a breed."""
+    """The rule of issue 22: the ImageNet check alone refuses; else unsure below UNSURE_BELOW, else a breed."""
     if prediction.imagenet is not None and prediction.imagenet.not_a_pet:
         return "not_a_pet"
-    return "unsure" if max(prediction.probabilities.values()) < 0.5 else "breed"
+    return "unsure" if max(prediction.probabilities.values()) < UNSURE_BELOW else "breed"
 
 
 def counts(verdicts: list[str]) -> dict[str, int]:
