@@ -7,11 +7,13 @@ opinion that *can* say "none of these": the original ImageNet classifier on the 
 
     breed      a breed, the chance it is a cat or a dog, and the time it took
     unsure     no breed gets ``UNSURE_BELOW`` of the probability: say so, with the two best guesses
-    not_a_pet  ImageNet puts under ``NOT_A_PET_BELOW`` on cats and dogs and its top class is not one:
-               say what it sees
+    disagree   ImageNet sees no cat or dog, but the breed model is sure (``DISAGREE_FROM``): say both
+    not_a_pet  ImageNet sees no cat or dog (under ``NOT_A_PET_BELOW`` on them, its top class none of
+               them) and the breed model is not sure enough to outvote it: say what ImageNet sees
 
-The engine's ``Prediction`` decides which (``Prediction.verdict``, with both thresholds beside it in
-``engine/serving/prediction.py``) and carries the pixels the model saw, which the page shows.
+The engine's ``Prediction`` decides which (``Prediction.verdict``, with the thresholds beside it in
+``engine/serving/prediction.py``; ``python -m engine.predict`` writes the same verdict) and carries
+the pixels the model saw, which the page shows. ``judge`` only words it.
 
 Uploads go through ``uploads.read_photo`` (our checks, then the engine's decoder); Gradio only
 stores the file, it never decodes it (see ``build_predict_tab``).
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.data.breeds import is_cat
+from engine.data.breeds import display_name, is_cat
 from engine.serving.prediction import Prediction  # its "not a pet" rule is shared with engine.predict
 
 from .checks import InputRefused, flag, with_types
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Verdict:
-    """What the page shows for one photo. ``kind``: breed, unsure, not_a_pet, refused or no_photo."""
+    """What the page shows for one photo. ``kind``: breed, unsure, disagree, not_a_pet, refused or no_photo."""
 
     kind: str
     message: str  # Markdown for the page
@@ -56,13 +58,18 @@ class Verdict:
     @property
     def top5(self) -> dict[str, float]:
         """The five likeliest breeds (empty when the page should not show breeds)."""
-        if self.kind not in ("breed", "unsure"):
+        if self.kind not in ("breed", "unsure", "disagree"):
             return {}
         return dict(sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:5])
 
 
 def _pct(p: float) -> str:
     return f"{p:.0%}" if p >= 0.01 else "<1%"
+
+
+def _a(noun: str) -> str:
+    """The noun with its indefinite article: "a suitcase", "an Egyptian Mau (cat)"."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def judge(prediction: Prediction, milliseconds: float | None = None, notes: list[str] = (),
@@ -89,6 +96,14 @@ def judge(prediction: Prediction, milliseconds: float | None = None, notes: list
                 f"The ImageNet classifier sees {seen}; all its cat and dog classes together get only "
                 f"{_pct(pet_p)}. Forced to choose, the breed model would say {label} ({_pct(p)}).")
         return Verdict("not_a_pet", "\n\n".join(s for s in (text, extra, why, took) if s), **common)
+    if kind == "disagree":  # neither model overrules the other: the page says both
+        seen = ", ".join(f"**{name}** ({_pct(q)})" for name, q in imagenet[:3])
+        text = (f"### Looks like {_a(display_name(label))} at {_pct(p)}, though a general-purpose classifier "
+                f"sees {_a(imagenet[0][0])}\nThe breed model is sure: {_pct(p)} on this breed. The ImageNet "
+                f"classifier (1000 kinds of things) sees {seen}; all its cat and dog classes together get only "
+                f"{_pct(pet_p)}. Perhaps the pet is small, half hidden or unusual in this photo; or it is not a "
+                "pet at all, which the breed model cannot tell.")
+        return Verdict("disagree", "\n\n".join(s for s in (text, extra, why, took) if s), **common)
     if kind == "unsure":
         text = (f"### Not sure\nNo breed is likely: the best guess, **{label}**, gets only {_pct(p)} "
                 f"(then {runner_up[0]}, {_pct(runner_up[1])}). Probably a {species} ({_pct(species_p)}).")

@@ -228,10 +228,10 @@ def _details(top: float, imagenet: list[tuple[str, float]], pet: float, breeds=(
 
 
 def test_judge_says_not_a_pet_and_names_what_imagenet_sees():
-    v = judge(_details(0.97, [("envelope", 0.4), ("carton", 0.2)], pet=NOT_A_PET_BELOW / 2), 12.0)
+    v = judge(_details(0.91, [("envelope", 0.4), ("carton", 0.2)], pet=NOT_A_PET_BELOW / 2), 12.0)
     assert v.kind == "not_a_pet" and v.top5 == {}
     assert "does not look like a cat or a dog" in v.message and "**envelope** (40%)" in v.message
-    assert "would say beagle (97%)" in v.message
+    assert "would say beagle (91%)" in v.message
     assert 'softmax always shares 100% among the 3 breeds, so the breed model alone cannot answer "none' in v.message
 
 

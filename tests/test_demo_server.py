@@ -67,6 +67,20 @@ def test_predicts_the_breed_of_a_real_photo(client, pets_sample, name, breed):
         assert seen.size == (224, 224)
 
 
+def test_a_pet_imagenet_does_not_see_gets_both_opinions_and_a_non_pet_is_refused(client, pets_sample, tmp_path):
+    # the breed model is sure of this boxer; ImageNet sees only its tennis ball (Prediction.verdict: "disagree")
+    top5, message, _ = _predict(client, pets_sample / "images" / "boxer_157.jpg")
+    assert message.startswith("### Looks like a Boxer (dog) at 100%, though a general-purpose classifier sees a "
+                              "tennis ball\n"), message
+    assert len(top5["confidences"]) == 5  # the breeds are shown
+    from skimage.data import coffee  # a real photograph of no cat or dog (scikit-image: a test dependency)
+
+    Image.fromarray(coffee()).save(tmp_path / "coffee.jpg")
+    top5, message, _ = _predict(client, tmp_path / "coffee.jpg")
+    assert message.startswith("### This does not look like a cat or a dog\n") and "**espresso**" in message
+    assert not top5  # no breeds shown
+
+
 def _event(client, api_name: str, data: list, event_data=None):
     """Call an event by its API name over raw HTTP (as any script could): ``(output list, error)``."""
     raw = RawClient(client.src)
