@@ -67,19 +67,18 @@ def encode_photo(image: np.ndarray, max_side: int = PHOTO_SIDE, max_bytes: int =
     """An (H, W, 3) uint8 photo as a JPEG of at most ``max_side`` pixels a side and ``max_bytes`` bytes."""
     from PIL import Image
 
-    picture = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).convert("RGB")
-    side, quality = max_side, 85
+    picture = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))  # (H, W, 3) uint8: RGB
+    picture.thumbnail((max_side, max_side), reducing_gap=2.0)  # shrinks by whole factors first: fast on big photos
+    quality = 85
     while True:
-        small = picture.copy()
-        small.thumbnail((side, side))
         out = io.BytesIO()
-        small.save(out, format="JPEG", quality=quality)
-        if out.tell() <= max_bytes or side <= 64:
+        picture.save(out, format="JPEG", quality=quality)
+        if out.tell() <= max_bytes or max(picture.size) <= 64:
             return out.getvalue()
         if quality > 55:
             quality -= 15
         else:
-            side = int(side * 0.7)
+            picture.thumbnail((int(max(picture.size) * 0.7),) * 2)
 
 
 class Flags:

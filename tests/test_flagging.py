@@ -129,3 +129,13 @@ def test_flags_through_the_real_server_with_hostile_payloads(server, tmp_path):
     assert len(_files(folder)) == 6 and not any(n.endswith(".tmp") for n in _files(folder))
     assert _files(server.root) == ["flags"]  # nothing written beside the folder
     assert server.process.poll() is None
+
+
+def test_the_command_line_refuses_a_flag_folder_it_cannot_make_and_a_bad_bound(tmp_path, capsys):
+    from demo.__main__ import main
+
+    (tmp_path / "a-file").write_text("")
+    assert main(["--flag-dir", str(tmp_path / "a-file" / "flags")]) == 2
+    assert "--flag-dir" in capsys.readouterr().err
+    assert main(["--flag-dir", str(tmp_path / "flags"), "--flag-max", "0"]) == 2
+    assert "--flag-max must be at least 1" in capsys.readouterr().err
