@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -139,3 +140,37 @@ def test_the_command_line_refuses_a_flag_folder_it_cannot_make_and_a_bad_bound(t
     assert "--flag-dir" in capsys.readouterr().err
     assert main(["--flag-dir", str(tmp_path / "flags"), "--flag-max", "0"]) == 2
     assert "--flag-max must be at least 1" in capsys.readouterr().err
+
+
+def test_in_a_browser_about_shows_the_card_and_a_wrong_breed_is_reported(tmp_path, pets_sample):
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        if os.environ.get("REQUIRE_PETS_SAMPLE") == "1":
+            pytest.fail(f"REQUIRE_PETS_SAMPLE=1 but {chromium} is missing: install Debian's chromium")
+        pytest.skip(f"{chromium} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    folder = tmp_path / "flags"
+    with DemoServer(["--flag-dir", str(folder)], env={"GRADIO_TEMP_DIR": str(tmp_path / "gradio")}) as server, \
+            sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(60_000)
+            page.goto(server.url)
+            page.get_by_role("tab", name="About").click()
+            assert "37 breeds: 12 cats and 25 dogs" in page.locator("#model-card").inner_text()
+            page.get_by_role("tab", name="Which breed is my pet?").click()
+            page.locator("#photo-upload input[type=file]").set_input_files(str(pets_sample / "images" /
+                                                                                "keeshond_119.jpg"))
+            page.wait_for_function("document.querySelector('#verdict').innerText.includes('ms with the shipped')")
+            page.get_by_text("Wrong breed?").click()
+            page.locator("#flag-breed input").fill("Samoyed")
+            page.get_by_role("option", name="Samoyed (dog)").click()
+            page.locator("#flag-send").click()
+            page.wait_for_function("document.querySelector('#flag-said').innerText.includes('Thank you')")
+        finally:
+            browser.close()
+    (record,) = [json.loads(p.read_text()) for p in folder.glob("*.json")]
+    assert record["correction"] == "samoyed" and record["answer"]["breed"] == "keeshond"
