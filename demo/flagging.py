@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -48,6 +49,7 @@ FLAG_MAX = 1000  # flags in the folder, all visitors together
 PHOTO_SIDE = 800  # pixels on the longer side of a stored photo
 PHOTO_BYTES = 250_000  # bytes of a stored photo (a flag's JSON adds about 2 KB)
 PER_MINUTE = 6  # flags one visitor may send a minute
+log = logging.getLogger(__name__)
 NO_ANSWER = ("There is no answer to report yet: get one first (upload a photo, take one or click an example), "
              "then choose the right breed.")
 
@@ -136,7 +138,12 @@ class Flags:
             if self.count() >= self.max_flags:
                 raise InputRefused(f"This server has stored {self.max_flags} reports, the most it keeps, so it "
                                    "cannot take yours. Thank you all the same.")
-            self._write(answer, correction)
+            try:
+                self._write(answer, correction)
+            except OSError:  # a full disk, a folder removed: the operator's to fix, not the visitor's
+                log.exception("could not write a flag to %s", self.folder)
+                raise InputRefused("The server could not store your report just now: please try again later.") \
+                    from None
             self._answers.put(session, None)  # one flag per answer
             self._sent.add(visitor)
         if correction == answer.breed:
@@ -155,7 +162,11 @@ class Flags:
                              "probabilities": answer.probabilities},
                   "correction": correction}
         _write_atomically(self.folder / f"{name}.jpg", answer.photo)
-        _write_atomically(self.folder / f"{name}.json", (json.dumps(record, indent=1) + "\n").encode())
+        try:
+            _write_atomically(self.folder / f"{name}.json", (json.dumps(record, indent=1) + "\n").encode())
+        except OSError:
+            (self.folder / f"{name}.jpg").unlink(missing_ok=True)  # no photo without its record
+            raise
         return name
 
 

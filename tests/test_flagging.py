@@ -174,3 +174,24 @@ def test_in_a_browser_about_shows_the_card_and_a_wrong_breed_is_reported(tmp_pat
             browser.close()
     (record,) = [json.loads(p.read_text()) for p in folder.glob("*.json")]
     assert record["correction"] == "samoyed" and record["answer"]["breed"] == "keeshond"
+
+
+def test_a_flag_that_cannot_be_written_leaves_nothing_half_done(tmp_path, monkeypatch):
+    import demo.flagging as flagging
+
+    flags = Flags(tmp_path, VOCAB)
+    flags.remember("s1", _verdict())
+    real = flagging._write_atomically
+
+    def json_fails(path, data):
+        if path.suffix == ".json":
+            raise OSError(28, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(flagging, "_write_atomically", json_fails)
+    with pytest.raises(InputRefused, match="could not store your report"):
+        flags.flag("s1", "v1", "beagle")
+    assert _files(tmp_path) == []
+    monkeypatch.setattr(flagging, "_write_atomically", real)
+    flags.flag("s1", "v1", "beagle")  # the answer is kept: the visitor can try again
+    assert flags.count() == 1
