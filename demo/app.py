@@ -54,7 +54,9 @@ import gradio as gr
 
 from engine.serving.predictor import load_predictor
 
+from .flagging import Flags
 from .guard import Guard, Limits, visitor_of
+from .model_card import build_about_tab
 from .predict_tab import build_predict_tab
 from .presize_lab import build_presize_lab
 from .sessions import SessionModels, TrainingSlots
@@ -83,6 +85,7 @@ def build_demo(settings: DemoSettings) -> gr.Blocks:
     examples = example_photos(settings.train_data)
     allowed = (upload_folder(), *examples)  # the only files a visitor's payload may point at
     sessions = SessionModels(settings.session_models, settings.session_ttl)
+    flags = Flags(settings.flag_dir, predictor.vocab, settings.flag_max) if settings.flag_dir else None
     slots = TrainingSlots(settings.trainings, settings.training_queue)
     age = settings.delete_cache_after
     built: dict[str, gr.Blocks] = {}  # the app, for handlers that look at its queue
@@ -93,10 +96,11 @@ def build_demo(settings: DemoSettings) -> gr.Blocks:
     # Gradio's own sweep (delete_cache) stays off: one payload naming a folder stopped it for good.
     with gr.Blocks(title="petbreeds: which breed is my pet?") as app:
         gr.Markdown("# petbreeds\nA cat and dog breed classifier, and labs that show how it works inside.")
-        build_predict_tab(predictor, sessions, settings.max_file_size, examples, allowed, others_waiting)
+        build_predict_tab(predictor, sessions, settings.max_file_size, examples, allowed, others_waiting, flags)
         build_softmax_lab()
         build_presize_lab(settings.max_file_size, examples, allowed)
         build_train_tab(settings.train_data, sessions, slots)
+        build_about_tab(settings.model)
     # Up to 4 predictions at once, labs 2 at a time (set per event); trainings are admitted by ``slots``.
     app.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE)
     built["app"] = app

@@ -32,6 +32,7 @@ from engine.serving.prediction import Prediction  # its "not a pet" rule is shar
 
 from .checks import InputRefused, flag, with_types
 from .examples import example_gallery, pick
+from .flagging import build_flag_control, remembering
 from .outputs import image_file
 from .sessions import InFlight, session_key, visitor_key
 from .uploads import NO_PHOTO, UploadRefused, read_photo
@@ -54,6 +55,7 @@ class Verdict:
     cat_probability: float | None = None  # the breed model's mass on cat breeds
     milliseconds: float | None = None  # decode + preprocess + forward
     preview: np.ndarray | None = None  # the pixels the model looked at (``Prediction.pixels``)
+    photo: np.ndarray | None = None  # the decoded upload, never shown (kept for "Wrong breed?": flagging.py)
 
     @property
     def top5(self) -> dict[str, float]:
@@ -136,15 +138,19 @@ def predict_photo(photo, predictor, max_bytes: int = 10 * 2**20, model_name: str
         return Verdict("refused", "### Something went wrong\nThe photo could not be classified. Please try "
                                   "again, or try another photo.")
     ms = (decoded - start + prediction.seconds) * 1000  # without the time spent waiting for another photo's pass
-    return judge(prediction, ms, info.notes, model_name)
+    verdict = judge(prediction, ms, info.notes, model_name)
+    verdict.photo = image
+    return verdict
 
 
 def classify(photo, use_session_model: bool = False, session_model=None, *, predictor,
-             max_bytes: int = 10 * 2**20, allowed=None) -> tuple[dict[str, float] | None, str, np.ndarray | None]:
+             max_bytes: int = 10 * 2**20, allowed=None,
+             remember=None) -> tuple[dict[str, float] | None, str, np.ndarray | None]:
     """The handler tab 1 runs: ``(top 5 for gr.Label, message, preview)``.
 
     ``session_model`` is the Predictor this visitor trained in tab 4 (None if none); it is used
-    when ``use_session_model`` is ticked, else the shipped ``predictor``.
+    when ``use_session_model`` is ticked, else the shipped ``predictor``. ``remember(verdict, model_name)``,
+    when given, is told every verdict (``flagging.Flags.remember``).
     """
     try:
         use_session_model = flag(use_session_model, "\"Use the model I trained\"")
@@ -159,6 +165,8 @@ def classify(photo, use_session_model: bool = False, session_model=None, *, pred
             note = ("\n\n_You have not trained a model in this session yet (tab 4, \"Train\"), so the shipped "
                     "model answered._")
     verdict = predict_photo(photo, predictor, max_bytes, model_name, allowed)
+    if remember is not None:
+        remember(verdict, model_name)
     return verdict.top5 or None, verdict.message + note, verdict.preview
 
 
@@ -167,7 +175,7 @@ PER_VISITOR = 2  # predictions of one visitor at once; the event runs 4, so anot
 
 
 def build_predict_tab(predictor, sessions, max_bytes: int, examples=(), allowed=None,
-                      others_waiting=lambda visitor: False) -> None:
+                      others_waiting=lambda visitor: False, flags=None) -> None:
     """Tab 1's components and events (call inside ``gr.Blocks``).
 
     Args:
@@ -176,6 +184,7 @@ def build_predict_tab(predictor, sessions, max_bytes: int, examples=(), allowed=
         others_waiting: whether anyone but this visitor has events waiting in the queue. A visitor
             may use every place while nobody else waits; when someone does, at most ``PER_VISITOR``
             of theirs run, and the rest are answered at once, so the queue reaches the others fast.
+        flags: a ``flagging.Flags`` to add the "Wrong breed?" control; None (the default): no control.
     """
     import gradio as gr
 
@@ -205,6 +214,8 @@ def build_predict_tab(predictor, sessions, max_bytes: int, examples=(), allowed=
                 seen = gr.Image(label="What the model looks at: the centre square", interactive=False,
                                 type="filepath", format="jpeg", height=240, elem_id="seen",
                                 buttons=["download", "fullscreen"])
+                if flags is not None:
+                    build_flag_control(flags)
 
         def predict(photo, use_session_model, request: gr.Request):
             """Name the breed in a photo: the top 5 breeds, a message, and the square the model looked at."""
@@ -214,7 +225,8 @@ def build_predict_tab(predictor, sessions, max_bytes: int, examples=(), allowed=
             try:
                 mine = sessions.get(session_key(request))
                 top, text, preview = classify(photo, use_session_model, mine, predictor=predictor,
-                                              max_bytes=max_bytes, allowed=allowed)
+                                              max_bytes=max_bytes, allowed=allowed,
+                                              remember=remembering(flags, request))
             finally:
                 in_flight.leave(visitor)
             return top, text, None if preview is None else image_file(preview)

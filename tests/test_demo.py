@@ -582,7 +582,8 @@ def test_the_app_module_has_a_blocks_named_demo():
 
     assert isinstance(page, gr.Blocks)
     titles = [b.label for b in page.blocks.values() if isinstance(b, gr.Tab)]
-    assert titles == ["Which breed is my pet?", "Softmax & cross-entropy lab", "Presizing lab", "Train"]
+    assert titles == ["Which breed is my pet?", "Softmax & cross-entropy lab", "Presizing lab", "Train",
+                      "About"]
 
 
 def test_pixel_limits_keep_one_decode_small(tmp_path):

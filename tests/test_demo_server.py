@@ -701,3 +701,16 @@ def test_parallel_and_forwarded_logins_are_throttled_too():
         forger.http.headers["X-Forwarded-For"] = "10.9.8.99"
         assert forger.login("teacher", "s3cret") == 429
         forger.close()
+
+
+def test_the_about_tab_shows_the_model_card_and_flagging_is_off_by_default(server):
+    raw = RawClient(server.url)
+    try:
+        config = raw.config
+    finally:
+        raw.close()
+    card = (Path(__file__).resolve().parents[1] / "demo" / "model" / "README.md").read_text(encoding="utf-8")
+    shown = [c["props"].get("value") for c in config["components"] if c["props"].get("elem_id") == "model-card"]
+    assert [s.strip() for s in shown] == [card.strip()]
+    assert not any(dep.get("api_name") == "flag_wrong_breed" for dep in config["dependencies"])
+    assert not any(c["props"].get("elem_id") == "flag-send" for c in config["components"])
