@@ -25,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from demo.model_card import breed_name, breeds_markdown, card_breeds, reliability, replace_block  # noqa: E402
+from demo.model_card import breeds_markdown, card_breeds, reliability, replace_block  # noqa: E402
+from engine.data.breeds import display_name  # noqa: E402
 
 MODEL = ROOT / "demo" / "model"
 TOLERANCE = 0.005  # on the expected calibration error
@@ -79,7 +80,7 @@ def figures_markdown(fig: dict, meta: dict) -> str:
             lines.append(f"| {span} | {row['n']} | {row['confidence']:.0%} | {row['right']:.0%} |")
         else:
             lines.append(f"| {span} | 0 | - | - |")
-    mixups = ", ".join(f"{breed_name(a)} taken for {breed_name(b)}" for a, b in fig["wrong"])
+    mixups = ", ".join(f"{display_name(a)} taken for {display_name(b)}" for a, b in fig["wrong"])
     lines += ["", f"The {fig['n_wrong']} mistakes: {mixups}."]
     return "\n".join(lines)
 

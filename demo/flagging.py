@@ -37,9 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.data.breeds import display_name
+
 from .checks import InputRefused, with_types
 from .guard import RateWindow
-from .model_card import breed_name
 from .sessions import SessionModels, session_key, visitor_key
 
 __all__ = ["Answer", "Flags", "FLAG_MAX", "PHOTO_SIDE", "PHOTO_BYTES", "encode_photo", "remembering",
@@ -147,10 +148,10 @@ class Flags:
             self._answers.put(session, None)  # one flag per answer
             self._sent.add(visitor)
         if correction == answer.breed:
-            return (f"Noted: you confirm **{breed_name(correction)}**, which is what the model said. Thank you. "
+            return (f"Noted: you confirm **{display_name(correction)}**, which is what the model said. Thank you. "
                     "(To report another answer, try another photo.)")
-        return (f"Thank you: reported. The model said {breed_name(answer.breed)}; you say "
-                f"**{breed_name(correction)}**. The photo, the answer and your choice are kept on this server for "
+        return (f"Thank you: reported. The model said {display_name(answer.breed)}; you say "
+                f"**{display_name(correction)}**. The photo, the answer and your choice are kept on this server for "
                 "its operator, who may use them to improve the model.")
 
     def _write(self, answer: Answer, correction: str) -> str:
@@ -195,7 +196,7 @@ def build_flag_control(flags: Flags) -> None:
     with gr.Accordion("Wrong breed?", open=False, elem_id="flag"):
         gr.Markdown("Know the right breed? Choose it and send it: the photo, the model's answer and your choice "
                     "are kept on this server for its operator (nothing about you is stored).")
-        correction = gr.Dropdown(choices=[(breed_name(b), b) for b in flags.vocab], value=None,
+        correction = gr.Dropdown(choices=[(display_name(b), b) for b in flags.vocab], value=None,
                                  label="The right breed", elem_id="flag-breed")
         send = gr.Button("Report the wrong answer", elem_id="flag-send")
         said = gr.Markdown("", elem_id="flag-said")

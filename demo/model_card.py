@@ -22,19 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data.breeds import is_cat
+from engine.data.breeds import display_name, is_cat
 
-__all__ = ["breed_name", "breeds_markdown", "card_breeds", "reliability", "replace_block", "card_text",
+__all__ = ["breeds_markdown", "card_breeds", "reliability", "replace_block", "card_text",
            "build_about_tab", "BINS"]
 
 BINS = (0.0, 0.5, 0.8, 0.95, 1.0)  # confidence bins: under 0.5 is the demo's "not sure" (UNSURE_BELOW)
-
-
-def breed_name(breed: str) -> str:
-    """``British_Shorthair`` -> ``British Shorthair (cat)``; ``american_pit_bull_terrier`` ->
-    ``American Pit Bull Terrier (dog)``. (A stand-in until ``engine.data.breeds`` has its own.)"""
-    words = " ".join(w[:1].upper() + w[1:] for w in breed.split("_"))
-    return f"{words} ({'cat' if is_cat(breed) else 'dog'})"
 
 
 def breeds_markdown(vocab) -> str:
@@ -42,7 +35,7 @@ def breeds_markdown(vocab) -> str:
     cats, dogs = [b for b in vocab if is_cat(b)], [b for b in vocab if not is_cat(b)]
     lines = [f"{len(vocab)} breeds: {len(cats)} cats and {len(dogs)} dogs (the id in the API and the exports "
              "after the colon).", ""]
-    lines += [f"- {breed_name(b)}: `{b}`" for b in cats + dogs]
+    lines += [f"- {display_name(b)}: `{b}`" for b in cats + dogs]
     return "\n".join(lines)
 
 

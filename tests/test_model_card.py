@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from demo.model_card import breed_name, card_breeds, card_text, reliability, replace_block
+from demo.model_card import card_breeds, card_text, reliability, replace_block
+from engine.data.breeds import display_name
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "demo" / "model"
@@ -23,7 +24,7 @@ def test_the_card_lists_exactly_the_models_breeds_with_human_names():
     assert card_breeds(text) == vocab and len(vocab) == 37
     assert "- British Shorthair (cat): `British_Shorthair`" in text
     assert "- American Pit Bull Terrier (dog): `american_pit_bull_terrier`" in text
-    assert breed_name("great_pyrenees") == "Great Pyrenees (dog)"
+    assert display_name("great_pyrenees") == "Great Pyrenees (dog)"
 
 
 def test_the_card_says_what_the_issue_asks_for():
