@@ -103,7 +103,7 @@ def predict_with_gradio_client(client, photo: Path) -> str:
     """The same through ``gradio_client``, which also downloads the result file."""
     import gradio_client
 
-    _, message, preview = client.predict(gradio_client.handle_file(str(photo)), False, api_name="/predict")
+    _, message, preview, _ = client.predict(gradio_client.handle_file(str(photo)), False, api_name="/predict")
     if preview is None or not Path(preview).stat().st_size:
         raise RuntimeError("no preview file")
     return message
