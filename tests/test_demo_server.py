@@ -83,11 +83,12 @@ def test_example_thumbnails_are_picked_by_position_only(client):
     # a click sends the position of the thumbnail; the server reads only its own example photos
     output, error = _event(client, "predict_example", [False, None], {"index": 1, "value": None})
     assert error is None, error
-    top5, message, _ = output
-    assert message.startswith("### ") and "ms with the shipped model" in message and top5["label"]
+    top5, message, _, looked = output
+    assert looked is not None and message.startswith("### ") and "ms with the shipped model" in message and top5["label"]
     for index in (8, -1, 10**12, "0", 1.0, True, None, [0, 0], {"name": "x"}):
-        (top5, message, preview), _ = _event(client, "predict_example", [False, None], {"index": index, "value": None})
-        assert not top5 and preview is None and message.startswith("No photo yet"), index
+        (top5, message, preview, looked), _ = _event(client, "predict_example", [False, None],
+                                                     {"index": index, "value": None})
+        assert not top5 and preview is None and looked is None and message.startswith("No photo yet"), index
     for event in ({"index": {"path": "/etc/passwd"}, "value": None}, {"path": "/etc/passwd"}, "junk"):
         output, error = _event(client, "predict_example", [False, None], event)  # refused before our handler
         assert output is None and "root:" not in str(error)
