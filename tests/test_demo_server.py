@@ -84,7 +84,8 @@ def test_example_thumbnails_are_picked_by_position_only(client):
     output, error = _event(client, "predict_example", [False, None], {"index": 1, "value": None})
     assert error is None, error
     top5, message, _, looked = output
-    assert looked is not None and message.startswith("### ") and "ms with the shipped model" in message and top5["label"]
+    assert looked is not None
+    assert message.startswith("### ") and "ms with the shipped model" in message and top5["label"]
     for index in (8, -1, 10**12, "0", 1.0, True, None, [0, 0], {"name": "x"}):
         (top5, message, preview, looked), _ = _event(client, "predict_example", [False, None],
                                                      {"index": index, "value": None})
