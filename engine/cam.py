@@ -22,6 +22,8 @@ bilinearly to the photo the model saw; ``overlay`` lays it over that photo.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from torch import nn
@@ -57,14 +59,16 @@ def activation_maps(head: nn.Sequential, features: torch.Tensor) -> torch.Tensor
     return (weight.float() @ parts).view(n, -1, h, w)
 
 
+@functools.cache  # a few sizes, asked for at every prediction
 def _resize_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) bilinear interpolation, cell centres aligned (PyTorch's ``align_corners=False``)."""
+    """(n_out, n_in) bilinear interpolation, cell centres aligned (PyTorch's ``align_corners=False``); read-only."""
     src = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
     lo = np.floor(src).astype(int)
     hi = np.minimum(lo + 1, n_in - 1)
     m = np.zeros((n_out, n_in), np.float32)
     m[np.arange(n_out), lo] += 1 - (src - lo)
     m[np.arange(n_out), hi] += src - lo
+    m.flags.writeable = False
     return m
 
 
