@@ -37,7 +37,7 @@ from .outputs import image_file
 from .sessions import InFlight, session_key, visitor_key
 from .uploads import NO_PHOTO, UploadRefused, read_photo
 
-__all__ = ["Verdict", "judge", "predict_photo", "classify", "build_predict_tab"]
+__all__ = ["Verdict", "judge", "predict_photo", "classify", "looked_file", "build_predict_tab"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class Verdict:
     milliseconds: float | None = None  # decode + preprocess + forward
     preview: np.ndarray | None = None  # the pixels the model looked at (``Prediction.pixels``)
     photo: np.ndarray | None = None  # the decoded upload, never shown (kept for "Wrong breed?": flagging.py)
+    cam: np.ndarray | None = None  # where it looked for its top breed, 0..1 over ``preview`` (``Prediction.cam``)
 
     @property
     def top5(self) -> dict[str, float]:
@@ -85,7 +86,7 @@ def judge(prediction: Prediction, milliseconds: float | None = None, notes: list
     check = prediction.imagenet
     imagenet, pet_p = (list(check.top), check.pet_probability) if check is not None else (None, None)
     common = dict(label=label, probabilities=dict(probs), imagenet=imagenet, pet_probability=pet_p,
-                  cat_probability=cat_p, milliseconds=milliseconds, preview=prediction.pixels)
+                  cat_probability=cat_p, milliseconds=milliseconds, preview=prediction.pixels, cam=prediction.cam)
     why = (f"_Why the ImageNet check: softmax always shares 100% among the {len(probs)} breeds, so the breed "
            "model alone cannot answer \"none of these\"._")
     took = f"Took {milliseconds:.0f} ms with {model_name}." if milliseconds is not None else ""
@@ -152,10 +153,17 @@ def classify(photo, use_session_model: bool = False, session_model=None, *, pred
     when ``use_session_model`` is ticked, else the shipped ``predictor``. ``remember(verdict, model_name)``,
     when given, is told every verdict (``flagging.Flags.remember``).
     """
+    verdict, note = _verdict(photo, use_session_model, session_model, predictor, max_bytes, allowed, remember)
+    return verdict.top5 or None, verdict.message + note, verdict.preview
+
+
+def _verdict(photo, use_session_model, session_model, predictor, max_bytes, allowed,
+             remember=None) -> tuple[Verdict, str]:
+    """``classify``'s verdict, and the note on which model answered; ``remember`` is told the verdict."""
     try:
         use_session_model = flag(use_session_model, "\"Use the model I trained\"")
     except InputRefused as err:
-        return None, f"### Cannot do that\n{err}", None
+        return Verdict("refused", f"### Cannot do that\n{err}"), ""
     note = ""
     if use_session_model and session_model is not None:
         predictor, model_name = session_model, "your model from tab 4"
@@ -167,7 +175,17 @@ def classify(photo, use_session_model: bool = False, session_model=None, *, pred
     verdict = predict_photo(photo, predictor, max_bytes, model_name, allowed)
     if remember is not None:
         remember(verdict, model_name)
-    return verdict.top5 or None, verdict.message + note, verdict.preview
+    return verdict, note
+
+
+def looked_file(verdict: Verdict) -> str | None:
+    """The preview with the map of where the model looked laid over it, as an image file (None
+    without a preview or a map)."""
+    if verdict.preview is None or verdict.cam is None:
+        return None
+    from engine.cam import overlay
+
+    return image_file(overlay(verdict.preview, verdict.cam))
 
 
 BUSY_VISITOR = "You already have photos on their way: wait for their answers, then send the next one."
@@ -213,7 +231,15 @@ def build_predict_tab(predictor, sessions, max_bytes: int, examples=(), allowed=
                 top5 = gr.Label(num_top_classes=5, label="Top 5 breeds", elem_id="top5")
                 seen = gr.Image(label="What the model looks at: the centre square", interactive=False,
                                 type="filepath", format="jpeg", height=240, elem_id="seen",
-                                buttons=["download", "fullscreen"])
+                                buttons=["download", "fullscreen"], visible=False)
+                # --- where the model looked (issue 23, point 4): the same square with the map laid
+                # over it, shown instead of the plain one while the box is ticked (the default) ---
+                looked = gr.Image(label="Where the model looked for its top breed (warm: the evidence)",
+                                  interactive=False, type="filepath", format="jpeg", height=240, elem_id="looked",
+                                  buttons=["download", "fullscreen"])
+                show_map = gr.Checkbox(label="Show where the model looked", value=True, elem_id="show-map")
+                show_map.change(lambda show: (gr.update(visible=not show), gr.update(visible=show)), [show_map],
+                                [seen, looked], queue=False, api_visibility="private")
                 if flags is not None:
                     build_flag_control(flags)
 
@@ -221,17 +247,18 @@ def build_predict_tab(predictor, sessions, max_bytes: int, examples=(), allowed=
             """Name the breed in a photo: the top 5 breeds, a message, and the square the model looked at."""
             visitor = visitor_key(request)
             if not in_flight.enter(visitor, strict=others_waiting(visitor)):
-                return None, BUSY_VISITOR, None
+                return None, BUSY_VISITOR, None, None
             try:
                 mine = sessions.get(session_key(request))
-                top, text, preview = classify(photo, use_session_model, mine, predictor=predictor,
-                                              max_bytes=max_bytes, allowed=allowed,
-                                              remember=remembering(flags, request))
+                verdict, note = _verdict(photo, use_session_model, mine, predictor, max_bytes, allowed,
+                                         remember=remembering(flags, request))
             finally:
                 in_flight.leave(visitor)
-            return top, text, None if preview is None else image_file(preview)
+            preview = None if verdict.preview is None else image_file(verdict.preview)
+            return verdict.top5 or None, verdict.message + note, preview, looked_file(verdict) or preview
 
-        common = dict(outputs=[top5, message, seen], preprocess=False, concurrency_limit=4, concurrency_id="predict")
+        common = dict(outputs=[top5, message, seen, looked], preprocess=False, concurrency_limit=4,
+                      concurrency_id="predict")
         upload.change(with_types(predict, request=gr.Request), [upload, use_own], api_name="predict", **common)
         camera.change(with_types(predict, request=gr.Request), [camera, use_own], api_name="predict_camera", **common)
         if gallery is not None:

@@ -60,6 +60,20 @@ def test_upload_a_real_photo_and_read_the_breed(page, pets_sample):
     assert "keeshond" in page.locator("#top5").inner_text()
 
 
+def test_the_map_of_where_the_model_looked_can_be_switched_off(page, pets_sample):
+    _upload(page, pets_sample / "images" / "pug_16.jpg")
+    page.wait_for_function("document.querySelector('#verdict').innerText.includes('ms with the shipped model')")
+    box = page.locator("#show-map input[type=checkbox]")
+    assert box.is_checked()  # on by default: the square with the map over it, not the plain one
+    page.locator("#looked img").wait_for(state="visible")
+    assert not page.locator("#seen img").is_visible()
+    box.uncheck()
+    page.locator("#seen img").wait_for(state="visible")
+    assert not page.locator("#looked").is_visible()
+    box.check()
+    page.locator("#looked img").wait_for(state="visible")
+
+
 def test_upload_a_bad_file_and_read_the_message(page, tmp_path):
     (tmp_path / "holiday.jpg").write_text("this text file pretends to be a JPEG")
     _upload(page, tmp_path / "holiday.jpg")

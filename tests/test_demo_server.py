@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import gradio_client  # noqa: E402  (a test dependency: missing, the suite fails rather than skips)
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -44,7 +45,8 @@ def client(server):
 
 
 def _predict(client, path):
-    return client.predict(gradio_client.handle_file(str(path)), False, api_name="/predict")
+    """(top 5, message, preview); the fourth output, the preview with the map over it, is tested apart."""
+    return client.predict(gradio_client.handle_file(str(path)), False, api_name="/predict")[:3]
 
 
 PHOTO = Path(__file__).resolve().parents[1] / "demo" / "examples" / "pug_140.jpg"  # shipped with the demo
@@ -95,23 +97,33 @@ def test_example_thumbnails_are_picked_by_position_only(client):
     # a click sends the position of the thumbnail; the server reads only its own example photos
     output, error = _event(client, "predict_example", [False, None], {"index": 1, "value": None})
     assert error is None, error
-    top5, message, _ = output
+    top5, message, _, looked = output
+    assert looked is not None
     assert message.startswith("### ") and "ms with the shipped model" in message and top5["label"]
     for index in (8, -1, 10**12, "0", 1.0, True, None, [0, 0], {"name": "x"}):
-        (top5, message, preview), _ = _event(client, "predict_example", [False, None], {"index": index, "value": None})
-        assert not top5 and preview is None and message.startswith("No photo yet"), index
+        (top5, message, preview, looked), _ = _event(client, "predict_example", [False, None],
+                                                     {"index": index, "value": None})
+        assert not top5 and preview is None and looked is None and message.startswith("No photo yet"), index
     for event in ({"index": {"path": "/etc/passwd"}, "value": None}, {"path": "/etc/passwd"}, "junk"):
         output, error = _event(client, "predict_example", [False, None], event)  # refused before our handler
         assert output is None and "root:" not in str(error)
 
 
+def test_the_answer_shows_where_the_model_looked(client):
+    _, message, preview, looked = client.predict(gradio_client.handle_file(str(PHOTO)), False, api_name="/predict")
+    plain, laid = np.asarray(Image.open(preview)).astype(int), np.asarray(Image.open(looked)).astype(int)
+    assert plain.shape == laid.shape == (224, 224, 3) and message.startswith("### ")
+    warmer = (laid[..., 0] - plain[..., 0]) > 20  # the map is laid over part of the picture, not all of it
+    assert 0.05 < warmer.mean() < 0.9
+
+
 def test_webcam_and_clipboard_pictures_go_through_the_same_checks(client, pets_sample, tmp_path):
     # The webcam/paste input is a gr.Image whose event skips Gradio's decoding (preprocess=False).
     photo = gradio_client.handle_file(str(pets_sample / "images" / "Bengal_169.jpg"))
-    top5, message, _ = client.predict(photo, False, api_name="/predict_camera")
+    top5, message, _, _ = client.predict(photo, False, api_name="/predict_camera")
     assert top5["label"] == "Bengal" and message.startswith("### Bengal\n")
     Image.new("L", (7000, 7000)).save(tmp_path / "paste.png", optimize=True)  # 49 megapixels
-    _, message, _ = client.predict(gradio_client.handle_file(str(tmp_path / "paste.png")), False,
+    _, message, _, _ = client.predict(gradio_client.handle_file(str(tmp_path / "paste.png")), False,
                                    api_name="/predict_camera")
     assert ("is 7000x7000 = 49 megapixels; the demo refuses PNG images (JPEG photos up to 40) over 12 megapixels"
             in message)

@@ -65,9 +65,9 @@ def test_the_graph_takes_any_batch_and_both_heads(trained):
     _, out = trained
     runner = ONNX.OnnxRunner(out / _meta(out)["onnx"]["file"])
     x = np.random.default_rng(0).uniform(0, 255, (5, 48, 48, 3)).astype(np.float32)
-    breeds, inet = runner.run(x)
-    assert breeds.shape == (5, 3) and inet.shape == (5, 1000)
-    one, _ = runner.run(x[2:3])
+    breeds, inet, maps = runner.run(x)
+    assert breeds.shape == (5, 3) and inet.shape == (5, 1000) and maps.shape == (5, 3, 2, 2)
+    one, _, _ = runner.run(x[2:3])
     np.testing.assert_allclose(one[0], breeds[2], atol=1e-4)
 
 

@@ -107,8 +107,8 @@ class _Reversed:
         self.inner = inner
 
     def run(self, pixels):
-        breeds, inet = self.inner.run(pixels)
-        return breeds[:, ::-1], inet
+        breeds, inet, maps = self.inner.run(pixels)
+        return breeds[:, ::-1], inet, maps
 
 
 def test_a_new_runtime_is_checked_and_used_or_refused(trained, monkeypatch):

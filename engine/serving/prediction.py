@@ -78,6 +78,8 @@ class Prediction:
         seconds: the time the prediction took (decoding, preprocessing, the forward pass), without
             any time spent waiting for another prediction's forward pass. In a batch, each photo's
             share of the batch's forward pass.
+        cam: where the model looked for ``label``: a (size, size) float32 map in 0..1 over ``pixels``
+            (its class-activation map, ``engine/cam.py``), read-only; None when the runtime gave none.
     """
 
     label: str
@@ -85,6 +87,7 @@ class Prediction:
     imagenet: ImagenetCheck | None
     pixels: np.ndarray
     seconds: float
+    cam: np.ndarray | None = None
 
     @property
     def vocab(self) -> list[str]:
