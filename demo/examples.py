@@ -30,7 +30,8 @@ def example_gallery(examples, label: str, elem_id: str):
     if not examples:
         return None
     return gr.Gallery([(str(p), caption(p)) for p in examples], label=label, elem_id=elem_id, columns=4,
-                      rows=2, height="auto", allow_preview=False, elem_classes=["example-gallery"], object_fit="cover", interactive=False, buttons=[])
+                      rows=2, height="auto", allow_preview=False, object_fit="cover", interactive=False, buttons=[],
+                      elem_classes=["example-gallery"])
 
 
 def pick(examples, event) -> Path | None:
