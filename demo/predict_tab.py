@@ -176,7 +176,7 @@ def build_predict_tab(predictor, sessions, max_bytes: int, examples=(), allowed=
     import gradio as gr
 
     in_flight = InFlight(PER_VISITOR)
-    with gr.Tab("Which breed?", id="predict"):
+    with gr.Tab("Which breed is my pet?", id="predict"):
         gr.Markdown(f"A photo of a cat or a dog (up to {max_bytes / 2**20:.0f} MB): upload it, take it with the "
                     f"camera or paste it. The model names its breed among the {len(predictor.vocab)} of the "
                     "Oxford-IIIT Pet dataset, and says so when it does not know.")
