@@ -22,7 +22,8 @@ from tests.support.server import DemoServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--no-first-run",
-        "--disable-component-update", "--disable-sync"]
+        "--disable-component-update", "--disable-sync",
+        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]  # a camera that films a test pattern
 
 if not CHROMIUM.exists() and os.environ.get("REQUIRE_PETS_SAMPLE") != "1":
     pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); CI installs it and runs these tests",
@@ -46,7 +47,8 @@ def browser():
 def _open(browser, viewport=None):
     """A new page on the demo (``viewport``: width, height), and the list of requests it sent elsewhere."""
     browser, server = browser
-    page = browser.new_page(viewport=dict(zip(("width", "height"), viewport)) if viewport else None)
+    page = browser.new_page(viewport=dict(zip(("width", "height"), viewport)) if viewport else None,
+                            permissions=["camera"])
     page.set_default_timeout(60_000)
     outside = []
     page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(server.url) else None)
@@ -152,3 +154,18 @@ def test_layout_on_a_phone_and_a_desktop(browser, pets_sample, size):
     answer_on_screen(names[6])  # the examples are unseen photos the model gets right
     page.close()
     assert outside == [], f"the page fetched from outside the server: {outside}"
+
+
+def test_a_photo_taken_with_the_camera_is_answered_on_screen(browser):
+    # the same input as uploads: its camera source, Chromium's fake camera (a moving test pattern)
+    page, outside = _open(browser, (390, 844))
+    page.locator("#photo-upload button[aria-label='Capture from camera']").click()
+    page.get_by_text("Click to Access Webcam").click()
+    page.wait_for_function("document.querySelector('#photo-upload video')?.readyState >= 2")  # it films
+    page.locator("#photo-upload button[aria-label='capture photo']").click()
+    page.wait_for_function("document.querySelector('#verdict').innerText.includes('ms with the shipped model')")
+    assert page.locator("#verdict h3").inner_text() in ("This does not look like a cat or a dog", "Not sure")
+    page.wait_for_function("document.querySelector('#verdict').getBoundingClientRect().top >= 0", timeout=5_000)
+    assert page.locator("#photo-upload img").count() == 1  # the shot is shown in the input
+    page.close()
+    assert outside == []
