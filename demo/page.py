@@ -24,7 +24,8 @@ PAGE_CSS = """
 }
 /* Example galleries: columns shrink with the screen (Gradio's own minimum is 100 px each) */
 .example-gallery .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)); }
-.example-gallery .grid-wrap { min-height: 0; }  /* as tall as its thumbnails, no empty box below them */
+/* as tall as its thumbnails (no empty box below them), and the first row starts below the label */
+.example-gallery .grid-wrap { min-height: 0; padding-top: var(--size-8); }
 @media (max-width: 640px) {
   .example-gallery .grid-container { grid-template-rows: none; grid-auto-rows: auto; }
   .example-gallery .thumbnail-item { aspect-ratio: 1; }
