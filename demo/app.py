@@ -57,6 +57,7 @@ from engine.serving.predictor import load_predictor
 from .flagging import Flags
 from .guard import Guard, Limits, visitor_of
 from .model_card import build_about_tab
+from .page import PAGE_CSS, PAGE_JS
 from .predict_tab import build_predict_tab
 from .presize_lab import build_presize_lab
 from .sessions import SessionModels, TrainingSlots
@@ -96,11 +97,12 @@ def build_demo(settings: DemoSettings) -> gr.Blocks:
     # Gradio's own sweep (delete_cache) stays off: one payload naming a folder stopped it for good.
     with gr.Blocks(title="petbreeds: which breed is my pet?") as app:
         gr.Markdown("# petbreeds\nA cat and dog breed classifier, and labs that show how it works inside.")
-        build_predict_tab(predictor, sessions, settings.max_file_size, examples, allowed, others_waiting, flags)
-        build_softmax_lab()
-        build_presize_lab(settings.max_file_size, examples, allowed)
-        build_train_tab(settings.train_data, sessions, slots)
-        build_about_tab(settings.model)
+        with gr.Tabs(overflow_behavior="wrap"):  # on a phone every tab stays one tap away (no "..." menu)
+            build_predict_tab(predictor, sessions, settings.max_file_size, examples, allowed, others_waiting, flags)
+            build_softmax_lab()
+            build_presize_lab(settings.max_file_size, examples, allowed)
+            build_train_tab(settings.train_data, sessions, slots)
+            build_about_tab(settings.model)
     # Up to 4 predictions at once, labs 2 at a time (set per event); trainings are admitted by ``slots``.
     app.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE)
     built["app"] = app
@@ -135,7 +137,7 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, max
                         app_kwargs={"middleware": [_front_door(app, max_file_size)]},
                         state_session_capacity=SESSIONS,
                         ssr_mode=False, run_history=False, share=False, enable_monitoring=False,
-                        mcp_server=False, footer_links=["api"], theme=THEME, auth=auth,
+                        mcp_server=False, footer_links=["api"], theme=THEME, css=PAGE_CSS, js=PAGE_JS, auth=auth,
                         auth_message=AUTH_MESSAGE if auth else None,
                         prevent_thread_lock=prevent_thread_lock or share, quiet=share,
                         inline=False if share else inline)

@@ -17,6 +17,9 @@ the pixels the model saw, which the page shows. ``judge`` only words it.
 
 Uploads go through ``uploads.read_photo`` (our checks, then the engine's decoder); Gradio only
 stores the file, it never decodes it (see ``build_predict_tab``).
+
+Breeds are shown by their names (``display_name``: "British Shorthair (cat)"); ``Verdict`` keeps the
+ids (``label``, ``probabilities``), as the exports and ``engine.predict`` do.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from .checks import InputRefused, flag, with_types
 from .examples import example_gallery, pick
 from .flagging import build_flag_control, remembering
 from .outputs import image_file
+from .page import SHOW_VERDICT_JS
 from .sessions import InFlight, session_key, visitor_key
 from .uploads import NO_PHOTO, UploadRefused, read_photo
 
@@ -60,10 +64,15 @@ class Verdict:
 
     @property
     def top5(self) -> dict[str, float]:
-        """The five likeliest breeds (empty when the page should not show breeds)."""
+        """The five likeliest breeds, by id (empty when the page should not show breeds)."""
         if self.kind not in ("breed", "unsure", "disagree"):
             return {}
         return dict(sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:5])
+
+    @property
+    def top5_named(self) -> dict[str, float]:
+        """``top5`` as the page shows it: "Keeshond (dog)" instead of ``keeshond``."""
+        return {display_name(breed): p for breed, p in self.top5.items()}
 
 
 def _pct(p: float) -> str:
@@ -81,6 +90,7 @@ def judge(prediction: Prediction, milliseconds: float | None = None, notes: list
     probs = prediction.probabilities
     ranked = prediction.top(2)
     (label, p), runner_up = ranked[0], ranked[1] if len(ranked) > 1 else (None, 0.0)
+    name = display_name(label)
     cat_p = sum(q for breed, q in probs.items() if is_cat(breed))
     species, species_p = ("cat", cat_p) if cat_p >= 0.5 else ("dog", 1 - cat_p)
     check = prediction.imagenet
@@ -97,7 +107,7 @@ def judge(prediction: Prediction, milliseconds: float | None = None, notes: list
         seen = ", ".join(f"**{name}** ({_pct(q)})" for name, q in imagenet[:3])
         text = (f"### This does not look like a cat or a dog\n"
                 f"The ImageNet classifier sees {seen}; all its cat and dog classes together get only "
-                f"{_pct(pet_p)}. Forced to choose, the breed model would say {label} ({_pct(p)}).")
+                f"{_pct(pet_p)}. Forced to choose, the breed model would say {name}, at {_pct(p)}.")
         return Verdict("not_a_pet", "\n\n".join(s for s in (text, extra, why, took) if s), **common)
     if kind == "disagree":  # neither model overrules the other: the page says both
         seen = ", ".join(f"**{name}** ({_pct(q)})" for name, q in imagenet[:3])
@@ -108,10 +118,11 @@ def judge(prediction: Prediction, milliseconds: float | None = None, notes: list
                 "pet at all, which the breed model cannot tell.")
         return Verdict("disagree", "\n\n".join(s for s in (text, extra, why, took) if s), **common)
     if kind == "unsure":
-        text = (f"### Not sure\nNo breed is likely: the best guess, **{label}**, gets only {_pct(p)} "
-                f"(then {runner_up[0]}, {_pct(runner_up[1])}). Probably a {species} ({_pct(species_p)}).")
+        then = f" (then {display_name(runner_up[0])}, {_pct(runner_up[1])})" if runner_up[0] else ""
+        text = (f"### Not sure\nNo breed is likely: the best guess, **{name}**, gets only {_pct(p)}{then}. "
+                f"Probably a {species} ({_pct(species_p)}).")
         return Verdict("unsure", "\n\n".join(s for s in (text, extra, why, took) if s), **common)
-    text = f"### {label}\nA **{species}** ({_pct(species_p)} summed over the {species} breeds); this breed: {_pct(p)}."
+    text = f"### {name}\nA **{species}** ({_pct(species_p)} summed over the {species} breeds); this breed: {_pct(p)}."
     return Verdict("breed", "\n\n".join(s for s in (text, extra, took, why) if s), **common)
 
 
@@ -147,14 +158,14 @@ def predict_photo(photo, predictor, max_bytes: int = 10 * 2**20, model_name: str
 def classify(photo, use_session_model: bool = False, session_model=None, *, predictor,
              max_bytes: int = 10 * 2**20, allowed=None,
              remember=None) -> tuple[dict[str, float] | None, str, np.ndarray | None]:
-    """The handler tab 1 runs: ``(top 5 for gr.Label, message, preview)``.
+    """The handler tab 1 runs: ``(top 5 for gr.Label, by breed name, message, preview)``.
 
     ``session_model`` is the Predictor this visitor trained in tab 4 (None if none); it is used
     when ``use_session_model`` is ticked, else the shipped ``predictor``. ``remember(verdict, model_name)``,
     when given, is told every verdict (``flagging.Flags.remember``).
     """
     verdict, note = _verdict(photo, use_session_model, session_model, predictor, max_bytes, allowed, remember)
-    return verdict.top5 or None, verdict.message + note, verdict.preview
+    return verdict.top5_named or None, verdict.message + note, verdict.preview
 
 
 def _verdict(photo, use_session_model, session_model, predictor, max_bytes, allowed,
@@ -208,25 +219,24 @@ def build_predict_tab(predictor, sessions, max_bytes: int, examples=(), allowed=
 
     in_flight = InFlight(PER_VISITOR)
     with gr.Tab("Which breed is my pet?", id="predict"):
-        gr.Markdown(f"Upload a photo of a cat or a dog (up to {max_bytes / 2**20:.0f} MB), take one with the "
-                    f"webcam or paste one: the model names its breed among the {len(predictor.vocab)} of the "
+        gr.Markdown(f"A photo of a cat or a dog (up to {max_bytes / 2**20:.0f} MB): upload it, take it with the "
+                    f"camera or paste it. The model names its breed among the {len(predictor.vocab)} of the "
                     "Oxford-IIIT Pet dataset, and says so when it does not know.")
-        with gr.Row():
-            with gr.Column():
-                # gr.File, not gr.Image: gr.Image would open and convert the upload before our code
-                # runs. A file input hands over the stored file, and our checks decide what to decode.
-                upload = gr.File(label="Upload a photo", file_types=["image"], type="filepath",
-                                 elem_id="photo-upload")
-                # Webcam shots and pasted pictures come from the visitor's browser, which encodes
-                # them as PNG or JPEG and uploads them as files. preprocess=False below hands us that
-                # stored file untouched (gr.Image's own preprocessing would open it with PIL), so
-                # they go through exactly the same checks and decoder as uploads.
-                camera = gr.Image(label="...or take one with the webcam, or paste one", type="filepath",
-                                  sources=["webcam", "clipboard"], elem_id="photo-camera")
+        # Two columns on a desktop, the photo and examples beside the answer; on a phone they stack,
+        # and SHOW_VERDICT_JS scrolls the answer into view when it arrives.
+        with gr.Row(equal_height=False):
+            with gr.Column(min_width=320):
+                # One input for all three sources; it shows the photo. preprocess=False (below) hands
+                # our code the stored file untouched: gr.Image's own preprocessing would open and
+                # convert it with PIL first. Whatever the source (a file, a camera shot, a pasted
+                # picture, which the browser encodes as PNG or JPEG), it is an upload in Gradio's
+                # folder and goes through the same checks and decoder (uploads.read_photo).
+                photo = gr.Image(label="Your photo", sources=["upload", "webcam", "clipboard"], type="filepath",
+                                 elem_id="photo-upload", height=300, alt_text="The photo you sent")
                 use_own = gr.Checkbox(label="Use the model I trained in tab 4 (this session only)", value=False)
-                gallery = example_gallery(examples, "Or click an example (photos the model never trained on)",
+                gallery = example_gallery(examples, "Or click an example (unseen in training)",
                                           "predict-examples")
-            with gr.Column():
+            with gr.Column(min_width=320, elem_id="answer"):  # room below for more about the answer
                 message = gr.Markdown(NO_PHOTO, label="Answer", elem_id="verdict")
                 top5 = gr.Label(num_top_classes=5, label="Top 5 breeds", elem_id="top5")
                 seen = gr.Image(label="What the model looks at: the centre square", interactive=False,
@@ -255,12 +265,12 @@ def build_predict_tab(predictor, sessions, max_bytes: int, examples=(), allowed=
             finally:
                 in_flight.leave(visitor)
             preview = None if verdict.preview is None else image_file(verdict.preview)
-            return verdict.top5 or None, verdict.message + note, preview, looked_file(verdict) or preview
+            return verdict.top5_named or None, verdict.message + note, preview, looked_file(verdict) or preview
 
         common = dict(outputs=[top5, message, seen, looked], preprocess=False, concurrency_limit=4,
                       concurrency_id="predict")
-        upload.change(with_types(predict, request=gr.Request), [upload, use_own], api_name="predict", **common)
-        camera.change(with_types(predict, request=gr.Request), [camera, use_own], api_name="predict_camera", **common)
+        photo.change(with_types(predict, request=gr.Request), [photo, use_own], api_name="predict", **common) \
+            .then(None, js=SHOW_VERDICT_JS)
         if gallery is not None:
             def predict_example(use_session_model, evt: gr.SelectData, request: gr.Request):
                 """Name the breed in the example photo that was clicked (by its position in the gallery)."""
@@ -268,4 +278,4 @@ def build_predict_tab(predictor, sessions, max_bytes: int, examples=(), allowed=
                 return predict(None if photo is None else str(photo), use_session_model, request)
 
             gallery.select(with_types(predict_example, evt=gr.SelectData, request=gr.Request), [use_own],
-                           api_name="predict_example", **common)
+                           api_name="predict_example", **common).then(None, js=SHOW_VERDICT_JS)

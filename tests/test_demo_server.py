@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from demo.predict_tab import BUSY_VISITOR
+from engine.data.breeds import display_name
 from engine.testing import write_image, write_labels_csv, write_synthetic_pets
 from tests.support.server import DemoServer, RawClient
 
@@ -56,15 +57,15 @@ def _assert_answers(client, server):
     """The server is alive and still predicts a photo (after whatever the test sent it)."""
     assert server.process.poll() is None, server.output()
     top5, message, _ = _predict(client, PHOTO)
-    assert top5["label"] == "pug" and "ms with the shipped model" in message
+    assert top5["label"] == "Pug (dog)" and "ms with the shipped model" in message
 
 
 @pytest.mark.parametrize("name,breed", [("keeshond_119.jpg", "keeshond"), ("Bengal_169.jpg", "Bengal")])
 def test_predicts_the_breed_of_a_real_photo(client, pets_sample, name, breed):
     top5, message, preview = _predict(client, pets_sample / "images" / name)
-    assert top5["label"] == breed
-    assert top5["confidences"][0]["label"] == breed and len(top5["confidences"]) == 5
-    assert message.startswith(f"### {breed}\n") and "ms with the shipped model" in message
+    assert top5["label"] == display_name(breed)  # the page's names: "Bengal (cat)"
+    assert top5["confidences"][0]["label"] == display_name(breed) and len(top5["confidences"]) == 5
+    assert message.startswith(f"### {display_name(breed)}\n") and "ms with the shipped model" in message
     with Image.open(preview) as seen:  # the square the model looked at, served back as an image
         assert seen.size == (224, 224)
 
@@ -117,14 +118,18 @@ def test_the_answer_shows_where_the_model_looked(client):
     assert 0.05 < warmer.mean() < 0.9
 
 
-def test_webcam_and_clipboard_pictures_go_through_the_same_checks(client, pets_sample, tmp_path):
-    # The webcam/paste input is a gr.Image whose event skips Gradio's decoding (preprocess=False).
+def test_upload_webcam_and_clipboard_are_one_input_with_the_same_checks(client, pets_sample, tmp_path):
+    # One gr.Image for the three sources, whose event skips Gradio's decoding (preprocess=False): a
+    # camera shot or a pasted picture is an upload like any other, and meets the same checks.
+    photo_inputs = [c for c in client.config["components"] if c.get("props", {}).get("elem_id") == "photo-upload"]
+    assert len(photo_inputs) == 1 and photo_inputs[0]["type"] == "image"
+    assert photo_inputs[0]["props"]["sources"] == ["upload", "webcam", "clipboard"]
     photo = gradio_client.handle_file(str(pets_sample / "images" / "Bengal_169.jpg"))
-    top5, message, _, _ = client.predict(photo, False, api_name="/predict_camera")
-    assert top5["label"] == "Bengal" and message.startswith("### Bengal\n")
+    top5, message, _, _ = client.predict(photo, False, api_name="/predict")
+    assert top5["label"] == "Bengal (cat)" and message.startswith("### Bengal (cat)\n")
     Image.new("L", (7000, 7000)).save(tmp_path / "paste.png", optimize=True)  # 49 megapixels
     _, message, _, _ = client.predict(gradio_client.handle_file(str(tmp_path / "paste.png")), False,
-                                   api_name="/predict_camera")
+                                      api_name="/predict")
     assert ("is 7000x7000 = 49 megapixels; the demo refuses PNG images (JPEG photos up to 40) over 12 megapixels"
             in message)
 
@@ -182,13 +187,13 @@ def test_launch_options_read_from_the_running_server(server):
     assert config["show_error"] is False and config["run_history"] is False
     assert config["analytics_enabled"] is False and config["mcp_server"] is False
     labels = {c["props"].get("label") for c in config["components"] if "props" in c}
-    assert {"Upload a photo", "Top 5 breeds", "True class", "Presized on the CPU: 460x460"} <= labels
+    assert {"Your photo", "Top 5 breeds", "True class", "Presized on the CPU: 460x460"} <= labels
 
 
 def test_only_prediction_and_training_are_api_endpoints(client, pets_sample):
     # PETS_SAMPLE is set (the fixture checked it), so this server has training data and its /train event
     endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert endpoints == {"/predict", "/predict_camera", "/predict_example", "/train"}  # the labs are page-only
+    assert endpoints == {"/predict", "/predict_example", "/train"}  # the labs are page-only
 
 
 def test_a_fresh_machine_with_the_full_download_has_examples_and_training(full_pets_home, tmp_path):
@@ -212,7 +217,7 @@ def test_a_fresh_machine_with_the_full_download_has_examples_and_training(full_p
 
 def _file_events(raw):
     """Every event that takes a file: (name, fn_index, data for a given file payload)."""
-    photo_events = [("predict", raw.fn_index("predict")), ("predict_camera", raw.fn_index("predict_camera"))]
+    photo_events = [("predict", raw.fn_index("predict"))]  # upload, webcam and paste: one input, one event
     compare = raw.fn_index(first_input="Photo", trigger="click")
     return [(name, fn, lambda f: [f, False]) for name, fn in photo_events] + \
         [("presize lab", compare, lambda f: [f, 10, 1.1, 2, 0])]

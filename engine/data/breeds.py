@@ -35,8 +35,8 @@ def is_cat(name: str) -> bool:
 def display_name(breed: str) -> str:
     """A breed id as a person reads it: ``British_Shorthair`` -> ``British Shorthair (cat)``,
     ``american_pit_bull_terrier`` -> ``American Pit Bull Terrier (dog)``."""
-    words = breed.split("_")
-    if not breed or not all(words):
+    words = [w for w in breed.split("_") if w]
+    if not words:
         raise ValueError(f"display_name: expected a breed id like 'British_Shorthair' or 'pug', got {breed!r}")
     species = "cat" if is_cat(breed) else "dog"
     return f"{' '.join(w[0].upper() + w[1:] for w in words)} ({species})"
