@@ -22,7 +22,7 @@ import torch
 from engine.losses import binary_cross_entropy_with_logits, cross_entropy, log_softmax, nll_loss, sigmoid, softmax
 from engine.numerics import compare_softmax, log_of
 
-from .checks import InputRefused, choice, number
+from .checks import InputRefused, choice, clamped, number
 
 __all__ = ["CLASSES", "DEFAULT_ACTIVATIONS", "softmax_numbers", "softmax_lab", "log_lab", "huge_logit_lab",
            "build_softmax_lab"]
@@ -93,17 +93,21 @@ def _temperature_note(n: dict, temperature: float) -> str:
 def softmax_lab(true_class: str, temperature: float, *activations: float):
     """Tab 2's handler: ``(table rows, explanation, figure)`` for the activations of ``CLASSES``.
 
-    The inputs must be what the page's controls can give (``ACTIVATION`` and ``TEMPERATURE``
-    ranges, one of ``CLASSES``): anything else gets a message and no numbers."""
+    A number past a slider's end (typed into its box: 50 where the slider stops at 10) is taken as
+    that end (``ACTIVATION``, ``TEMPERATURE``), and the explanation starts with a note saying so.
+    Anything else the page cannot send (not a number, NaN, a class not in ``CLASSES``) gets a
+    message and no numbers."""
     try:
         if len(activations) != len(CLASSES) or any(a is None for a in activations):
             return [], f"Give one finite activation for each of the {len(CLASSES)} classes.", None
-        try:
-            activations = tuple(number(a, f"The activation of {c}", *ACTIVATION) for a, c in zip(activations, CLASSES))
-            temperature = number(temperature, "The temperature", *TEMPERATURE)
+        try:  # a number typed past a slider's end is moved to that end, and the page says so
+            checked = [clamped(a, f"The activation of {c}", *ACTIVATION) for a, c in zip(activations, CLASSES)]
+            temperature, temperature_note = clamped(temperature, "The temperature", *TEMPERATURE)
             true_class = choice(true_class, "The true class", CLASSES)
         except InputRefused as err:
             return [], str(err), None
+        activations = tuple(a for a, _ in checked)
+        notes = [note for note in (*(n for _, n in checked), temperature_note) if note]
         k = CLASSES.index(true_class)
         n = softmax_numbers(activations, k, temperature)
         a, b = sorted(range(len(CLASSES)), key=lambda i: -activations[i])[:2]  # the two largest
@@ -122,6 +126,8 @@ def softmax_lab(true_class: str, temperature: float, *activations: float):
             f"- **Sigmoid** (multi-label): each class gets its own yes/no, summing to {sum(n['sigmoid']):.3f}, "
             f"not 1; binary cross-entropy with only {true_class} labelled yes = **{n['bce']:.4f}**. A photo can "
             "then be *none* of the classes: every sigmoid can be low at once.")
+        if notes:
+            text = "**Out of range:** " + " ".join(notes) + "\n\n" + text
         return rows, text, _plot(n, k, temperature)
     except Exception:
         log.exception("softmax lab failed")
