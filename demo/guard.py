@@ -127,7 +127,8 @@ def file_payload_problem(data, folders: Sequence[Path], files: Sequence[Path], d
         return "the data is nested too deeply"
     if isinstance(data, dict):
         if "path" in data or "url" in data:
-            if any(isinstance(data.get(key), str) and "://" in data[key] for key in ("path", "url")):
+            path = data.get("path")  # Gradio reads the path; the url beside it is where a browser finds the file
+            if (isinstance(path, str) and "://" in path) or (not path and isinstance(data.get("url"), str)):
                 return ("a file in this request is a URL, not a photo uploaded to this server, which never fetches "
                         "URLs: send the photo itself (gradio_client's handle_file with a local path uploads it)")
             if not _is_regular_file_inside(data.get("path"), folders, files):

@@ -157,6 +157,23 @@ def test_the_api_page_sends_a_shipped_example_photo(server):
     assert top5["label"] == "pug" and "ms with the shipped model" in message
 
 
+def test_the_front_door_tells_a_url_from_a_file_the_server_handed_out(tmp_path):
+    from demo.guard import file_payload_problem
+
+    photo = tmp_path / "uploads" / "a.jpg"
+    photo.parent.mkdir()
+    photo.write_bytes(b"x")
+    folders = (photo.parent.resolve(),)
+    # what the page sends back: the file's path, and the address where its browser found it
+    served = {"path": str(photo), "url": f"http://127.0.0.1:7860/gradio_api/file={photo}",
+              "meta": {"_type": "gradio.FileData"}}
+    assert file_payload_problem([served, False], folders, ()) is None
+    for url in ({"path": "http://127.0.0.1:9/x.jpg", "url": "http://127.0.0.1:9/x.jpg"}, {"url": "https://e.x/a.jpg"},
+                {"path": "", "url": "ftp://e.x/a.jpg"}, {"path": "file:///etc/passwd"}):
+        problem = file_payload_problem([url, False], folders, ())
+        assert "is a URL" in problem and "not a photo uploaded" in problem, url
+
+
 class _Counting(http.server.BaseHTTPRequestHandler):
     hits: list[str] = []
 

@@ -1,9 +1,11 @@
-"""The two labs in a real browser (Debian's chromium, headless, through the real server).
+"""The two labs and the "Use via API" page in a real browser (Debian's chromium, headless, through
+the real server).
 
 The presizing lab once lost its photo: click an example, move a slider, press Compare, and the
 page said "Cannot use this file ... take one with the webcam" (that tab has no webcam) and wiped
 the results. Its controls now update the page live, as the softmax lab's do, and a number typed
 past a softmax slider's end is taken as that end, with a note, instead of blanking the chart.
+The API page's Python snippet sends a shipped example photo, not a PDF from a public URL.
 Skipped like ``test_demo_browser.py`` where chromium is missing (never ``playwright install``).
 """
 
@@ -75,3 +77,13 @@ def test_a_typed_activation_past_the_end_is_clamped_with_a_message(page):
     assert "The activation of pug must be between -10 and 10: 50 was taken as 10." in text
     assert "cross-entropy" in text  # the explanation is still there, for the clamped value
     assert page.locator(".matplotlib img").count() == 1  # the chart, not a blank
+
+
+def test_the_api_page_snippet_sends_a_shipped_example_photo(page):
+    page.get_by_text("Use via API").click()
+    page.wait_for_function("document.body.innerText.includes('api_name=\"/predict\"')")
+    text = page.locator("body").inner_text()
+    start = text.index('api_name="/predict"')
+    snippet = text[text.rindex("client.predict(", 0, start):start]
+    assert "photo=handle_file('demo/examples/pug_140.jpg')" in snippet, snippet
+    assert "sample_file.pdf" not in text and "bus.png" not in text and "handle_file('http" not in text
