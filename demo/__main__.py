@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         port = choose_port(args.port)
     except ValueError as err:
         return _fail(str(err))
-    problem = port_problem(args.host, port)  # before the app loads: a busy port answers at once
+    problem = port_problem(args.host, port, only_busy=True)  # before the app loads: a busy port answers at once
     if problem:
         return _fail(problem)
     if args.train_data is not None and not args.train_data.exists():
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         app.launch(blocks, args.host, port, settings.max_file_size, auth=auth, share=args.share)
     except app.ShareLinkError as err:
         return _fail(f"--share: no share link, so the demo stopped: {err}")
-    except app.PortInUse as err:  # taken while the model loaded
+    except app.PortInUse as err:  # taken while the model loaded, or a --host this machine does not have
         return _fail(str(err))
     return 0
 

@@ -59,7 +59,7 @@ from .guard import Guard, Limits, visitor_of
 from .predict_tab import build_predict_tab
 from .presize_lab import build_presize_lab
 from .sessions import SessionModels, TrainingSlots
-from .settings import SHIPPED_MODEL, DemoSettings, default_train_data, example_photos, parse_auth
+from .settings import SHIPPED_MODEL, DemoSettings, default_train_data, example_photos, parse_auth, port_problem
 from .softmax_lab import build_softmax_lab
 from .sweeper import Sweeper
 from .train_tab import build_train_tab
@@ -112,12 +112,14 @@ def build_demo(settings: DemoSettings) -> gr.Blocks:
 
 
 class PortInUse(OSError):
-    """The port was taken (by another demo, say); the message is one line naming it and ``--port``."""
+    """The server could not listen (the port taken by another demo, say); the message is one line that
+    names the port and ``--port``."""
 
     def __init__(self, host: str, port: int | None):
+        problem = port_problem(host, port) if port is not None else None
         where = f"port {port}" if port is not None else "every port from 7860 to 7959"
-        super().__init__(f"{where} is already in use on {host} (another demo?): stop that program, or choose "
-                         f"another port with --port")
+        super().__init__(problem or f"{where} is already in use on {host} (another demo?): stop that program, or "
+                                    "choose another port with --port")
 
 
 class ShareLinkError(RuntimeError):
@@ -154,7 +156,7 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, max
         raise
     print(f"* Running on local URL:  {app.local_url}", flush=True)
     if not share:
-        if not prevent_thread_lock:
+        if not prevent_thread_lock and not getattr(sys, "ps1", sys.flags.interactive):  # as Gradio does
             app.block_thread()
         return result
     try:

@@ -106,9 +106,12 @@ def choose_port(flag: int | None, environ=os.environ) -> int:
     return port
 
 
-def port_problem(host: str, port: int) -> str | None:
-    """Why the demo cannot listen on ``host:port`` (in use, an address this machine does not have), or
-    None. Checked before the app loads, so a busy port is one line at once, not a traceback later."""
+def port_problem(host: str, port: int, only_busy: bool = False) -> str | None:
+    """Why the demo cannot listen on ``host:port``, in one line, or None.
+
+    ``only_busy``: report only a port that is in use (or needs administrator rights), the checks
+    ``python -m demo`` makes before the app loads; anything else (an address this machine does not
+    have, say) is left to the server, and said after it failed."""
     import errno
     import socket
 
@@ -116,7 +119,7 @@ def port_problem(host: str, port: int) -> str | None:
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
     except (OSError, UnicodeError) as err:
-        return f"--host {host}: cannot resolve it ({err})"
+        return None if only_busy else f"--host {host}: cannot resolve it ({err})"
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: a closing socket is no owner
         try:
@@ -127,7 +130,7 @@ def port_problem(host: str, port: int) -> str | None:
                         f"another port with --port {port + 1 if port < 65535 else 7861}")
             if err.errno == errno.EACCES:
                 return f"port {port} needs administrator rights on this system: choose one above 1023 with --port"
-            return f"cannot listen on {host}:{port} ({err.strerror or err}): check --host and --port"
+            return None if only_busy else f"cannot listen on {host}:{port} ({err.strerror or err}): check --host"
     return None
 
 

@@ -87,18 +87,21 @@ def test_the_flag_wins_over_the_variable_and_a_bad_variable_is_one_line(busy_por
         "error: GRADIO_SERVER_PORT='seventy': expected a port number, 1 to 65535 (e.g. 7861)"]
 
 
-def test_a_port_taken_while_the_model_loads_is_the_same_one_line(monkeypatch):
+def test_a_port_taken_while_the_model_loads_is_the_same_one_line(busy_port):
     from demo import app as app_module
 
-    def launch(**kwargs):
+    def launch(**kwargs):  # what Gradio raises when it cannot listen
         raise OSError(f"Cannot find empty port in range: {kwargs['server_port']}-{kwargs['server_port']}. You can "
                       "specify a different port by setting the GRADIO_SERVER_PORT environment variable")
 
     fake = types.SimpleNamespace(petbreeds_predictor=types.SimpleNamespace(runtime_report="test"),
                                  petbreeds_sweeper=None, launch=launch)
-    with pytest.raises(app_module.PortInUse, match=r"^port 7999 is already in use on 127.0.0.1 \(another demo\?\): "
-                                                   r"stop that program, or choose another port with --port$"):
-        app_module.launch(fake, "127.0.0.1", 7999)
+    with pytest.raises(app_module.PortInUse) as err:
+        app_module.launch(fake, "127.0.0.1", busy_port)
+    assert str(err.value) == port_problem("127.0.0.1", busy_port) and f"--port {busy_port + 1}" in str(err.value)
+    with pytest.raises(app_module.PortInUse, match=r"^cannot listen on 192\.0\.2\.1:\d+ \(.*\): check --host$"):
+        app_module.launch(fake, "192.0.2.1", free_port())  # an address this machine does not have (TEST-NET-1)
+    assert port_problem("192.0.2.1", free_port(), only_busy=True) is None  # left to the server before it loads
 
 
 # --- a server started by GRADIO_SERVER_PORT alone: its log, its API page, a URL as a photo --------------
