@@ -15,6 +15,8 @@ trains with, so what a student sees here is exactly what happens in training:
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -22,7 +24,8 @@ import torch
 from engine.losses import binary_cross_entropy_with_logits, cross_entropy, log_softmax, nll_loss, sigmoid, softmax
 from engine.numerics import compare_softmax, log_of
 
-from .checks import InputRefused, choice, clamped, number
+from .checks import InputRefused, choice, clamped, number, with_types
+from .sessions import session_key
 
 __all__ = ["CLASSES", "DEFAULT_ACTIVATIONS", "softmax_numbers", "softmax_lab", "log_lab", "huge_logit_lab",
            "build_softmax_lab"]
@@ -33,6 +36,7 @@ CLASSES = ("Abyssinian", "Bengal", "beagle", "boxer", "pug")
 DEFAULT_ACTIVATIONS = (1.0, -0.5, 3.0, 0.5, 2.0)
 HEADERS = ["class", "activation", "exp(activation)", "softmax", "softmax at T", "log_softmax", "sigmoid"]
 ACTIVATION, TEMPERATURE = (-10.0, 10.0), (0.1, 5.0)  # the sliders' ranges, enforced by the handler too
+OUT_OF_RANGE = "**Out of range:**"  # the note in front of the explanation when a typed number was moved
 
 
 def softmax_numbers(activations: Sequence[float], true_class: int, temperature: float = 1.0) -> dict:
@@ -127,11 +131,41 @@ def softmax_lab(true_class: str, temperature: float, *activations: float):
             f"not 1; binary cross-entropy with only {true_class} labelled yes = **{n['bce']:.4f}**. A photo can "
             "then be *none* of the classes: every sigmoid can be low at once.")
         if notes:
-            text = "**Out of range:** " + " ".join(notes) + "\n\n" + text
+            text = f"{OUT_OF_RANGE} " + " ".join(notes) + "\n\n" + text
         return rows, text, _plot(n, k, temperature)
     except Exception:
         log.exception("softmax lab failed")
         return [], "Something went wrong computing these numbers; change a value and try again.", None
+
+
+class _Notes:
+    """The last out-of-range note of each page (the newest ``capacity`` pages).
+
+    A slider's box moves a typed 50 back to 10 when the visitor leaves it, and that sends 10 again:
+    the note about the 50 stays on the page for as long as it shows the values the note moved to."""
+
+    def __init__(self, capacity: int = 256):
+        self.capacity, self._notes = capacity, OrderedDict()
+        self._lock = threading.Lock()
+
+    def keep(self, page: str, text: str, temperature, activations) -> str:
+        """``text`` with the page's note in front when it still applies; remembers a new note."""
+        try:
+            shown = (clamped(temperature, "", *TEMPERATURE)[0], *(clamped(a, "", *ACTIVATION)[0] for a in activations))
+        except InputRefused:
+            shown = None
+        with self._lock:
+            if text.startswith(OUT_OF_RANGE):
+                self._notes[page] = (shown, text[: text.index("\n\n") + 2])
+                self._notes.move_to_end(page)
+                while len(self._notes) > self.capacity:
+                    self._notes.popitem(last=False)
+                return text
+            kept = self._notes.pop(page, None)
+            if kept is not None and shown is not None and kept[0] == shown and text.startswith("**True class"):
+                self._notes[page] = kept
+                return kept[1] + text
+            return text
 
 
 def log_lab(x: float) -> str:
@@ -190,10 +224,18 @@ def build_softmax_lab() -> None:
                 explanation = gr.Markdown(text)
         table = gr.Dataframe(rows, headers=HEADERS, label="Per class", interactive=False)
         inputs = [true_class, temperature, *sliders]
+        notes = _Notes()
+
+        def update(true_class, temperature, a, b, c, d, e, request: gr.Request):
+            """The lab for these values; an out-of-range note stays while the page shows the values it moved to."""
+            rows, text, fig = softmax_lab(true_class, temperature, a, b, c, d, e)
+            return rows, notes.keep(session_key(request), text, temperature, (a, b, c, d, e)), fig
+
         # preprocess=False: the handler gets the values as sent and checks them itself (see checks.py),
         # so a wrong type gets a message too, not only a value out of the sliders' range
-        gr.on([control.change for control in inputs], softmax_lab, inputs, [table, explanation, plot],
-              trigger_mode="always_last", show_progress="hidden", api_name=False, preprocess=False)
+        gr.on([control.change for control in inputs], with_types(update, request=gr.Request), inputs,
+              [table, explanation, plot], trigger_mode="always_last", show_progress="hidden", api_name=False,
+              preprocess=False)
         gr.Markdown("### Why the engine works in the log domain")
         with gr.Row():
             with gr.Column():

@@ -50,6 +50,23 @@ def test_a_typed_activation_out_of_range_gives_the_chart_for_the_clamped_value()
     assert rows == [] and fig is None and "must be between -10 and 10" in text
 
 
+def test_the_note_stays_while_the_page_echoes_the_value_it_was_moved_to():
+    from demo.softmax_lab import _Notes
+
+    notes, values = _Notes(capacity=2), (1.0, -0.5, 3.0, 0.5)
+    typed = softmax_lab("pug", 1.0, *values, 50)[1]
+    assert notes.keep("page", typed, 1.0, (*values, 50)) == typed
+    echo = softmax_lab("pug", 1.0, *values, 10.0)[1]  # the slider's box moved 50 to 10 and sent it
+    assert notes.keep("page", echo, 1.0, (*values, 10.0)).startswith("**Out of range:** The activation of pug")
+    assert notes.keep("other page", echo, 1.0, (*values, 10.0)) == echo  # another page never typed 50
+    moved = softmax_lab("pug", 1.0, *values, 9.0)[1]  # a new value: the note has done its job
+    assert notes.keep("page", moved, 1.0, (*values, 9.0)) == moved
+    assert notes.keep("page", echo, 1.0, (*values, 10.0)) == echo
+    for page in ("a", "b", "c"):  # bounded: the oldest page is forgotten
+        notes.keep(page, typed, 1.0, (*values, 50))
+    assert list(notes._notes) == ["b", "c"]
+
+
 def test_the_presizing_lab_without_a_photo_does_not_mention_a_webcam():
     *images, report = presize_lab(None)
     assert images == [None, [], None, None] and NO_LAB_PHOTO in report and "webcam" not in report

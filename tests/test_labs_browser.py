@@ -60,6 +60,18 @@ def test_an_example_stays_the_photo_when_a_slider_moves_and_compare_is_pressed(p
     assert page.locator("#presize-naive img").count() == page.locator("#presize-presized img").count() == 1
 
 
+def test_an_uploaded_photo_replaces_the_example(page, pets_sample):
+    page.get_by_role("tab", name="Presizing lab").click()
+    before = page.evaluate(REPORT)  # the example's measurements, from the test above
+    page.locator("#presize-upload button[aria-label='Clear']").first.click()
+    page.locator("#presize-upload input[type=file]").set_input_files(str(pets_sample / "images" / "keeshond_119.jpg"))
+    page.wait_for_function("document.querySelector('#presize-upload').innerText.includes('keeshond_119')")
+    page.wait_for_function(f"{REPORT} !== {before!r} && {REPORT}.includes('PSNR')")  # measured on the upload
+    _set(page, "#presize-rotate", "20")
+    _report_says(page, "rotate by 20 degrees")
+    assert page.locator("#presize-naive img").count() == 1
+
+
 def test_the_zoom_slider_updates_the_comparison_live(page):
     page.get_by_role("tab", name="Presizing lab").click()
     _set(page, "#presize-zoom", "1.5")
@@ -73,7 +85,9 @@ def test_a_typed_activation_past_the_end_is_clamped_with_a_message(page):
     box.fill("50")
     box.press("Tab")
     page.wait_for_function("document.body.innerText.includes('50 was taken as 10')")
-    text = page.locator("body").inner_text()
+    assert box.input_value() == "10"  # the box moved it too, and sent 10 again
+    page.wait_for_timeout(1500)
+    text = page.locator("body").inner_text()  # the note is still there after that echo
     assert "The activation of pug must be between -10 and 10: 50 was taken as 10." in text
     assert "cross-entropy" in text  # the explanation is still there, for the clamped value
     assert page.locator(".matplotlib img").count() == 1  # the chart, not a blank
