@@ -41,15 +41,15 @@ def clamped(value, name: str, lo: float, hi: float) -> tuple[float, str | None]:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InputRefused(f"{name} must be a number between {lo:g} and {hi:g}, not {type(value).__name__}.")
     try:
-        value = float(value)
-    except OverflowError:  # an int too large for a float
-        value = math.inf if value > 0 else -math.inf
+        value, said = float(value), None
+    except OverflowError:  # an int too large for a float: 10**400 is valid JSON
+        value, said = (math.inf if value > 0 else -math.inf), "a number far too large"
     if math.isnan(value):
         raise InputRefused(f"{name} must be between {lo:g} and {hi:g}; got nan.")
     if lo <= value <= hi:
         return value, None
     near = min(max(value, lo), hi)
-    return near, f"{name} must be between {lo:g} and {hi:g}: {value:g} was taken as {near:g}."
+    return near, f"{name} must be between {lo:g} and {hi:g}: {said or format(value, 'g')} was taken as {near:g}."
 
 
 def whole_number(value, name: str, lo: int, hi: int) -> int:

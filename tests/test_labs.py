@@ -29,7 +29,8 @@ def test_clamped_moves_a_number_to_the_nearest_end_and_says_so():
         10.0, "The activation of pug must be between -10 and 10: 50 was taken as 10.")
     assert clamped(-1e308, "x", -10, 10)[0] == -10.0
     assert clamped(float("inf"), "x", -10, 10)[0] == 10.0
-    assert clamped(10**400, "x", 0.1, 5)[0] == 5.0  # valid JSON, too large for a float
+    assert clamped(10**400, "x", 0.1, 5) == (5.0, "x must be between 0.1 and 5: a number far too large was taken "
+                                                 "as 5.")  # valid JSON, too large for a float
     for bad in (float("nan"), "50", None, True, [1]):
         with pytest.raises(InputRefused, match="between -10 and 10"):
             clamped(bad, "x", -10, 10)
