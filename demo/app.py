@@ -98,9 +98,9 @@ def build_demo(settings: DemoSettings) -> gr.Blocks:
         build_softmax_lab()
         build_presize_lab(settings.max_file_size, examples, allowed)
         build_train_tab(settings.train_data, sessions, slots)
-    use_shipped_example(app)  # "Use via API" sends demo/examples/pug_140.jpg, not a file on a public URL
     # Up to 4 predictions at once, labs 2 at a time (set per event); trainings are admitted by ``slots``.
     app.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE)
+    use_shipped_example(app)  # "Use via API" sends demo/examples/pug_140.jpg, not a file on a public URL
     built["app"] = app
     app.petbreeds_limits = Limits(max_file_size=settings.max_file_size, uploads_per_minute=settings.uploads_per_minute,
                                   upload_bytes_per_minute=settings.uploads_per_minute * 2 * 2**20)

@@ -153,8 +153,8 @@ def test_the_api_page_sends_a_shipped_example_photo(server):
     try:
         os.chdir(ROOT)
         client = gradio_client.Client(server.url, verbose=False)
-        top5, message, _ = client.predict(gradio_client.handle_file(example["example_input"]["url"]), False,
-                                          api_name="/predict")
+        answer = client.predict(gradio_client.handle_file(example["example_input"]["url"]), False, api_name="/predict")
+        top5, message = answer[0], answer[1]
     finally:
         os.chdir(cwd)
     assert top5["label"] == "pug" and "ms with the shipped model" in message
