@@ -8,6 +8,7 @@ Start it with ``python -m demo`` (see ``demo/app.py`` for the options). The modu
     softmax_lab    tab 2: softmax, log-softmax, NLL, cross-entropy, sigmoid, the log domain
     presize_lab    tab 3: presizing against the naive resize-then-rotate
     train_tab      tab 4: LR finder, fine_tune, interpretation, a model for this session
+    page           the CSS and JavaScript of the page: phone layout, live verdict, examples named by breed
     app            the Gradio app: tabs, queue, launch; ``python -m demo``
     server         run the app in a child process (for tests and the benchmark)
 """

@@ -3,6 +3,7 @@
     python -m demo [--host 127.0.0.1] [--port 7860] [--model demo/model] [--auth USER:PASSWORD]
                    [--share] [--train-data path/to/labels.csv] [--max-file-size 10mb] [--trainings 1]
                    [--training-queue 1] [--delete-after 3600] [--uploads-per-minute 30]
+                   [--flag-dir DIR] [--flag-max 1000]
 
 The options are read and checked before the app (torch, gradio, the model) is loaded, so ``--help``,
 a mistyped option and a port that is already in use answer at once, in one line, with exit status 2.
@@ -75,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--uploads-per-minute", type=int, default=30, metavar="N",
                    help="uploads one visitor (one network address) may send a minute, and 2 MB each on average "
                         "(default 30; behind a proxy or a share link the whole room shares one address)")
+    p.add_argument("--flag-dir", type=Path, default=None, metavar="DIR",
+                   help="switch on \"Wrong breed?\": visitors' reports (photo, answer, their choice of breed, time) "
+                        "are written to DIR, one JSON and one JPEG (at most 250 KB) each (default: off)")
+    p.add_argument("--flag-max", type=int, default=1000, metavar="N",
+                   help="reports DIR may hold; then new ones are refused, none deleted (default 1000)")
     return p
 
 
@@ -93,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.trainings < 1 or args.training_queue < 0 or args.delete_after < 0 or args.uploads_per_minute < 1:
         return _fail("--trainings and --uploads-per-minute must be at least 1, --training-queue and --delete-after "
                      "at least 0")
+    if args.flag_max < 1:
+        return _fail("--flag-max must be at least 1")
+    try:
+        args.flag_dir and args.flag_dir.expanduser().mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return _fail(f"--flag-dir {args.flag_dir}: cannot create it ({err.strerror}): choose a folder you can write to")
     if args.share and auth is None:
         return _fail("--share needs --auth USER:PASSWORD (or PETBREEDS_AUTH=user:password): anyone who has the "
                      "public link could otherwise use the demo, upload photos and start trainings")
@@ -109,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                             train_data=args.train_data.resolve() if args.train_data else default_train_data(),
                             max_file_size=max_file_size, auth=auth, trainings=args.trainings,
                             training_queue=args.training_queue, delete_cache_after=args.delete_after or None,
-                            uploads_per_minute=args.uploads_per_minute)
+                            uploads_per_minute=args.uploads_per_minute, flag_max=args.flag_max,
+                            flag_dir=args.flag_dir.expanduser().resolve() if args.flag_dir else None)
     if not is_loopback(args.host) and auth is None:
         print(f"warning: the demo listens on {args.host}:{port} without a login: anyone who can reach this "
               "machine can use it, upload photos and start trainings. Add --auth USER:PASSWORD (or set "

@@ -55,7 +55,10 @@ import gradio as gr
 from engine.serving.predictor import load_predictor
 
 from .api_page import use_shipped_example
+from .flagging import Flags
 from .guard import Guard, Limits, visitor_of
+from .model_card import build_about_tab
+from .page import PAGE_CSS, PAGE_JS
 from .predict_tab import build_predict_tab
 from .presize_lab import build_presize_lab
 from .sessions import SessionModels, TrainingSlots
@@ -84,6 +87,7 @@ def build_demo(settings: DemoSettings) -> gr.Blocks:
     examples = example_photos(settings.train_data)
     allowed = (upload_folder(), *examples)  # the only files a visitor's payload may point at
     sessions = SessionModels(settings.session_models, settings.session_ttl)
+    flags = Flags(settings.flag_dir, predictor.vocab, settings.flag_max) if settings.flag_dir else None
     slots = TrainingSlots(settings.trainings, settings.training_queue)
     age = settings.delete_cache_after
     built: dict[str, gr.Blocks] = {}  # the app, for handlers that look at its queue
@@ -94,10 +98,12 @@ def build_demo(settings: DemoSettings) -> gr.Blocks:
     # Gradio's own sweep (delete_cache) stays off: one payload naming a folder stopped it for good.
     with gr.Blocks(title="petbreeds: which breed is my pet?") as app:
         gr.Markdown("# petbreeds\nA cat and dog breed classifier, and labs that show how it works inside.")
-        build_predict_tab(predictor, sessions, settings.max_file_size, examples, allowed, others_waiting)
-        build_softmax_lab()
-        build_presize_lab(settings.max_file_size, examples, allowed)
-        build_train_tab(settings.train_data, sessions, slots)
+        with gr.Tabs(overflow_behavior="wrap"):  # on a phone every tab stays one tap away (no "..." menu)
+            build_predict_tab(predictor, sessions, settings.max_file_size, examples, allowed, others_waiting, flags)
+            build_softmax_lab()
+            build_presize_lab(settings.max_file_size, examples, allowed)
+            build_train_tab(settings.train_data, sessions, slots)
+            build_about_tab(settings.model)
     # Up to 4 predictions at once, labs 2 at a time (set per event); trainings are admitted by ``slots``.
     app.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE)
     use_shipped_example(app)  # "Use via API" sends demo/examples/pug_140.jpg, not a file on a public URL
@@ -147,7 +153,8 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, max
                             app_kwargs={"middleware": [_front_door(app, max_file_size)]},
                             state_session_capacity=SESSIONS,
                             ssr_mode=False, run_history=False, share=False, enable_monitoring=False,
-                            mcp_server=False, footer_links=["api"], theme=THEME, auth=auth,
+                            mcp_server=False, footer_links=["api"], theme=THEME, css=PAGE_CSS, js=PAGE_JS,
+                            auth=auth,
                             auth_message=AUTH_MESSAGE if auth else None,
                             prevent_thread_lock=True, quiet=True, inline=False if share else inline)
     except OSError as err:

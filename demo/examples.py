@@ -11,25 +11,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.data.breeds import is_cat
+from engine.data.breeds import display_name
 
 __all__ = ["caption", "example_gallery", "pick"]
 
 
 def caption(path: Path) -> str:
-    """``Bengal_169.jpg`` -> ``Bengal (cat)``."""
-    breed = path.stem.rsplit("_", 1)[0]
-    return f"{breed.replace('_', ' ')} ({'cat' if is_cat(breed) else 'dog'})"
+    """``japanese_chin_109.jpg`` -> ``Japanese Chin (dog)``: the thumbnail's caption, and its name for
+    screen readers (``page.PAGE_JS``)."""
+    return display_name(Path(path).stem.rsplit("_", 1)[0])
 
 
 def example_gallery(examples, label: str, elem_id: str):
-    """A row of clickable thumbnails (call inside ``gr.Blocks``); None when there are no examples."""
+    """Clickable thumbnails, 4 to a row (call inside ``gr.Blocks``); None when there are no examples.
+    Its class ``example-gallery`` lets the columns shrink to a phone's width (``page.PAGE_CSS``)."""
     import gradio as gr
 
     if not examples:
         return None
     return gr.Gallery([(str(p), caption(p)) for p in examples], label=label, elem_id=elem_id, columns=4,
-                      rows=2, height=320, allow_preview=False, object_fit="cover", interactive=False, buttons=[])
+                      rows=2, height="auto", allow_preview=False, object_fit="cover", interactive=False, buttons=[],
+                      elem_classes=["example-gallery"])
 
 
 def pick(examples, event) -> Path | None:

@@ -7,14 +7,19 @@ opinion that *can* say "none of these": the original ImageNet classifier on the 
 
     breed      a breed, the chance it is a cat or a dog, and the time it took
     unsure     no breed gets ``UNSURE_BELOW`` of the probability: say so, with the two best guesses
-    not_a_pet  ImageNet puts under ``NOT_A_PET_BELOW`` on cats and dogs and its top class is not one:
-               say what it sees
+    disagree   ImageNet sees no cat or dog, but the breed model is sure (``DISAGREE_FROM``): say both
+    not_a_pet  ImageNet sees no cat or dog (under ``NOT_A_PET_BELOW`` on them, its top class none of
+               them) and the breed model is not sure enough to outvote it: say what ImageNet sees
 
-The engine's ``Prediction`` decides which (``Prediction.verdict``, with both thresholds beside it in
-``engine/serving/prediction.py``) and carries the pixels the model saw, which the page shows.
+The engine's ``Prediction`` decides which (``Prediction.verdict``, with the thresholds beside it in
+``engine/serving/prediction.py``; ``python -m engine.predict`` writes the same verdict) and carries
+the pixels the model saw, which the page shows. ``judge`` only words it.
 
 Uploads go through ``uploads.read_photo`` (our checks, then the engine's decoder); Gradio only
 stores the file, it never decodes it (see ``build_predict_tab``).
+
+Breeds are shown by their names (``display_name``: "British Shorthair (cat)"); ``Verdict`` keeps the
+ids (``label``, ``probabilities``), as the exports and ``engine.predict`` do.
 """
 
 from __future__ import annotations
@@ -25,23 +30,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.data.breeds import is_cat
+from engine.data.breeds import display_name, is_cat
 from engine.serving.prediction import Prediction  # its "not a pet" rule is shared with engine.predict
 
 from .checks import InputRefused, flag, with_types
 from .examples import example_gallery, pick
+from .flagging import build_flag_control, remembering
 from .outputs import image_file
+from .page import SHOW_VERDICT_JS
 from .sessions import InFlight, session_key, visitor_key
 from .uploads import NO_PHOTO, UploadRefused, read_photo
 
-__all__ = ["Verdict", "judge", "predict_photo", "classify", "build_predict_tab"]
+__all__ = ["Verdict", "judge", "predict_photo", "classify", "looked_file", "build_predict_tab"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Verdict:
-    """What the page shows for one photo. ``kind``: breed, unsure, not_a_pet, refused or no_photo."""
+    """What the page shows for one photo. ``kind``: breed, unsure, disagree, not_a_pet, refused or no_photo."""
 
     kind: str
     message: str  # Markdown for the page
@@ -52,17 +59,29 @@ class Verdict:
     cat_probability: float | None = None  # the breed model's mass on cat breeds
     milliseconds: float | None = None  # decode + preprocess + forward
     preview: np.ndarray | None = None  # the pixels the model looked at (``Prediction.pixels``)
+    photo: np.ndarray | None = None  # the decoded upload, never shown (kept for "Wrong breed?": flagging.py)
+    cam: np.ndarray | None = None  # where it looked for its top breed, 0..1 over ``preview`` (``Prediction.cam``)
 
     @property
     def top5(self) -> dict[str, float]:
-        """The five likeliest breeds (empty when the page should not show breeds)."""
-        if self.kind not in ("breed", "unsure"):
+        """The five likeliest breeds, by id (empty when the page should not show breeds)."""
+        if self.kind not in ("breed", "unsure", "disagree"):
             return {}
         return dict(sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:5])
+
+    @property
+    def top5_named(self) -> dict[str, float]:
+        """``top5`` as the page shows it: "Keeshond (dog)" instead of ``keeshond``."""
+        return {display_name(breed): p for breed, p in self.top5.items()}
 
 
 def _pct(p: float) -> str:
     return f"{p:.0%}" if p >= 0.01 else "<1%"
+
+
+def _a(noun: str) -> str:
+    """The noun with its indefinite article: "a suitcase", "an Egyptian Mau (cat)"."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def judge(prediction: Prediction, milliseconds: float | None = None, notes: list[str] = (),
@@ -71,12 +90,13 @@ def judge(prediction: Prediction, milliseconds: float | None = None, notes: list
     probs = prediction.probabilities
     ranked = prediction.top(2)
     (label, p), runner_up = ranked[0], ranked[1] if len(ranked) > 1 else (None, 0.0)
+    name = display_name(label)
     cat_p = sum(q for breed, q in probs.items() if is_cat(breed))
     species, species_p = ("cat", cat_p) if cat_p >= 0.5 else ("dog", 1 - cat_p)
     check = prediction.imagenet
     imagenet, pet_p = (list(check.top), check.pet_probability) if check is not None else (None, None)
     common = dict(label=label, probabilities=dict(probs), imagenet=imagenet, pet_probability=pet_p,
-                  cat_probability=cat_p, milliseconds=milliseconds, preview=prediction.pixels)
+                  cat_probability=cat_p, milliseconds=milliseconds, preview=prediction.pixels, cam=prediction.cam)
     why = (f"_Why the ImageNet check: softmax always shares 100% among the {len(probs)} breeds, so the breed "
            "model alone cannot answer \"none of these\"._")
     took = f"Took {milliseconds:.0f} ms with {model_name}." if milliseconds is not None else ""
@@ -87,13 +107,22 @@ def judge(prediction: Prediction, milliseconds: float | None = None, notes: list
         seen = ", ".join(f"**{name}** ({_pct(q)})" for name, q in imagenet[:3])
         text = (f"### This does not look like a cat or a dog\n"
                 f"The ImageNet classifier sees {seen}; all its cat and dog classes together get only "
-                f"{_pct(pet_p)}. Forced to choose, the breed model would say {label} ({_pct(p)}).")
+                f"{_pct(pet_p)}. Forced to choose, the breed model would say {name}, at {_pct(p)}.")
         return Verdict("not_a_pet", "\n\n".join(s for s in (text, extra, why, took) if s), **common)
+    if kind == "disagree":  # neither model overrules the other: the page says both
+        seen = ", ".join(f"**{name}** ({_pct(q)})" for name, q in imagenet[:3])
+        text = (f"### Looks like {_a(display_name(label))} at {_pct(p)}, though a general-purpose classifier "
+                f"sees {_a(imagenet[0][0])}\nThe breed model is sure: {_pct(p)} on this breed. The ImageNet "
+                f"classifier (1000 kinds of things) sees {seen}; all its cat and dog classes together get only "
+                f"{_pct(pet_p)}. Perhaps the pet is small, half hidden or unusual in this photo; or it is not a "
+                "pet at all, which the breed model cannot tell.")
+        return Verdict("disagree", "\n\n".join(s for s in (text, extra, why, took) if s), **common)
     if kind == "unsure":
-        text = (f"### Not sure\nNo breed is likely: the best guess, **{label}**, gets only {_pct(p)} "
-                f"(then {runner_up[0]}, {_pct(runner_up[1])}). Probably a {species} ({_pct(species_p)}).")
+        then = f" (then {display_name(runner_up[0])}, {_pct(runner_up[1])})" if runner_up[0] else ""
+        text = (f"### Not sure\nNo breed is likely: the best guess, **{name}**, gets only {_pct(p)}{then}. "
+                f"Probably a {species} ({_pct(species_p)}).")
         return Verdict("unsure", "\n\n".join(s for s in (text, extra, why, took) if s), **common)
-    text = f"### {label}\nA **{species}** ({_pct(species_p)} summed over the {species} breeds); this breed: {_pct(p)}."
+    text = f"### {name}\nA **{species}** ({_pct(species_p)} summed over the {species} breeds); this breed: {_pct(p)}."
     return Verdict("breed", "\n\n".join(s for s in (text, extra, took, why) if s), **common)
 
 
@@ -121,20 +150,31 @@ def predict_photo(photo, predictor, max_bytes: int = 10 * 2**20, model_name: str
         return Verdict("refused", "### Something went wrong\nThe photo could not be classified. Please try "
                                   "again, or try another photo.")
     ms = (decoded - start + prediction.seconds) * 1000  # without the time spent waiting for another photo's pass
-    return judge(prediction, ms, info.notes, model_name)
+    verdict = judge(prediction, ms, info.notes, model_name)
+    verdict.photo = image
+    return verdict
 
 
 def classify(photo, use_session_model: bool = False, session_model=None, *, predictor,
-             max_bytes: int = 10 * 2**20, allowed=None) -> tuple[dict[str, float] | None, str, np.ndarray | None]:
-    """The handler tab 1 runs: ``(top 5 for gr.Label, message, preview)``.
+             max_bytes: int = 10 * 2**20, allowed=None,
+             remember=None) -> tuple[dict[str, float] | None, str, np.ndarray | None]:
+    """The handler tab 1 runs: ``(top 5 for gr.Label, by breed name, message, preview)``.
 
     ``session_model`` is the Predictor this visitor trained in tab 4 (None if none); it is used
-    when ``use_session_model`` is ticked, else the shipped ``predictor``.
+    when ``use_session_model`` is ticked, else the shipped ``predictor``. ``remember(verdict, model_name)``,
+    when given, is told every verdict (``flagging.Flags.remember``).
     """
+    verdict, note = _verdict(photo, use_session_model, session_model, predictor, max_bytes, allowed, remember)
+    return verdict.top5_named or None, verdict.message + note, verdict.preview
+
+
+def _verdict(photo, use_session_model, session_model, predictor, max_bytes, allowed,
+             remember=None) -> tuple[Verdict, str]:
+    """``classify``'s verdict, and the note on which model answered; ``remember`` is told the verdict."""
     try:
         use_session_model = flag(use_session_model, "\"Use the model I trained\"")
     except InputRefused as err:
-        return None, f"### Cannot do that\n{err}", None
+        return Verdict("refused", f"### Cannot do that\n{err}"), ""
     note = ""
     if use_session_model and session_model is not None:
         predictor, model_name = session_model, "your model from tab 4"
@@ -144,7 +184,19 @@ def classify(photo, use_session_model: bool = False, session_model=None, *, pred
             note = ("\n\n_You have not trained a model in this session yet (tab 4, \"Train\"), so the shipped "
                     "model answered._")
     verdict = predict_photo(photo, predictor, max_bytes, model_name, allowed)
-    return verdict.top5 or None, verdict.message + note, verdict.preview
+    if remember is not None:
+        remember(verdict, model_name)
+    return verdict, note
+
+
+def looked_file(verdict: Verdict) -> str | None:
+    """The preview with the map of where the model looked laid over it, as an image file (None
+    without a preview or a map)."""
+    if verdict.preview is None or verdict.cam is None:
+        return None
+    from engine.cam import overlay
+
+    return image_file(overlay(verdict.preview, verdict.cam))
 
 
 BUSY_VISITOR = "You already have photos on their way: wait for their answers, then send the next one."
@@ -152,7 +204,7 @@ PER_VISITOR = 2  # predictions of one visitor at once; the event runs 4, so anot
 
 
 def build_predict_tab(predictor, sessions, max_bytes: int, examples=(), allowed=None,
-                      others_waiting=lambda visitor: False) -> None:
+                      others_waiting=lambda visitor: False, flags=None) -> None:
     """Tab 1's components and events (call inside ``gr.Blocks``).
 
     Args:
@@ -161,52 +213,64 @@ def build_predict_tab(predictor, sessions, max_bytes: int, examples=(), allowed=
         others_waiting: whether anyone but this visitor has events waiting in the queue. A visitor
             may use every place while nobody else waits; when someone does, at most ``PER_VISITOR``
             of theirs run, and the rest are answered at once, so the queue reaches the others fast.
+        flags: a ``flagging.Flags`` to add the "Wrong breed?" control; None (the default): no control.
     """
     import gradio as gr
 
     in_flight = InFlight(PER_VISITOR)
     with gr.Tab("Which breed is my pet?", id="predict"):
-        gr.Markdown(f"Upload a photo of a cat or a dog (up to {max_bytes / 2**20:.0f} MB), take one with the "
-                    f"webcam or paste one: the model names its breed among the {len(predictor.vocab)} of the "
+        gr.Markdown(f"A photo of a cat or a dog (up to {max_bytes / 2**20:.0f} MB): upload it, take it with the "
+                    f"camera or paste it. The model names its breed among the {len(predictor.vocab)} of the "
                     "Oxford-IIIT Pet dataset, and says so when it does not know.")
-        with gr.Row():
-            with gr.Column():
-                # gr.File, not gr.Image: gr.Image would open and convert the upload before our code
-                # runs. A file input hands over the stored file, and our checks decide what to decode.
-                upload = gr.File(label="Upload a photo", file_types=["image"], type="filepath",
-                                 elem_id="photo-upload")
-                # Webcam shots and pasted pictures come from the visitor's browser, which encodes
-                # them as PNG or JPEG and uploads them as files. preprocess=False below hands us that
-                # stored file untouched (gr.Image's own preprocessing would open it with PIL), so
-                # they go through exactly the same checks and decoder as uploads.
-                camera = gr.Image(label="...or take one with the webcam, or paste one", type="filepath",
-                                  sources=["webcam", "clipboard"], elem_id="photo-camera")
+        # Two columns on a desktop, the photo and examples beside the answer; on a phone they stack,
+        # and SHOW_VERDICT_JS scrolls the answer into view when it arrives.
+        with gr.Row(equal_height=False):
+            with gr.Column(min_width=320):
+                # One input for all three sources; it shows the photo. preprocess=False (below) hands
+                # our code the stored file untouched: gr.Image's own preprocessing would open and
+                # convert it with PIL first. Whatever the source (a file, a camera shot, a pasted
+                # picture, which the browser encodes as PNG or JPEG), it is an upload in Gradio's
+                # folder and goes through the same checks and decoder (uploads.read_photo).
+                photo = gr.Image(label="Your photo", sources=["upload", "webcam", "clipboard"], type="filepath",
+                                 elem_id="photo-upload", height=300, alt_text="The photo you sent")
                 use_own = gr.Checkbox(label="Use the model I trained in tab 4 (this session only)", value=False)
-                gallery = example_gallery(examples, "Or click an example (photos the model never trained on)",
+                gallery = example_gallery(examples, "Or click an example (unseen in training)",
                                           "predict-examples")
-            with gr.Column():
+            with gr.Column(min_width=320, elem_id="answer"):  # room below for more about the answer
                 message = gr.Markdown(NO_PHOTO, label="Answer", elem_id="verdict")
                 top5 = gr.Label(num_top_classes=5, label="Top 5 breeds", elem_id="top5")
                 seen = gr.Image(label="What the model looks at: the centre square", interactive=False,
                                 type="filepath", format="jpeg", height=240, elem_id="seen",
-                                buttons=["download", "fullscreen"])
+                                buttons=["download", "fullscreen"], visible=False)
+                # --- where the model looked (issue 23, point 4): the same square with the map laid
+                # over it, shown instead of the plain one while the box is ticked (the default) ---
+                looked = gr.Image(label="Where the model looked for its top breed (warm: the evidence)",
+                                  interactive=False, type="filepath", format="jpeg", height=240, elem_id="looked",
+                                  buttons=["download", "fullscreen"])
+                show_map = gr.Checkbox(label="Show where the model looked", value=True, elem_id="show-map")
+                show_map.change(lambda show: (gr.update(visible=not show), gr.update(visible=show)), [show_map],
+                                [seen, looked], queue=False, api_visibility="private")
+                if flags is not None:
+                    build_flag_control(flags)
 
         def predict(photo, use_session_model, request: gr.Request):
             """Name the breed in a photo: the top 5 breeds, a message, and the square the model looked at."""
             visitor = visitor_key(request)
             if not in_flight.enter(visitor, strict=others_waiting(visitor)):
-                return None, BUSY_VISITOR, None
+                return None, BUSY_VISITOR, None, None
             try:
                 mine = sessions.get(session_key(request))
-                top, text, preview = classify(photo, use_session_model, mine, predictor=predictor,
-                                              max_bytes=max_bytes, allowed=allowed)
+                verdict, note = _verdict(photo, use_session_model, mine, predictor, max_bytes, allowed,
+                                         remember=remembering(flags, request))
             finally:
                 in_flight.leave(visitor)
-            return top, text, None if preview is None else image_file(preview)
+            preview = None if verdict.preview is None else image_file(verdict.preview)
+            return verdict.top5_named or None, verdict.message + note, preview, looked_file(verdict) or preview
 
-        common = dict(outputs=[top5, message, seen], preprocess=False, concurrency_limit=4, concurrency_id="predict")
-        upload.change(with_types(predict, request=gr.Request), [upload, use_own], api_name="predict", **common)
-        camera.change(with_types(predict, request=gr.Request), [camera, use_own], api_name="predict_camera", **common)
+        common = dict(outputs=[top5, message, seen, looked], preprocess=False, concurrency_limit=4,
+                      concurrency_id="predict")
+        photo.change(with_types(predict, request=gr.Request), [photo, use_own], api_name="predict", **common) \
+            .then(None, js=SHOW_VERDICT_JS)
         if gallery is not None:
             def predict_example(use_session_model, evt: gr.SelectData, request: gr.Request):
                 """Name the breed in the example photo that was clicked (by its position in the gallery)."""
@@ -214,4 +278,4 @@ def build_predict_tab(predictor, sessions, max_bytes: int, examples=(), allowed=
                 return predict(None if photo is None else str(photo), use_session_model, request)
 
             gallery.select(with_types(predict_example, evt=gr.SelectData, request=gr.Request), [use_own],
-                           api_name="predict_example", **common)
+                           api_name="predict_example", **common).then(None, js=SHOW_VERDICT_JS)

@@ -71,6 +71,8 @@ class DemoSettings:
     session_ttl: float = 3600.0  # seconds a session's model is kept after its last use
     delete_cache_after: int | None = 3600  # seconds until uploads and results are deleted (None: keep)
     uploads_per_minute: int = 30  # per visitor (network address), and 2 MB each on average
+    flag_dir: Path | None = None  # where "Wrong breed?" flags are written (None: flagging off)
+    flag_max: int = 1000  # flags that folder may hold; then new ones are refused
 
     @classmethod
     def from_env(cls) -> DemoSettings:

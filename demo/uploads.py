@@ -20,7 +20,7 @@ for each other instead of multiplying the memory.
 
 Before any of that, the file must be one the visitor may have sent: a file inside Gradio's upload
 folder, or one of the server's own example photos (``allowed_files``). A payload can name any path
-(an event that skips Gradio's preprocessing, as the webcam input does, receives it as sent), so a
+(an event that skips Gradio's preprocessing, as the photo input's does, receives it as sent), so a
 path anywhere else is answered exactly like an upload that did not arrive: no preview, no hint of
 whether such a file exists or how big it is.
 

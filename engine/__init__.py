@@ -7,6 +7,7 @@ The core, at the top (what the chapter teaches):
     numerics      the log domain, and the NaN guard's error
     metrics       accuracy, error_rate
     models        the architecture registry: pretrained bodies with a new head, parameter groups
+    cam           where the model looked: class-activation maps, exact for the head we have
 
 data/  from photo files to augmented batches on the device
     preprocessing the whole preprocessing as one frozen object (presize, size, normalization)
@@ -68,6 +69,7 @@ _EXPORTS = {
     "numerics": ["NonFiniteError", "check_finite", "log_of", "naive_softmax", "compare_softmax"],
     "metrics": ["accuracy", "error_rate"],
     "models": ["create_model", "create_head", "Classifier", "ARCHS", "register", "imagenet_categories"],
+    "cam": ["activation_maps", "where_looked"],
     "datasets": ["download_pets"],
     "data.breeds": ["PET_BREEDS", "is_cat"],
     "data.locate": ["pets_path", "pets_sample", "default_cache_dir"],

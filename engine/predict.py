@@ -4,9 +4,12 @@
 
 MODEL is an export folder (``engine.serving.export``; ``demo/model`` is one). Each following
 argument is a photo or a folder, searched with its subfolders. One row per photo: the file, the
-three likeliest breeds with their probabilities and a "not a pet" flag (the ImageNet check, when
-the model kept that head). Files that cannot be read as images (a ``.mat`` file, a truncated
-JPEG, a text file) are listed in a "skipped" section with the reason; they never stop the run.
+three likeliest breeds (``breed_1``: the id, ``Maine_Coon``; ``name_1``: as a person reads it,
+"Maine Coon (cat)"; ``p_1``: its probability), the verdict the web demo shows for the same photo
+(``Prediction.verdict``: breed, unsure, disagree or not_a_pet), what the ImageNet check sees
+(``imagenet_1``, its top class) and ``not_a_pet`` (yes when the verdict refuses the photo; both
+empty when the model has no ImageNet head). Files that cannot be read as images (a ``.mat`` file, a
+truncated JPEG, a text file) are listed in a "skipped" section with the reason; they never stop the run.
 
 How it is fast: worker threads decode and preprocess the next photos (OpenCV and PIL release
 Python's lock while they work) while the network runs on the current batch; the network sees
@@ -34,7 +37,11 @@ if TYPE_CHECKING:
 __all__ = ["photo_files", "predict_files", "main"]
 
 TOP = 3
-COLUMNS = ["file"] + [f"{what}_{i}" for i in range(1, TOP + 1) for what in ("breed", "p")] + ["not_a_pet", "skipped"]
+COLUMNS = (["file"] + [f"{what}_{i}" for i in range(1, TOP + 1) for what in ("breed", "name", "p")]
+           + ["verdict", "imagenet_1", "not_a_pet", "skipped"])
+# What the screen line adds to the breeds, by verdict ({seen}: ImageNet's top class)
+_NOTES = {"breed": "", "unsure": "  (not sure)", "disagree": "  (though ImageNet sees: {seen})",
+          "not_a_pet": "  (not a cat or a dog? ImageNet sees: {seen})"}
 
 
 def photo_files(inputs: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -123,20 +130,23 @@ def _answer(predictor, group):
 
 
 def _row(path: Path, prediction: Prediction | None, reason: str | None) -> dict:
+    from .data.breeds import display_name
+
     row = {"file": str(path), "skipped": reason or ""}
     if prediction is not None:
         for i, (breed, p) in enumerate(prediction.top(TOP), 1):
-            row[f"breed_{i}"], row[f"p_{i}"] = breed, f"{p:.4f}"
+            row[f"breed_{i}"], row[f"name_{i}"], row[f"p_{i}"] = breed, display_name(breed), f"{p:.4f}"
         check = prediction.imagenet  # None when the model has no ImageNet classifier
-        row["not_a_pet"] = "" if check is None else "yes" if check.not_a_pet else "no"
+        row["verdict"] = prediction.verdict  # the web demo's rule: the same answer for the same photo
+        row["imagenet_1"] = "" if check is None else check.top[0][0]
+        row["not_a_pet"] = "" if check is None else "yes" if row["verdict"] == "not_a_pet" else "no"
     return row
 
 
 def _line(row: dict) -> str:
-    top = " | ".join(f"{row[f'breed_{i}']} {float(row[f'p_{i}']):.0%}" for i in range(1, TOP + 1)
+    top = " | ".join(f"{row[f'name_{i}']} {float(row[f'p_{i}']):.0%}" for i in range(1, TOP + 1)
                      if row.get(f"breed_{i}"))
-    flag = "  (not a pet?)" if row.get("not_a_pet") == "yes" else ""
-    return f"{row['file']}: {top}{flag}"
+    return f"{row['file']}: {top}{_NOTES[row['verdict']].format(seen=row['imagenet_1'])}"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.data.breeds import PET_BREEDS, is_cat
+from engine.data.breeds import PET_BREEDS, display_name, is_cat
 from engine.data.download import UnsafeArchiveError, download_file, safe_extract
 from engine.data.locate import default_cache_dir, pets_path
 from engine.datasets import PETS_IMAGES_MD5, download_pets, main
@@ -169,6 +169,18 @@ def test_is_cat(name, cat):
 def test_is_cat_rejects_an_empty_name():
     with pytest.raises(ValueError, match="breed or file name"):
         is_cat("")
+
+
+def test_display_names_are_for_people_and_say_cat_or_dog():
+    assert display_name("British_Shorthair") == "British Shorthair (cat)"
+    assert display_name("american_pit_bull_terrier") == "American Pit Bull Terrier (dog)"
+    assert display_name("pug") == "Pug (dog)"
+    names = [display_name(b) for b in PET_BREEDS]
+    assert len(set(names)) == 37 and sum(n.endswith(" (cat)") for n in names) == 12 and "_" not in "".join(names)
+    assert display_name("Maine__Coon_") == "Maine Coon (cat)"  # a stray underscore in a custom model's vocab
+    for bad in ("", "_", "__"):
+        with pytest.raises(ValueError, match="expected a breed id"):
+            display_name(bad)
 
 
 def test_real_sample_breeds_are_all_known(pets_sample, monkeypatch):

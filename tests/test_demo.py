@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 import demo  # noqa: F401, I001  (first: its process settings must precede torch's import; see demo/__init__.py)
+from demo.examples import caption
 from demo.predict_tab import classify, judge, predict_photo
 from demo.presize_lab import presize_lab
 from demo.settings import SHIPPED_EXAMPLES, SHIPPED_MODEL, TRAINING_DISABLED, example_photos, parse_size
@@ -70,9 +71,11 @@ def test_classify_a_real_photo_as_the_page_shows_it(predictor, pets_sample):
     # Gradio hands the handler its file dict (preprocess=False): the same as a browser upload.
     top5, message, preview = classify({"path": str(pets_sample / "images" / "keeshond_119.jpg")},
                                       predictor=predictor)
-    assert list(top5)[0] == "keeshond" and len(top5) == 5
-    assert top5["keeshond"] > 0.9 and sum(top5.values()) <= 1.0 + 1e-6
-    assert message.startswith("### keeshond\nA **dog**")
+    assert list(top5)[0] == "Keeshond (dog)" and len(top5) == 5  # names for people; the Verdict keeps ids
+    assert top5["Keeshond (dog)"] > 0.9 and sum(top5.values()) <= 1.0 + 1e-6
+    assert message.startswith("### Keeshond (dog)\nA **dog**")
+    verdict = predict_photo(pets_sample / "images" / "keeshond_119.jpg", predictor)
+    assert verdict.label == "keeshond" and list(verdict.top5)[0] == "keeshond" and "keeshond" in verdict.probabilities
     _assert_predicted(message)
     assert "softmax always shares 100% among the 37 breeds" in message
     assert preview.shape == (224, 224, 3) and preview.dtype == np.uint8
@@ -228,23 +231,30 @@ def _details(top: float, imagenet: list[tuple[str, float]], pet: float, breeds=(
 
 
 def test_judge_says_not_a_pet_and_names_what_imagenet_sees():
-    v = judge(_details(0.97, [("envelope", 0.4), ("carton", 0.2)], pet=NOT_A_PET_BELOW / 2), 12.0)
+    v = judge(_details(0.91, [("envelope", 0.4), ("carton", 0.2)], pet=NOT_A_PET_BELOW / 2), 12.0)
     assert v.kind == "not_a_pet" and v.top5 == {}
     assert "does not look like a cat or a dog" in v.message and "**envelope** (40%)" in v.message
-    assert "would say beagle (97%)" in v.message
+    assert "would say Beagle (dog), at 91%" in v.message
     assert 'softmax always shares 100% among the 3 breeds, so the breed model alone cannot answer "none' in v.message
 
 
 def test_judge_trusts_a_pet_that_imagenet_calls_a_dog_breed():
     # little mass on pets overall, but ImageNet's top class is a dog: a pet (e.g. a boxer with a ball)
     v = judge(_details(0.97, [("boxer", 0.06), ("tennis ball", 0.05)], pet=NOT_A_PET_BELOW / 2))
-    assert v.kind == "breed" and v.message.startswith("### beagle\nA **dog**")
+    assert v.kind == "breed" and v.message.startswith("### Beagle (dog)\nA **dog**")
 
 
 def test_judge_is_unsure_below_half():
     v = judge(_details(UNSURE_BELOW - 0.1, [("beagle", 0.8)], pet=0.9))
     assert v.kind == "unsure" and v.message.startswith("### Not sure\n")
-    assert "**beagle**, gets only 40% (then pug, 30%)" in v.message and len(v.top5) == 3
+    assert "**Beagle (dog)**, gets only 40% (then Pug (dog), 30%)" in v.message and len(v.top5) == 3
+    assert set(v.top5) == {"beagle", "pug", "Bengal"} and set(v.top5_named) == {"Beagle (dog)", "Pug (dog)",
+                                                                                 "Bengal (cat)"}
+
+
+def test_example_captions_are_breed_names():
+    assert caption(Path("japanese_chin_109.jpg")) == "Japanese Chin (dog)"
+    assert [caption(p) for p in sorted(SHIPPED_EXAMPLES.glob("*.jpg"))][:2] == ["Bengal (cat)", "Birman (cat)"]
 
 
 # --- tab 2 ------------------------------------------------------------------------------------------
@@ -582,7 +592,8 @@ def test_the_app_module_has_a_blocks_named_demo():
 
     assert isinstance(page, gr.Blocks)
     titles = [b.label for b in page.blocks.values() if isinstance(b, gr.Tab)]
-    assert titles == ["Which breed is my pet?", "Softmax & cross-entropy lab", "Presizing lab", "Train"]
+    assert titles == ["Which breed is my pet?", "Softmax & cross-entropy lab", "Presizing lab", "Train",
+                      "About"]
 
 
 def test_pixel_limits_keep_one_decode_small(tmp_path):

@@ -15,10 +15,12 @@ import urllib.request
 from pathlib import Path
 
 import gradio_client  # noqa: E402  (a test dependency: missing, the suite fails rather than skips)
+import numpy as np
 import pytest
 from PIL import Image
 
 from demo.predict_tab import BUSY_VISITOR
+from engine.data.breeds import display_name
 from engine.testing import write_image, write_labels_csv, write_synthetic_pets
 from tests.support.server import DemoServer, RawClient
 
@@ -44,7 +46,8 @@ def client(server):
 
 
 def _predict(client, path):
-    return client.predict(gradio_client.handle_file(str(path)), False, api_name="/predict")
+    """(top 5, message, preview); the fourth output, the preview with the map over it, is tested apart."""
+    return client.predict(gradio_client.handle_file(str(path)), False, api_name="/predict")[:3]
 
 
 PHOTO = Path(__file__).resolve().parents[1] / "demo" / "examples" / "pug_140.jpg"  # shipped with the demo
@@ -54,17 +57,31 @@ def _assert_answers(client, server):
     """The server is alive and still predicts a photo (after whatever the test sent it)."""
     assert server.process.poll() is None, server.output()
     top5, message, _ = _predict(client, PHOTO)
-    assert top5["label"] == "pug" and "ms with the shipped model" in message
+    assert top5["label"] == "Pug (dog)" and "ms with the shipped model" in message
 
 
 @pytest.mark.parametrize("name,breed", [("keeshond_119.jpg", "keeshond"), ("Bengal_169.jpg", "Bengal")])
 def test_predicts_the_breed_of_a_real_photo(client, pets_sample, name, breed):
     top5, message, preview = _predict(client, pets_sample / "images" / name)
-    assert top5["label"] == breed
-    assert top5["confidences"][0]["label"] == breed and len(top5["confidences"]) == 5
-    assert message.startswith(f"### {breed}\n") and "ms with the shipped model" in message
+    assert top5["label"] == display_name(breed)  # the page's names: "Bengal (cat)"
+    assert top5["confidences"][0]["label"] == display_name(breed) and len(top5["confidences"]) == 5
+    assert message.startswith(f"### {display_name(breed)}\n") and "ms with the shipped model" in message
     with Image.open(preview) as seen:  # the square the model looked at, served back as an image
         assert seen.size == (224, 224)
+
+
+def test_a_pet_imagenet_does_not_see_gets_both_opinions_and_a_non_pet_is_refused(client, pets_sample, tmp_path):
+    # the breed model is sure of this boxer; ImageNet sees only its tennis ball (Prediction.verdict: "disagree")
+    top5, message, _ = _predict(client, pets_sample / "images" / "boxer_157.jpg")
+    assert message.startswith("### Looks like a Boxer (dog) at 100%, though a general-purpose classifier sees a "
+                              "tennis ball\n"), message
+    assert len(top5["confidences"]) == 5  # the breeds are shown
+    from skimage.data import coffee  # a real photograph of no cat or dog (scikit-image: a test dependency)
+
+    Image.fromarray(coffee()).save(tmp_path / "coffee.jpg")
+    top5, message, _ = _predict(client, tmp_path / "coffee.jpg")
+    assert message.startswith("### This does not look like a cat or a dog\n") and "**espresso**" in message
+    assert not top5  # no breeds shown
 
 
 def _event(client, api_name: str, data: list, event_data=None):
@@ -81,24 +98,38 @@ def test_example_thumbnails_are_picked_by_position_only(client):
     # a click sends the position of the thumbnail; the server reads only its own example photos
     output, error = _event(client, "predict_example", [False, None], {"index": 1, "value": None})
     assert error is None, error
-    top5, message, _ = output
+    top5, message, _, looked = output
+    assert looked is not None
     assert message.startswith("### ") and "ms with the shipped model" in message and top5["label"]
     for index in (8, -1, 10**12, "0", 1.0, True, None, [0, 0], {"name": "x"}):
-        (top5, message, preview), _ = _event(client, "predict_example", [False, None], {"index": index, "value": None})
-        assert not top5 and preview is None and message.startswith("No photo yet"), index
+        (top5, message, preview, looked), _ = _event(client, "predict_example", [False, None],
+                                                     {"index": index, "value": None})
+        assert not top5 and preview is None and looked is None and message.startswith("No photo yet"), index
     for event in ({"index": {"path": "/etc/passwd"}, "value": None}, {"path": "/etc/passwd"}, "junk"):
         output, error = _event(client, "predict_example", [False, None], event)  # refused before our handler
         assert output is None and "root:" not in str(error)
 
 
-def test_webcam_and_clipboard_pictures_go_through_the_same_checks(client, pets_sample, tmp_path):
-    # The webcam/paste input is a gr.Image whose event skips Gradio's decoding (preprocess=False).
+def test_the_answer_shows_where_the_model_looked(client):
+    _, message, preview, looked = client.predict(gradio_client.handle_file(str(PHOTO)), False, api_name="/predict")
+    plain, laid = np.asarray(Image.open(preview)).astype(int), np.asarray(Image.open(looked)).astype(int)
+    assert plain.shape == laid.shape == (224, 224, 3) and message.startswith("### ")
+    warmer = (laid[..., 0] - plain[..., 0]) > 20  # the map is laid over part of the picture, not all of it
+    assert 0.05 < warmer.mean() < 0.9
+
+
+def test_upload_webcam_and_clipboard_are_one_input_with_the_same_checks(client, pets_sample, tmp_path):
+    # One gr.Image for the three sources, whose event skips Gradio's decoding (preprocess=False): a
+    # camera shot or a pasted picture is an upload like any other, and meets the same checks.
+    photo_inputs = [c for c in client.config["components"] if c.get("props", {}).get("elem_id") == "photo-upload"]
+    assert len(photo_inputs) == 1 and photo_inputs[0]["type"] == "image"
+    assert photo_inputs[0]["props"]["sources"] == ["upload", "webcam", "clipboard"]
     photo = gradio_client.handle_file(str(pets_sample / "images" / "Bengal_169.jpg"))
-    top5, message, _ = client.predict(photo, False, api_name="/predict_camera")
-    assert top5["label"] == "Bengal" and message.startswith("### Bengal\n")
+    top5, message, _, _ = client.predict(photo, False, api_name="/predict")
+    assert top5["label"] == "Bengal (cat)" and message.startswith("### Bengal (cat)\n")
     Image.new("L", (7000, 7000)).save(tmp_path / "paste.png", optimize=True)  # 49 megapixels
-    _, message, _ = client.predict(gradio_client.handle_file(str(tmp_path / "paste.png")), False,
-                                   api_name="/predict_camera")
+    _, message, _, _ = client.predict(gradio_client.handle_file(str(tmp_path / "paste.png")), False,
+                                      api_name="/predict")
     assert ("is 7000x7000 = 49 megapixels; the demo refuses PNG images (JPEG photos up to 40) over 12 megapixels"
             in message)
 
@@ -156,13 +187,13 @@ def test_launch_options_read_from_the_running_server(server):
     assert config["show_error"] is False and config["run_history"] is False
     assert config["analytics_enabled"] is False and config["mcp_server"] is False
     labels = {c["props"].get("label") for c in config["components"] if "props" in c}
-    assert {"Upload a photo", "Top 5 breeds", "True class", "Presized on the CPU: 460x460"} <= labels
+    assert {"Your photo", "Top 5 breeds", "True class", "Presized on the CPU: 460x460"} <= labels
 
 
 def test_only_prediction_and_training_are_api_endpoints(client, pets_sample):
     # PETS_SAMPLE is set (the fixture checked it), so this server has training data and its /train event
     endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert endpoints == {"/predict", "/predict_camera", "/predict_example", "/train"}  # the labs are page-only
+    assert endpoints == {"/predict", "/predict_example", "/train"}  # the labs are page-only
 
 
 def test_a_fresh_machine_with_the_full_download_has_examples_and_training(full_pets_home, tmp_path):
@@ -186,7 +217,7 @@ def test_a_fresh_machine_with_the_full_download_has_examples_and_training(full_p
 
 def _file_events(raw):
     """Every event that takes a file: (name, fn_index, data for a given file payload)."""
-    photo_events = [("predict", raw.fn_index("predict")), ("predict_camera", raw.fn_index("predict_camera"))]
+    photo_events = [("predict", raw.fn_index("predict"))]  # upload, webcam and paste: one input, one event
     compare = raw.fn_index(first_input="Photo", trigger="click")
     return [(name, fn, lambda f: [f, False]) for name, fn in photo_events] + \
         [("presize lab", compare, lambda f: [f, 10, 1.1, 2, 0])]
@@ -687,3 +718,16 @@ def test_parallel_and_forwarded_logins_are_throttled_too():
         forger.http.headers["X-Forwarded-For"] = "10.9.8.99"
         assert forger.login("teacher", "s3cret") == 429
         forger.close()
+
+
+def test_the_about_tab_shows_the_model_card_and_flagging_is_off_by_default(server):
+    raw = RawClient(server.url)
+    try:
+        config = raw.config
+    finally:
+        raw.close()
+    card = (Path(__file__).resolve().parents[1] / "demo" / "model" / "README.md").read_text(encoding="utf-8")
+    shown = [c["props"].get("value") for c in config["components"] if c["props"].get("elem_id") == "model-card"]
+    assert [s.strip() for s in shown] == [card.strip()]
+    assert not any(dep.get("api_name") == "flag_wrong_breed" for dep in config["dependencies"])
+    assert not any(c["props"].get("elem_id") == "flag-send" for c in config["components"])

@@ -59,6 +59,15 @@ def test_from_learner_and_plot_top_losses(tmp_path):
     matplotlib.pyplot.close(fig)
     tta = ClassificationInterpretation.from_learner(learn, tta=True)
     assert tta.probs.shape == interp.probs.shape
+    # with the model: the same photos, with where it looked laid over them; the model keeps its mode
+    learn.model.train()
+    plain = interp.plot_top_losses(4, ncols=2)
+    looked = interp.plot_top_losses(4, ncols=2, model=learn.model)
+    assert learn.model.training
+    a = [ax.images[0].get_array() for ax in plain.axes if ax.images]
+    b = [ax.images[0].get_array() for ax in looked.axes if ax.images]
+    assert [x.shape for x in a] == [x.shape for x in b] and any(abs(x - y).max() > 0.08 for x, y in zip(a, b))
+    matplotlib.pyplot.close(plain), matplotlib.pyplot.close(looked)
 
 
 def test_plot_top_losses_of_the_training_split_shows_the_photos_as_predicted(tmp_path):

@@ -15,6 +15,7 @@ import torch
 
 from engine import predict as predict_cli
 from engine.data.augment import BatchAugment
+from engine.data.breeds import display_name
 from engine.data.files import file_hash
 from engine.data.transforms import load_array
 from engine.learning.fine_tune import vision_learner
@@ -64,9 +65,9 @@ def test_the_graph_takes_any_batch_and_both_heads(trained):
     _, out = trained
     runner = ONNX.OnnxRunner(out / _meta(out)["onnx"]["file"])
     x = np.random.default_rng(0).uniform(0, 255, (5, 48, 48, 3)).astype(np.float32)
-    breeds, inet = runner.run(x)
-    assert breeds.shape == (5, 3) and inet.shape == (5, 1000)
-    one, _ = runner.run(x[2:3])
+    breeds, inet, maps = runner.run(x)
+    assert breeds.shape == (5, 3) and inet.shape == (5, 1000) and maps.shape == (5, 3, 2, 2)
+    one, _, _ = runner.run(x[2:3])
     np.testing.assert_allclose(one[0], breeds[2], atol=1e-4)
 
 
@@ -253,6 +254,9 @@ def test_the_folder_cli_writes_a_row_per_photo_and_lists_what_it_skipped(trained
         top = sorted(d.probabilities.items(), key=lambda kv: -kv[1])[:3]
         assert [r["breed_1"], r["breed_2"], r["breed_3"]] == [b for b, _ in top]
         assert abs(float(r["p_1"]) - top[0][1]) < 1e-3 and r["not_a_pet"] in ("yes", "no")
+        assert [r["name_1"], r["name_2"], r["name_3"]] == [display_name(b) for b, _ in top]  # beside the ids
+        assert r["verdict"] == d.verdict and r["imagenet_1"] == d.imagenet.top[0][0]
+        assert (r["not_a_pet"] == "yes") == (d.verdict == "not_a_pet")
 
     assert predict_cli.main([str(out), str(photos / "sub"), "--tta"]) == 0  # rows on the screen
     printed = capsys.readouterr().out.strip().splitlines()

@@ -84,7 +84,7 @@ def test_engine_has_no_import_cycles():
 # serving: a trained model is exported by the recipe or a command, not by the learner).
 LAYERS = [
     {"core": ["engine._lazy", "engine.progress", "engine.losses", "engine.numerics", "engine.metrics",
-              "engine.models"]},
+              "engine.models", "engine.cam"]},
     {"data": ["engine.data"]},
     {"learning": ["engine.learning"], "serving": ["engine.serving"]},
     {"recipe": ["engine.recipe"]},

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from engine.serving.onnx import probabilities, reference_probabilities
-from engine.serving.prediction import NOT_A_PET_BELOW, UNSURE_BELOW, ImagenetCheck, Prediction
+from engine.serving.prediction import DISAGREE_FROM, NOT_A_PET_BELOW, UNSURE_BELOW, ImagenetCheck, Prediction
 from engine.serving.predictor import load_predictor
 from engine.serving.runtime import TOLERANCE, TorchRuntime, check_runtime
 
@@ -29,14 +29,16 @@ def _prediction(top: float, check: ImagenetCheck | None) -> Prediction:
     return Prediction("beagle", probs, check, np.zeros((4, 4, 3), np.uint8), 0.001)
 
 
-def test_the_verdict_applies_both_thresholds():
+def test_the_verdict_applies_the_thresholds():
     pet = ImagenetCheck((("beagle", 0.9),), pet_probability=0.95, top_is_pet=True)
     assert _prediction(0.9, pet).verdict == "breed"
     assert _prediction(UNSURE_BELOW, pet).verdict == "breed"
     assert _prediction(UNSURE_BELOW - 0.01, pet).verdict == "unsure"
     car = ImagenetCheck((("sports car", 0.7), ("beagle", 0.01)), pet_probability=NOT_A_PET_BELOW - 0.01,
                         top_is_pet=False)
-    assert car.not_a_pet and _prediction(0.99, car).verdict == "not_a_pet"
+    assert car.not_a_pet and _prediction(DISAGREE_FROM - 0.01, car).verdict == "not_a_pet"
+    # a breed model this sure is not overruled: the two disagree, and a page says both
+    assert _prediction(DISAGREE_FROM, car).verdict == "disagree" and _prediction(0.99, car).verdict == "disagree"
     assert _prediction(UNSURE_BELOW - 0.01, car).verdict == "not_a_pet"  # "not a pet" comes before "unsure"
     boxer = ImagenetCheck((("boxer", 0.06), ("tennis ball", 0.05)), pet_probability=0.08, top_is_pet=True)
     assert not boxer.not_a_pet and _prediction(0.99, boxer).verdict == "breed"  # its top class is a dog
@@ -105,8 +107,8 @@ class _Reversed:
         self.inner = inner
 
     def run(self, pixels):
-        breeds, inet = self.inner.run(pixels)
-        return breeds[:, ::-1], inet
+        breeds, inet, maps = self.inner.run(pixels)
+        return breeds[:, ::-1], inet, maps
 
 
 def test_a_new_runtime_is_checked_and_used_or_refused(trained, monkeypatch):

@@ -1,14 +1,15 @@
 """The 37 breeds of the Oxford-IIIT Pet dataset, and telling cats from dogs by the name.
 
 Cat breeds are written with an upper-case first letter (``Bengal``), dog breeds in lower case
-(``great_pyrenees``), in the breed names and so in the file names (``Bengal_12.jpg``).
+(``great_pyrenees``), in the breed names and so in the file names (``Bengal_12.jpg``). Those ids
+stay in exports, CSVs and the API; a person reads ``display_name``: "British Shorthair (cat)".
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["PET_BREEDS", "is_cat"]
+__all__ = ["PET_BREEDS", "is_cat", "display_name"]
 
 # Sorted as Python sorts strings: the 12 cats (upper-case first letter) come before the 25 dogs.
 PET_BREEDS: tuple[str, ...] = (
@@ -29,3 +30,13 @@ def is_cat(name: str) -> bool:
     if not base:
         raise ValueError(f"is_cat: expected a breed or file name like 'Bengal_12.jpg', got {name!r}")
     return base[0].isupper()
+
+
+def display_name(breed: str) -> str:
+    """A breed id as a person reads it: ``British_Shorthair`` -> ``British Shorthair (cat)``,
+    ``american_pit_bull_terrier`` -> ``American Pit Bull Terrier (dog)``."""
+    words = [w for w in breed.split("_") if w]
+    if not words:
+        raise ValueError(f"display_name: expected a breed id like 'British_Shorthair' or 'pug', got {breed!r}")
+    species = "cat" if is_cat(breed) else "dog"
+    return f"{' '.join(w[0].upper() + w[1:] for w in words)} ({species})"

@@ -4,7 +4,9 @@
 * ``most_confused`` lists the off-diagonal cells with the largest counts: the pairs of breeds the
   model mixes up (often breeds that people mix up too);
 * ``top_losses`` are the items the model was most confidently wrong about (or least confidently
-  right): the place to look for mislabelled or unusual photos before cleaning the data.
+  right): the place to look for mislabelled or unusual photos before cleaning the data; with
+  ``plot_top_losses(model=...)`` each photo also shows where the model looked for its prediction
+  (its class-activation map, ``engine/cam.py``).
 
 Losses come from the logits through ``cross_entropy`` (the log domain), never from ``log(p)``.
 """
@@ -75,8 +77,10 @@ class ClassificationInterpretation:
         fig.tight_layout()
         return fig
 
-    def plot_top_losses(self, k: int = 9, ncols: int = 3):
-        """The ``k`` worst items: image, predicted / actual, loss, probability of the prediction."""
+    def plot_top_losses(self, k: int = 9, ncols: int = 3, model=None):
+        """The ``k`` worst items: image, predicted / actual, loss, probability of the prediction.
+        With ``model`` (the learner's ``Classifier``), the map of where it looked for the predicted
+        breed is laid over each photo (``cam.where_looked``, ``cam.overlay``)."""
         from ..data.show import show_images
 
         if self.dls is None:
@@ -87,8 +91,27 @@ class ClassificationInterpretation:
         loader = self.dls.valid if self.split == "valid" else self.dls.train_in_order(augment=False)
         images, titles = [], []
         for loss, i in zip(losses.tolist(), idx.tolist()):
-            x = loader.dataset.load(i)[None].to(self.dls.device)  # (1, 3, H, W) uint8
-            images.append(self.dls.decode(loader.augment(x, train=False))[0])
+            x = loader.augment(loader.dataset.load(i)[None].to(self.dls.device), train=False)  # (1, 3, H, W)
+            image = self.dls.decode(x)[0]
+            if model is not None:
+                image = self._looked(model, x, int(self.preds[i]), image)
+            images.append(image)
             pred, actual = self.vocab[self.preds[i]], self.vocab[self.targets[i]]
             titles.append(f"{pred} / {actual}\nloss {loss:.2f}, p {self.probs[i, self.preds[i]]:.2f}")
         return show_images(images, titles, ncols=ncols, suptitle="predicted / actual, loss, probability")
+
+    @staticmethod
+    def _looked(model, x: Tensor, breed: int, image: Tensor):
+        """``image`` (3, H, W) 0..1 as a (H, W, 3) uint8 picture with the map of where ``model``
+        looked for ``breed`` in ``x`` (1, 3, H, W), normalized, laid over it."""
+        from ..cam import activation_maps, overlay, where_looked
+
+        was_training = model.training
+        model.eval()  # BatchNorm with its running statistics, as the predictions were made
+        try:
+            with torch.no_grad():
+                cam = activation_maps(model.head, model.body(x))[0, breed].cpu().numpy()  # (h, w)
+        finally:
+            model.train(was_training)
+        picture = (image.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy()
+        return overlay(picture, where_looked(cam, picture.shape[:2]))

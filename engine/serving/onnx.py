@@ -7,6 +7,11 @@ whole prediction as one graph:
     photo pixels (n, size, size, 3), float 0..255, as the preprocessing leaves them
       -> normalize -> (n, 3, size, size) -> body -> breed logits (n, classes)
                                                  -> ImageNet logits (n, 1000), when the model kept that head
+                                                 -> maps (n, classes, h', w'): where each breed's logit came from
+
+The maps (``engine/cam.py``: exact class-activation maps for our head) are nodes added after the
+export (``add_activation_maps``) on the body's last feature map, so a graph exported before they
+existed gets the very same nodes when it is loaded (``load_predictor``), without PyTorch.
 
 The body's TensorFlow-style "same" padding depends on the input size, which the graph would
 recompute from shapes at every call; the size is fixed by the preprocessing, so the padding is
@@ -30,8 +35,11 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["ServingModule", "static_same_padding", "export_onnx", "quantize_int8", "OnnxRunner", "has_int8_units",
-           "check_input", "probabilities", "reference_probabilities", "usable_cpus"]
+__all__ = ["ServingModule", "static_same_padding", "export_onnx", "add_activation_maps", "has_activation_maps",
+           "MAPS", "quantize_int8", "OnnxRunner", "has_int8_units", "check_input", "probabilities",
+           "reference_probabilities", "usable_cpus"]
+
+MAPS = "maps"  # the graph output with the class-activation maps
 
 
 def static_same_padding(body: nn.Module, size: int) -> nn.Module:
@@ -99,10 +107,66 @@ def export_onnx(model: nn.Module, preprocessing, path: str | Path | None = None)
             program = torch.onnx.export(module, (example,), dynamo=True, input_names=["pixels"], output_names=names,
                                         dynamic_shapes=({0: torch.export.Dim("n", min=1, max=1024)},))
             buffer = io.BytesIO(program.model_proto.SerializeToString())
-    data = buffer.getvalue()
+    from ..cam import fold_head
+
+    with torch.no_grad():
+        data = add_activation_maps(buffer.getvalue(), fold_head(model.head)[0].numpy())
     if path is not None:
         Path(path).write_bytes(data)
     return data
+
+
+def has_activation_maps(graph: bytes) -> bool:
+    """Whether a graph from ``export_onnx`` has the ``maps`` output (exports before it had two outputs)."""
+    import onnx
+
+    return any(o.name == MAPS for o in onnx.load_from_string(graph).graph.output)
+
+
+def add_activation_maps(graph: bytes, weight: np.ndarray) -> bytes:
+    """``graph`` with one more output, ``maps`` (n, classes, h, w): ``cam.activation_maps`` computed
+    from the head's folded weight (``cam.fold_head``: (classes, 2C)) on the body's last feature map,
+    the input of the head's max pooling (its one ReduceMax node). A float or an int8 graph alike."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load_from_string(graph)
+    g = model.graph
+    if any(o.name == MAPS for o in g.output):
+        return graph
+    pools = [node for node in g.node if node.op_type == "ReduceMax"]
+    if len(pools) != 1:
+        raise ValueError(f"the graph has {len(pools)} ReduceMax nodes, not the head's one: cannot find its features")
+    features, k = pools[0].input[0], weight.shape[0]
+
+    def name(s: str) -> str:
+        return f"/maps/{s}"
+
+    g.initializer.extend([numpy_helper.from_array(np.ascontiguousarray(weight, np.float32), name("weight")),
+                          numpy_helper.from_array(np.array([2, 3], np.int64), name("axes")),
+                          numpy_helper.from_array(np.array([0, 0, -1], np.int64), name("flat_shape")),
+                          numpy_helper.from_array(np.array([k], np.int64), name("classes"))])
+    shape_of = [helper.make_node("Shape", [features], [name(part)], start=a, end=b)
+                 for part, a, b in (("n", 0, 1), ("hw", 2, 4))]
+    nodes = shape_of + [
+        helper.make_node("ReduceMax", [features], [name("peak")], axes=[2, 3], keepdims=1),
+        helper.make_node("Equal", [features, name("peak")], [name("is_peak")]),
+        helper.make_node("Cast", [name("is_peak")], [name("peaks")], to=TensorProto.FLOAT),
+        helper.make_node("ReduceSum", [name("peaks"), name("axes")], [name("ties")], keepdims=1),
+        helper.make_node("Div", [name("peaks"), name("ties")], [name("share")]),
+        helper.make_node("Mul", [features, name("share")], [name("max_part")]),
+        helper.make_node("ReduceProd", [name("hw")], [name("cells_int")], keepdims=1),
+        helper.make_node("Cast", [name("cells_int")], [name("cells")], to=TensorProto.FLOAT),
+        helper.make_node("Div", [features, name("cells")], [name("mean_part")]),
+        helper.make_node("Concat", [name("mean_part"), name("max_part")], [name("parts")], axis=1),
+        helper.make_node("Reshape", [name("parts"), name("flat_shape")], [name("flat")]),  # (n, 2C, h*w)
+        helper.make_node("MatMul", [name("weight"), name("flat")], [name("maps_flat")]),  # (n, classes, h*w)
+        helper.make_node("Concat", [name("n"), name("classes"), name("hw")], [name("maps_shape")], axis=0),
+        helper.make_node("Reshape", [name("maps_flat"), name("maps_shape")], [MAPS]),
+    ]
+    g.node.extend(nodes)
+    g.output.append(helper.make_tensor_value_info(MAPS, TensorProto.FLOAT, ["n", k, "h", "w"]))
+    return model.SerializeToString()
 
 
 def usable_cpus() -> int:
@@ -174,10 +238,11 @@ class OnnxRunner:
         self.session = ort.InferenceSession(source, options, providers=providers)
         self.outputs = [o.name for o in self.session.get_outputs()]
 
-    def run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(n, size, size, 3) float32 pixels 0..255 -> (breed logits (n, classes), ImageNet logits or None)."""
-        out = self.session.run(None, {"pixels": np.ascontiguousarray(pixels, dtype=np.float32)})
-        return out[0], (out[1] if len(out) > 1 else None)
+    def run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(n, size, size, 3) float32 pixels 0..255 -> (breed logits (n, classes), ImageNet logits or
+        None, maps (n, classes, h, w) or None for a graph without them)."""
+        out = dict(zip(self.outputs, self.session.run(None, {"pixels": np.ascontiguousarray(pixels, np.float32)})))
+        return out["breeds"], out.get("imagenet"), out.get(MAPS)
 
 
 def quantize_int8(model: bytes, calibration: Iterable[np.ndarray]) -> bytes:

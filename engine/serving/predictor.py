@@ -24,6 +24,7 @@ import threading
 import time
 import warnings
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +32,10 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..cam import fold_head, where_looked
 from ..data.preprocessing import Preprocessing
 from ..data.transforms import MAX_PIXELS, load_array, to_rgb
-from ..models import PET_IMAGENET_CLASSES, create_model, imagenet_categories
+from ..models import PET_IMAGENET_CLASSES, create_head, create_model, imagenet_categories
 from .exported import MAX_FILE_BYTES, ExportRefused, read_export, read_regular_file
 from .onnx import probabilities
 from .prediction import ImagenetCheck, Prediction
@@ -123,15 +125,18 @@ class Predictor:
         waiting = time.perf_counter()
         with _FORWARD:
             waited = time.perf_counter() - waiting
-            breeds, inet = self.runtime.run(np.concatenate(batch))  # (rows, classes), (rows, 1000) or None
+            # (rows, classes), (rows, 1000) or None, (rows, classes, h, w) or None
+            breeds, inet, maps = self.runtime.run(np.concatenate(batch))
         read, row = [], 0
         for x in batch:  # a photo's rows: 1, or 2 with its mirror
             rows = slice(row, row + len(x))
-            read.append(self._read(breeds[rows], None if inet is None else inet[rows]))
+            label, probs, check = self._read(breeds[rows], None if inet is None else inet[rows])
+            cam = None if maps is None else _where(maps[rows, self.vocab.index(label)], x.shape[1:3])
+            read.append((label, probs, check, cam))
             row += len(x)
         seconds = (time.perf_counter() - start - waited) / len(batch)
-        return [Prediction(label, probs, check, _picture(x[0]), seconds)
-                for x, (label, probs, check) in zip(batch, read)]
+        return [Prediction(label, probs, check, _picture(x[0]), seconds, cam)
+                for x, (label, probs, check, cam) in zip(batch, read)]
 
     def _read(self, breeds: np.ndarray, inet: np.ndarray | None) -> tuple[str, dict[str, float], ImagenetCheck | None]:
         """One photo's logits (several rows: its mirrors, averaged) -> label, probabilities, ImageNet check."""
@@ -151,6 +156,15 @@ class Predictor:
                 f"{self.runtime.name} on {self.device.type})")
 
 
+def _where(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """One photo's maps of its top breed (rows: the photo, and its mirror with TTA) -> the (size)
+    0..1 map over the unmirrored picture, read-only (``cam.where_looked``)."""
+    rows = [maps[0]] + [m[:, ::-1] for m in maps[1:]]  # the mirror's map, mirrored back
+    where = where_looked(np.mean(rows, axis=0), size)
+    where.flags.writeable = False
+    return where
+
+
 def _picture(pixels: np.ndarray) -> np.ndarray:
     """(size, size, 3) float pixels 0..255 -> the same picture in uint8, read-only (what a page shows)."""
     picture = np.clip(pixels + 0.5, 0, 255).astype(np.uint8)  # rounded to the nearest whole value
@@ -159,13 +173,15 @@ def _picture(pixels: np.ndarray) -> np.ndarray:
 
 
 def load_predictor(path: str | Path, device: str | torch.device | None = None, fast: bool = True,
-                   runtime: str = "auto") -> Predictor:
+                   runtime: str = "auto", maps: bool = True) -> Predictor:
     """Load an export folder (see ``export.py``, read back by ``exported.py``); refuses pickles, checks the checksums.
 
     Args:
         runtime: "auto" (onnxruntime when its check passes: the export's graph, else one built
             from the weights now; else PyTorch), "onnx" (the same, but an export without a graph
             gets none), or "pytorch".
+        maps: add the class-activation maps to an export's graphs that lack them (exported before
+            they existed); False serves those graphs as they are, without maps (to measure the cost).
     """
     if runtime not in ("auto", "onnx", "pytorch"):
         raise ValueError(f"runtime must be 'auto', 'onnx' or 'pytorch', got {runtime!r}")
@@ -191,9 +207,10 @@ def load_predictor(path: str | Path, device: str | torch.device | None = None, f
 
     graph = int8 = reference = None
     if runtime != "pytorch":
-        graph = _graph_file(folder, meta.get("onnx"))
+        with_maps = partial(_with_maps, state=state, path=path) if maps else lambda graph: graph
+        graph = with_maps(_graph_file(folder, meta.get("onnx")))
         q = meta.get("int8")
-        if q is not None and (quantized := _graph_file(folder, q)) is not None:
+        if q is not None and (quantized := with_maps(_graph_file(folder, q))) is not None:
             int8 = (quantized, _tolerance(folder / "meta.json", q.get("tolerance", TOLERANCE)))
         reference = _recorded_reference(meta, len(meta["vocab"]))
         if graph is None and runtime == "auto":
@@ -209,6 +226,29 @@ def load_predictor(path: str | Path, device: str | torch.device | None = None, f
     # With a recorded reference and a graph to try, the PyTorch model is built only if it is needed.
     lazy = reference is not None and (graph is not None or int8 is not None)
     return predictor(build if lazy else build(), reference=reference if lazy else None)
+
+
+def _with_maps(graph: bytes | None, state: dict[str, torch.Tensor], path: Path) -> bytes | None:
+    """A graph with the ``maps`` output: as it is, or, for one exported before the maps existed,
+    with their nodes added now from the export's head weights (``onnx.add_activation_maps``; the
+    file on disk stays as it is). If that cannot be done the graph serves without maps."""
+    if graph is None:
+        return None
+    try:
+        from .onnx import add_activation_maps, has_activation_maps
+
+        if has_activation_maps(graph):
+            return graph
+        head = create_head(state["head.3.weight"].shape[1] // 2, state["head.3.weight"].shape[0])
+        head.load_state_dict({k.removeprefix("head."): v.float() if v.is_floating_point() else v
+                              for k, v in state.items() if k.startswith("head.")})
+        with torch.no_grad():
+            return add_activation_maps(graph, fold_head(head.eval())[0].numpy())
+    except Exception as err:  # no onnx package, a graph of another shape: answers without a map
+        warnings.warn(f"petbreeds: the ONNX graph of {path} has no class-activation maps and they could not be "
+                      f"added ({type(err).__name__}: {err}); predictions come without them", RuntimeWarning,
+                      stacklevel=3)
+        return graph
 
 
 def _recorded_reference(meta: dict, n_classes: int) -> list[np.ndarray] | None:

@@ -1,8 +1,9 @@
 """What runs the network: onnxruntime when its check against PyTorch passes, else PyTorch.
 
 A runtime is anything with a ``name`` and a ``run(pixels)`` that takes the pixels the
-preprocessing leaves, (n, size, size, 3) float32 0..255, and returns the logits of both heads:
-(breeds (n, classes), ImageNet (n, 1000) or None). That is all a ``Predictor`` asks of it
+preprocessing leaves, (n, size, size, 3) float32 0..255, and returns the logits of both heads
+and the class-activation maps: (breeds (n, classes), ImageNet (n, 1000) or None, maps (n,
+classes, h, w) or None; see ``engine/cam.py``). That is all a ``Predictor`` asks of it
 (``Runtime``). Two exist:
 
 * ``OnnxRuntime``: onnxruntime on the export's ONNX graph (``onnx.py``), or its int8 copy on CPUs
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..cam import activation_maps
 from .exported import ExportRefused
 from .fold import fold_batchnorm
 from .onnx import OnnxRunner, check_input, probabilities
@@ -48,8 +50,9 @@ class Runtime(Protocol):
 
     name: str  # e.g. "onnxruntime float32", "pytorch": what the predictor reports
 
-    def run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(n, size, size, 3) float32 pixels 0..255 -> (breed logits (n, classes), ImageNet logits or None)."""
+    def run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(n, size, size, 3) float32 pixels 0..255 -> (breed logits (n, classes), ImageNet logits or
+        None, class-activation maps (n, classes, h, w) or None)."""
         ...
 
 
@@ -90,8 +93,8 @@ class TorchRuntime:
         self.dtype = fast_dtype(self.device) if fast else torch.float32
         self.model = _fast_copy(model, self.device) if fast else model.to(self.device)
 
-    def run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(n, size, size, 3) float32 pixels 0..255 -> (breed logits, ImageNet logits or None)."""
+    def run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """(n, size, size, 3) float32 pixels 0..255 -> (breed logits, ImageNet logits or None, maps)."""
         x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device).permute(0, 3, 1, 2)  # (n, 3, size, size)
         with torch.inference_mode():
             x = self.preprocessing.normalize(x).to(self.dtype).contiguous(memory_format=torch.channels_last)
@@ -99,7 +102,8 @@ class TorchRuntime:
             breeds = self.model.head(features).float().cpu().numpy()
             inet = self.model.imagenet_logits(features).float().cpu().numpy() \
                 if self.model.imagenet_classifier is not None else None
-        return breeds, inet
+            maps = activation_maps(self.model.head, features).cpu().numpy()  # (n, classes, h, w)
+        return breeds, inet, maps
 
     def __str__(self) -> str:
         return f"{str(self.dtype).removeprefix('torch.')} on {self.device.type}"
@@ -122,7 +126,7 @@ class OnnxRuntime(OnnxRunner):
 def check_runtime(runtime: Runtime, reference: list[np.ndarray], size: int, tolerance: float) -> None:
     """Raise ``ValueError`` unless ``runtime``'s probabilities on ``check_input(size)`` are within
     ``tolerance`` of ``reference`` (``onnx.reference_probabilities``) everywhere."""
-    got = [probabilities(x) for x in runtime.run(check_input(size)) if x is not None]
+    got = [probabilities(x) for x in runtime.run(check_input(size))[:2] if x is not None]
     if len(got) != len(reference) or any(g.shape != w.shape for g, w in zip(got, reference)):
         raise ValueError("its outputs do not fit the model (other heads, or other classes)")
     # Within the tolerance everywhere also means the same breed wherever PyTorch's top two are
