@@ -148,7 +148,7 @@ def test_the_api_page_sends_a_shipped_example_photo(server):
     assert "http" not in json.dumps([p["example_input"] for p in photos])
     assert (ROOT / EXAMPLE).is_file() and EXAMPLE == "demo/examples/pug_140.jpg"
     # the snippet, run from the repository root as the page shows it, gets an answer
-    example = next(p for p in info["named_endpoints"]["/predict"]["parameters"] if p["component"] == "File")
+    example = next(p for p in info["named_endpoints"]["/predict"]["parameters"] if p["component"] in ("File", "Image"))
     cwd = os.getcwd()
     try:
         os.chdir(ROOT)
@@ -157,7 +157,7 @@ def test_the_api_page_sends_a_shipped_example_photo(server):
         top5, message = answer[0], answer[1]
     finally:
         os.chdir(cwd)
-    assert top5["label"] == "pug" and "ms with the shipped model" in message
+    assert top5["label"] == "Pug (dog)" and "ms with the shipped model" in message
 
 
 def test_the_front_door_tells_a_url_from_a_file_the_server_handed_out(tmp_path):
