@@ -5,8 +5,9 @@
                    [--training-queue 1] [--delete-after 3600] [--uploads-per-minute 30]
                    [--flag-dir DIR] [--flag-max 1000]
 
-The options are read and checked before the app (torch, gradio, the model) is loaded, so ``--help``
-and a mistyped option answer at once.
+The options are read and checked before the app (torch, gradio, the model) is loaded, so ``--help``,
+a mistyped option and a port that is already in use answer at once, in one line, with exit status 2.
+The port is ``--port``, else ``GRADIO_SERVER_PORT`` (as Gradio and Hugging Face Spaces set it), else 7860.
 
 On a hosted notebook (Google Colab) 127.0.0.1 is the notebook's machine, not the student's:
 
@@ -28,7 +29,17 @@ import signal
 import sys
 from pathlib import Path
 
-from demo.settings import SHIPPED_MODEL, DemoSettings, default_train_data, is_loopback, parse_auth, parse_size
+from demo.settings import (
+    DEFAULT_PORT,
+    SHIPPED_MODEL,
+    DemoSettings,
+    choose_port,
+    default_train_data,
+    is_loopback,
+    parse_auth,
+    parse_size,
+    port_problem,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -37,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m demo", description="Start the petbreeds web demo.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
                                                        "only; 0.0.0.0 opens it to the network)")
-    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--port", type=int, default=None,
+                   help=f"port (default: $GRADIO_SERVER_PORT, else {DEFAULT_PORT}; --port wins over the variable)")
     p.add_argument("--model", type=Path, default=SHIPPED_MODEL, help="exported model folder (default: the "
                                                                     "shipped demo/model)")
     p.add_argument("--train-data", type=Path, default=None,
@@ -96,6 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.share and auth is None:
         return _fail("--share needs --auth USER:PASSWORD (or PETBREEDS_AUTH=user:password): anyone who has the "
                      "public link could otherwise use the demo, upload photos and start trainings")
+    try:
+        port = choose_port(args.port)
+    except ValueError as err:
+        return _fail(str(err))
+    problem = port_problem(args.host, port, only_busy=True)  # before the app loads: a busy port answers at once
+    if problem:
+        return _fail(problem)
     if args.train_data is not None and not args.train_data.exists():
         return _fail(f"--train-data {args.train_data.resolve()}: no such file or folder")
     settings = DemoSettings(model=args.model.resolve(),
@@ -105,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                             uploads_per_minute=args.uploads_per_minute, flag_max=args.flag_max,
                             flag_dir=args.flag_dir.expanduser().resolve() if args.flag_dir else None)
     if not is_loopback(args.host) and auth is None:
-        print(f"warning: the demo listens on {args.host}:{args.port} without a login: anyone who can reach this "
+        print(f"warning: the demo listens on {args.host}:{port} without a login: anyone who can reach this "
               "machine can use it, upload photos and start trainings. Add --auth USER:PASSWORD (or set "
               "PETBREEDS_AUTH) to ask for one.", file=sys.stderr, flush=True)
     from demo import app  # the heavy part: gradio, torch
@@ -118,9 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:  # missing, incomplete, pickled, damaged
         return _fail(f"--model {settings.model}: {err}")
     try:
-        app.launch(blocks, args.host, args.port, settings.max_file_size, auth=auth, share=args.share)
+        app.launch(blocks, args.host, port, settings.max_file_size, auth=auth, share=args.share)
     except app.ShareLinkError as err:
         return _fail(f"--share: no share link, so the demo stopped: {err}")
+    except app.PortInUse as err:  # taken while the model loaded, or a --host this machine does not have
+        return _fail(str(err))
     return 0
 
 

@@ -54,6 +54,7 @@ import gradio as gr
 
 from engine.serving.predictor import load_predictor
 
+from .api_page import use_shipped_example
 from .flagging import Flags
 from .guard import Guard, Limits, visitor_of
 from .model_card import build_about_tab
@@ -61,14 +62,14 @@ from .page import PAGE_CSS, PAGE_JS
 from .predict_tab import build_predict_tab
 from .presize_lab import build_presize_lab
 from .sessions import SessionModels, TrainingSlots
-from .settings import SHIPPED_MODEL, DemoSettings, default_train_data, example_photos, parse_auth
+from .settings import SHIPPED_MODEL, DemoSettings, default_train_data, example_photos, parse_auth, port_problem
 from .softmax_lab import build_softmax_lab
 from .sweeper import Sweeper
 from .train_tab import build_train_tab
 from .uploads import upload_folder
 
 # `demo` is made on first use by the module's __getattr__, which linters cannot see
-__all__ = ["QUEUE_SIZE", "THEME", "RunningDemo", "ShareLinkError", "build_demo", "demo",  # noqa: F822
+__all__ = ["QUEUE_SIZE", "THEME", "PortInUse", "RunningDemo", "ShareLinkError", "build_demo", "demo",  # noqa: F822
            "launch", "launch_in_notebook", "share_warning"]
 
 QUEUE_SIZE = 64  # requests waiting at once; trainings never take a place (see train_tab)
@@ -105,6 +106,7 @@ def build_demo(settings: DemoSettings) -> gr.Blocks:
             build_about_tab(settings.model)
     # Up to 4 predictions at once, labs 2 at a time (set per event); trainings are admitted by ``slots``.
     app.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE)
+    use_shipped_example(app)  # "Use via API" sends demo/examples/pug_140.jpg, not a file on a public URL
     built["app"] = app
     app.petbreeds_limits = Limits(max_file_size=settings.max_file_size, uploads_per_minute=settings.uploads_per_minute,
                                   upload_bytes_per_minute=settings.uploads_per_minute * 2 * 2**20)
@@ -113,6 +115,17 @@ def build_demo(settings: DemoSettings) -> gr.Blocks:
     app.petbreeds_sweeper = Sweeper(lambda: list(app.temp_file_sets), upload_folder(), age,
                                     interval=max(1, min(age, 300)), keep=lambda: _kept(app)) if age else None
     return app
+
+
+class PortInUse(OSError):
+    """The server could not listen (the port taken by another demo, say); the message is one line that
+    names the port and ``--port``."""
+
+    def __init__(self, host: str, port: int | None):
+        problem = port_problem(host, port) if port is not None else None
+        where = f"port {port}" if port is not None else "every port from 7860 to 7959"
+        super().__init__(problem or f"{where} is already in use on {host} (another demo?): stop that program, or "
+                                    "choose another port with --port")
 
 
 class ShareLinkError(RuntimeError):
@@ -133,17 +146,26 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, max
     # Gradio's own share=True stays off (see the top of this module): the link is made below.
     if app.petbreeds_sweeper is not None:
         app.petbreeds_sweeper.ensure_running()
-    result = app.launch(server_name=host, server_port=port, max_file_size=max_file_size, show_error=False,
-                        app_kwargs={"middleware": [_front_door(app, max_file_size)]},
-                        state_session_capacity=SESSIONS,
-                        ssr_mode=False, run_history=False, share=False, enable_monitoring=False,
-                        mcp_server=False, footer_links=["api"], theme=THEME, css=PAGE_CSS, js=PAGE_JS, auth=auth,
-                        auth_message=AUTH_MESSAGE if auth else None,
-                        prevent_thread_lock=prevent_thread_lock or share, quiet=share,
-                        inline=False if share else inline)
-    if not share:
-        return result
+    # quiet: Gradio's own lines include advice nobody here can follow ("set share=True in launch()");
+    # the address is said below instead.
+    try:
+        result = app.launch(server_name=host, server_port=port, max_file_size=max_file_size, show_error=False,
+                            app_kwargs={"middleware": [_front_door(app, max_file_size)]},
+                            state_session_capacity=SESSIONS,
+                            ssr_mode=False, run_history=False, share=False, enable_monitoring=False,
+                            mcp_server=False, footer_links=["api"], theme=THEME, css=PAGE_CSS, js=PAGE_JS,
+                            auth=auth,
+                            auth_message=AUTH_MESSAGE if auth else None,
+                            prevent_thread_lock=True, quiet=True, inline=False if share else inline)
+    except OSError as err:
+        if str(err).startswith("Cannot find empty port"):  # Gradio's words; it suggests a variable of its own
+            raise PortInUse(host, port) from None
+        raise
     print(f"* Running on local URL:  {app.local_url}", flush=True)
+    if not share:
+        if not prevent_thread_lock and not getattr(sys, "ps1", sys.flags.interactive):  # as Gradio does
+            app.block_thread()
+        return result
     try:
         app.share_url, app.petbreeds_tunnel = _open_share_link(app)
     except ShareLinkError:

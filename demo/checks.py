@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["InputRefused", "number", "whole_number", "flag", "choice", "with_types"]
+__all__ = ["InputRefused", "number", "clamped", "whole_number", "flag", "choice", "with_types"]
 
 
 class InputRefused(ValueError):
@@ -30,6 +30,26 @@ def number(value, name: str, lo: float, hi: float) -> float:
     if not math.isfinite(value) or not lo <= value <= hi:
         raise InputRefused(f"{name} must be between {lo:g} and {hi:g}; got {value:g}.")
     return value
+
+
+def clamped(value, name: str, lo: float, hi: float) -> tuple[float, str | None]:
+    """``value`` as a float moved into ``[lo, hi]``, and a note for the visitor when it had to move.
+
+    For a number the visitor types into a slider's box (50 where the slider stops at 10): the page
+    answers for the nearest allowed value instead of going blank. Anything that is not a finite
+    number is still ``InputRefused``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputRefused(f"{name} must be a number between {lo:g} and {hi:g}, not {type(value).__name__}.")
+    try:
+        value, said = float(value), None
+    except OverflowError:  # an int too large for a float: 10**400 is valid JSON
+        value, said = (math.inf if value > 0 else -math.inf), "a number far too large"
+    if math.isnan(value):
+        raise InputRefused(f"{name} must be between {lo:g} and {hi:g}; got nan.")
+    if lo <= value <= hi:
+        return value, None
+    near = min(max(value, lo), hi)
+    return near, f"{name} must be between {lo:g} and {hi:g}: {said or format(value, 'g')} was taken as {near:g}."
 
 
 def whole_number(value, name: str, lo: int, hi: int) -> int:

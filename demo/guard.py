@@ -127,6 +127,10 @@ def file_payload_problem(data, folders: Sequence[Path], files: Sequence[Path], d
         return "the data is nested too deeply"
     if isinstance(data, dict):
         if "path" in data or "url" in data:
+            path = data.get("path")  # Gradio reads the path; the url beside it is where a browser finds the file
+            if (isinstance(path, str) and "://" in path) or (not path and isinstance(data.get("url"), str)):
+                return ("a file in this request is a URL, not a photo uploaded to this server, which never fetches "
+                        "URLs: send the photo itself (gradio_client's handle_file with a local path uploads it)")
             if not _is_regular_file_inside(data.get("path"), folders, files):
                 return ("a file in this request is not a photo uploaded to this server (send the photo with the "
                         "upload first; the server never reads other files or fetches URLs)")

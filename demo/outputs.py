@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["image_file", "staging_folder"]
+__all__ = ["image_file", "file_copy", "staging_folder"]
 
 KEEP_S = 60.0  # how long a staging file lives: Gradio copies it within the same request
 _folder: Path | None = None
@@ -51,7 +51,7 @@ def _sweep(folder: Path) -> None:
     for path in folder.iterdir():
         try:
             if now - path.stat().st_mtime > KEEP_S:
-                path.unlink()
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
         except OSError:  # already gone
             pass
 
@@ -65,5 +65,19 @@ def image_file(image: np.ndarray, quality: int = 90) -> str:
     name = uuid.uuid4().hex
     final, tmp = folder / f"{name}.jpg", folder / f".{name}.tmp"
     Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(tmp, format="JPEG", quality=quality)
+    os.replace(tmp, final)
+    return str(final)
+
+
+def file_copy(path: str | Path) -> str:
+    """A copy of the server's file ``path`` (an example photo), in a fresh folder under its own name,
+    written atomically; returns the copy's path. Gradio hands it to the page, which shows its name and
+    can send it back like an upload (Gradio's cache, where the copy goes, is the upload folder)."""
+    folder = staging_folder()
+    _sweep(folder)
+    own = folder / uuid.uuid4().hex
+    own.mkdir()
+    final, tmp = own / Path(path).name, own / ".copy.tmp"
+    shutil.copyfile(path, tmp)
     os.replace(tmp, final)
     return str(final)

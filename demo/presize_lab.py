@@ -23,8 +23,10 @@ from engine.data.transforms import MAX_PIXELS, Presize, load_array, pil_to_tenso
 
 from .checks import InputRefused, number, whole_number, with_types
 from .examples import example_gallery, pick
-from .outputs import image_file
-from .uploads import UploadRefused, read_photo
+from .latest import SKIPPED, Latest
+from .outputs import file_copy, image_file
+from .sessions import session_key
+from .uploads import NO_PHOTO, UploadRefused, read_photo
 
 __all__ = ["augmented_crops", "presize_lab", "build_presize_lab"]
 
@@ -56,6 +58,7 @@ def augmented_crops(presized: np.ndarray, n: int = 6, seed: int = 0, size: int =
 
 # The page's ranges, which the handler enforces too (an HTTP call can send anything).
 ROTATE, ZOOM, N_CROPS, SEEDS = (0, 45), (1.0, 2.0), (1, 12), (0, 2**31 - 1)
+NO_LAB_PHOTO = "Upload a photo (JPEG, PNG, WebP or GIF), or click an example below."
 
 
 def presize_lab(photo, rotate: float = 10.0, zoom: float = 1.1, n_crops: int = 6, seed: int = 0,
@@ -81,6 +84,8 @@ def presize_lab(photo, rotate: float = 10.0, zoom: float = 1.1, n_crops: int = 6
     except InputRefused as err:
         return *empty, f"### Cannot do that\n{err}"
     except UploadRefused as err:
+        if str(err) == NO_PHOTO:  # the predict tab's words mention its webcam; this tab has none
+            return *empty, f"### No photo yet\n{NO_LAB_PHOTO}"
         return *empty, f"### Cannot use this file\n{err}"
     except Exception:
         log.exception("presize lab failed")
@@ -99,48 +104,69 @@ def presize_lab(photo, rotate: float = 10.0, zoom: float = 1.1, n_crops: int = 6
 
 
 def build_presize_lab(max_bytes: int, examples=(), allowed=None) -> None:
-    """Tab 3's components and events (call inside ``gr.Blocks``); ``allowed``: see ``uploads.read_photo``."""
+    """Tab 3's components and events (call inside ``gr.Blocks``); ``allowed``: see ``uploads.read_photo``.
+
+    The page updates live: a new photo, a click on an example, and every move of a control run the
+    comparison again. A clicked example becomes the tab's photo (a copy in Gradio's cache, shown by
+    name in the upload box), so the controls and "Compare" keep working on it. The work stays bounded:
+    the page sends one request at a time and only its last (``trigger_mode="always_last"``), and the
+    server computes one at a time per page, the newest inputs winning (``latest.Latest``).
+    """
     import gradio as gr
 
     with gr.Tab("Presizing lab", id="presize"):
         gr.Markdown(f"Upload a photo (or pick an example) to see presizing at work: one large resize on the CPU "
-                    f"({PRESIZE} pixels), then every augmentation and the final {SIZE} in a single interpolation.")
+                    f"({PRESIZE} pixels), then every augmentation and the final {SIZE} in a single interpolation. "
+                    "The results follow the controls as you move them.")
         with gr.Row():
             with gr.Column(scale=1):
                 photo = gr.File(label="Photo", file_types=["image"], type="filepath", elem_id="presize-upload")
-                rotate = gr.Slider(*ROTATE, value=10, step=1, label="Rotation (degrees)")
-                zoom = gr.Slider(*ZOOM, value=1.1, step=0.05, label="Zoom")
-                n_crops = gr.Slider(*N_CROPS, value=6, step=1, label="Augmented training views")
+                rotate = gr.Slider(*ROTATE, value=10, step=1, label="Rotation (degrees)", elem_id="presize-rotate")
+                zoom = gr.Slider(*ZOOM, value=1.1, step=0.05, label="Zoom", elem_id="presize-zoom")
+                n_crops = gr.Slider(*N_CROPS, value=6, step=1, label="Augmented training views",
+                                    elem_id="presize-views")
                 seed = gr.Number(value=0, precision=0, minimum=SEEDS[0], maximum=SEEDS[1],
                                  label="Random seed for the views")
-                run = gr.Button("Compare", variant="primary")
+                run = gr.Button("Compare", variant="primary", elem_id="presize-compare")
                 gallery = example_gallery(examples, "Or click an example", "presize-examples")
             with gr.Column(scale=2):
-                report = gr.Markdown()
+                report = gr.Markdown(elem_id="presize-report")
                 with gr.Row():
                     naive = gr.Image(label=f"Naive: resize to {SIZE}, then rotate, then zoom", interactive=False,
-                                     buttons=NO_SHARE)
+                                     buttons=NO_SHARE, elem_id="presize-naive")
                     presized_result = gr.Image(label="Presizing: the same rotation and zoom, one interpolation",
-                                               interactive=False, buttons=NO_SHARE)
+                                               interactive=False, buttons=NO_SHARE, elem_id="presize-presized")
                 presized = gr.Image(label=f"Presized on the CPU: {PRESIZE}x{PRESIZE}", interactive=False,
                                     buttons=NO_SHARE)
                 crops = gr.Gallery(label=f"Augmented {SIZE}x{SIZE} training views of the presized photo",
                                    columns=6, height=260, object_fit="contain", buttons=NO_SHARE)
 
-        def compare(photo, rotate, zoom, n_crops, seed):
-            """Presizing against the naive order on one photo: images, augmented views and measurements."""
+        def compute(photo, rotate, zoom, n_crops, seed):
             presized, crops, naive, pre, report = presize_lab(photo, rotate, zoom, n_crops, seed, max_bytes=max_bytes,
                                                               allowed=allowed)
             files = [None if a is None else image_file(a) for a in (presized, naive, pre)]
             return files[0], [image_file(c) for c in crops], files[1], files[2], report
 
-        inputs, outputs = [photo, rotate, zoom, n_crops, seed], [presized, crops, naive, presized_result, report]
-        common = dict(outputs=outputs, preprocess=False, api_name=False, concurrency_id="presize", concurrency_limit=2)
-        gr.on([run.click, photo.change], compare, inputs, **common)
+        latest = Latest(compute)
+        outputs = [presized, crops, naive, presized_result, report]
+
+        def compare(photo, rotate, zoom, n_crops, seed, request: gr.Request):
+            """Presizing against the naive order on one photo: images, augmented views and measurements."""
+            answer = latest.run(session_key(request), photo, rotate, zoom, n_crops, seed)
+            return tuple(gr.skip() for _ in outputs) if answer is SKIPPED else answer
+
+        inputs = [photo, rotate, zoom, n_crops, seed]
+        common = dict(preprocess=False, api_name=False, concurrency_id="presize", concurrency_limit=2)
+        live = dict(trigger_mode="always_last", show_progress="minimal")
+        # a new upload, "Compare" and every control; not photo.change, which the example's copy fires too
+        gr.on([run.click, photo.upload, rotate.change, zoom.change, n_crops.change, seed.change],
+              with_types(compare, request=gr.Request), inputs, outputs, **common, **live)
         if gallery is not None:
             def compare_example(rotate, zoom, n_crops, seed, evt: gr.SelectData):
-                """The comparison on the example photo that was clicked (by its position in the gallery)."""
+                """The example photo that was clicked (by its position in the gallery) becomes the tab's photo,
+                and the comparison on it."""
                 chosen = pick(examples, evt)
-                return compare(None if chosen is None else str(chosen), rotate, zoom, n_crops, seed)
+                shown = gr.skip() if chosen is None else file_copy(chosen)
+                return shown, *compute(None if chosen is None else str(chosen), rotate, zoom, n_crops, seed)
 
-            gallery.select(with_types(compare_example, evt=gr.SelectData), inputs[1:], **common)
+            gallery.select(with_types(compare_example, evt=gr.SelectData), inputs[1:], [photo, *outputs], **common)

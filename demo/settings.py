@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["SHIPPED_MODEL", "SHIPPED_EXAMPLES", "DemoSettings", "default_train_data", "parse_size", "parse_auth",
-           "is_loopback", "example_photos", "TRAINING_DISABLED"]
+           "is_loopback", "example_photos", "TRAINING_DISABLED", "DEFAULT_PORT", "choose_port", "port_problem"]
 
 SHIPPED_MODEL = Path(__file__).resolve().parent / "model"
 SHIPPED_EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -26,6 +26,7 @@ TRAINING_DISABLED = ("Training is switched off on this server: it has no pet pho
                      "Or start it with `python -m demo --train-data path/to/labels.csv` (a labels CSV with "
                      "images/ beside it, or a folder of photos named like `beagle_12.jpg`).")
 
+DEFAULT_PORT = 7860  # Gradio's, and the one a Hugging Face Space expects
 _UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
 
 
@@ -87,6 +88,52 @@ def parse_auth(value: str) -> tuple[str, str]:
     if not sep or not user.strip() or not password:
         raise ValueError("expected USER:PASSWORD, both non-empty (e.g. teacher:s3cret)")
     return user.strip(), password
+
+
+def choose_port(flag: int | None, environ=os.environ) -> int:
+    """The port to listen on: ``--port``, else ``$GRADIO_SERVER_PORT`` (the variable Gradio and hosts
+    such as Hugging Face Spaces use), else ``DEFAULT_PORT``. ``ValueError`` for anything but 1-65535."""
+    if flag is not None:
+        value, source = flag, "--port"
+    elif environ.get("GRADIO_SERVER_PORT", "").strip():
+        value, source = environ["GRADIO_SERVER_PORT"].strip(), "GRADIO_SERVER_PORT"
+    else:
+        return DEFAULT_PORT
+    try:
+        port = int(value)
+    except ValueError:
+        raise ValueError(f"{source}={value!r}: expected a port number, 1 to 65535 (e.g. 7861)") from None
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{source}={port}: expected a port number, 1 to 65535 (e.g. 7861)")
+    return port
+
+
+def port_problem(host: str, port: int, only_busy: bool = False) -> str | None:
+    """Why the demo cannot listen on ``host:port``, in one line, or None.
+
+    ``only_busy``: report only a port that is in use (or needs administrator rights), the checks
+    ``python -m demo`` makes before the app loads; anything else (an address this machine does not
+    have, say) is left to the server, and said after it failed."""
+    import errno
+    import socket
+
+    host = host.strip("[]")
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except (OSError, UnicodeError) as err:
+        return None if only_busy else f"--host {host}: cannot resolve it ({err})"
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: a closing socket is no owner
+        try:
+            s.bind((host, port))
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                return (f"port {port} is already in use on {host} (another demo?): stop that program, or choose "
+                        f"another port with --port {port + 1 if port < 65535 else 7861}")
+            if err.errno == errno.EACCES:
+                return f"port {port} needs administrator rights on this system: choose one above 1023 with --port"
+            return None if only_busy else f"cannot listen on {host}:{port} ({err.strerror or err}): check --host"
+    return None
 
 
 def is_loopback(host: str) -> bool:

@@ -15,6 +15,8 @@ trains with, so what a student sees here is exactly what happens in training:
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -22,7 +24,8 @@ import torch
 from engine.losses import binary_cross_entropy_with_logits, cross_entropy, log_softmax, nll_loss, sigmoid, softmax
 from engine.numerics import compare_softmax, log_of
 
-from .checks import InputRefused, choice, number
+from .checks import InputRefused, choice, clamped, number, with_types
+from .sessions import session_key
 
 __all__ = ["CLASSES", "DEFAULT_ACTIVATIONS", "softmax_numbers", "softmax_lab", "log_lab", "huge_logit_lab",
            "build_softmax_lab"]
@@ -33,6 +36,7 @@ CLASSES = ("Abyssinian", "Bengal", "beagle", "boxer", "pug")
 DEFAULT_ACTIVATIONS = (1.0, -0.5, 3.0, 0.5, 2.0)
 HEADERS = ["class", "activation", "exp(activation)", "softmax", "softmax at T", "log_softmax", "sigmoid"]
 ACTIVATION, TEMPERATURE = (-10.0, 10.0), (0.1, 5.0)  # the sliders' ranges, enforced by the handler too
+OUT_OF_RANGE = "**Out of range:**"  # the note in front of the explanation when a typed number was moved
 
 
 def softmax_numbers(activations: Sequence[float], true_class: int, temperature: float = 1.0) -> dict:
@@ -93,17 +97,21 @@ def _temperature_note(n: dict, temperature: float) -> str:
 def softmax_lab(true_class: str, temperature: float, *activations: float):
     """Tab 2's handler: ``(table rows, explanation, figure)`` for the activations of ``CLASSES``.
 
-    The inputs must be what the page's controls can give (``ACTIVATION`` and ``TEMPERATURE``
-    ranges, one of ``CLASSES``): anything else gets a message and no numbers."""
+    A number past a slider's end (typed into its box: 50 where the slider stops at 10) is taken as
+    that end (``ACTIVATION``, ``TEMPERATURE``), and the explanation starts with a note saying so.
+    Anything else the page cannot send (not a number, NaN, a class not in ``CLASSES``) gets a
+    message and no numbers."""
     try:
         if len(activations) != len(CLASSES) or any(a is None for a in activations):
             return [], f"Give one finite activation for each of the {len(CLASSES)} classes.", None
-        try:
-            activations = tuple(number(a, f"The activation of {c}", *ACTIVATION) for a, c in zip(activations, CLASSES))
-            temperature = number(temperature, "The temperature", *TEMPERATURE)
+        try:  # a number typed past a slider's end is moved to that end, and the page says so
+            checked = [clamped(a, f"The activation of {c}", *ACTIVATION) for a, c in zip(activations, CLASSES)]
+            temperature, temperature_note = clamped(temperature, "The temperature", *TEMPERATURE)
             true_class = choice(true_class, "The true class", CLASSES)
         except InputRefused as err:
             return [], str(err), None
+        activations = tuple(a for a, _ in checked)
+        notes = [note for note in (*(n for _, n in checked), temperature_note) if note]
         k = CLASSES.index(true_class)
         n = softmax_numbers(activations, k, temperature)
         a, b = sorted(range(len(CLASSES)), key=lambda i: -activations[i])[:2]  # the two largest
@@ -122,10 +130,42 @@ def softmax_lab(true_class: str, temperature: float, *activations: float):
             f"- **Sigmoid** (multi-label): each class gets its own yes/no, summing to {sum(n['sigmoid']):.3f}, "
             f"not 1; binary cross-entropy with only {true_class} labelled yes = **{n['bce']:.4f}**. A photo can "
             "then be *none* of the classes: every sigmoid can be low at once.")
+        if notes:
+            text = f"{OUT_OF_RANGE} " + " ".join(notes) + "\n\n" + text
         return rows, text, _plot(n, k, temperature)
     except Exception:
         log.exception("softmax lab failed")
         return [], "Something went wrong computing these numbers; change a value and try again.", None
+
+
+class _Notes:
+    """The last out-of-range note of each page (the newest ``capacity`` pages).
+
+    A slider's box moves a typed 50 back to 10 when the visitor leaves it, and that sends 10 again:
+    the note about the 50 stays on the page for as long as it shows the values the note moved to."""
+
+    def __init__(self, capacity: int = 256):
+        self.capacity, self._notes = capacity, OrderedDict()
+        self._lock = threading.Lock()
+
+    def keep(self, page: str, text: str, temperature, activations) -> str:
+        """``text`` with the page's note in front when it still applies; remembers a new note."""
+        try:
+            shown = (clamped(temperature, "", *TEMPERATURE)[0], *(clamped(a, "", *ACTIVATION)[0] for a in activations))
+        except InputRefused:
+            shown = None
+        with self._lock:
+            if text.startswith(OUT_OF_RANGE):
+                self._notes[page] = (shown, text[: text.index("\n\n") + 2])
+                self._notes.move_to_end(page)
+                while len(self._notes) > self.capacity:
+                    self._notes.popitem(last=False)
+                return text
+            kept = self._notes.pop(page, None)
+            if kept is not None and shown is not None and kept[0] == shown and text.startswith("**True class"):
+                self._notes[page] = kept
+                return kept[1] + text
+            return text
 
 
 def log_lab(x: float) -> str:
@@ -184,10 +224,18 @@ def build_softmax_lab() -> None:
                 explanation = gr.Markdown(text)
         table = gr.Dataframe(rows, headers=HEADERS, label="Per class", interactive=False)
         inputs = [true_class, temperature, *sliders]
+        notes = _Notes()
+
+        def update(true_class, temperature, a, b, c, d, e, request: gr.Request):
+            """The lab for these values; an out-of-range note stays while the page shows the values it moved to."""
+            rows, text, fig = softmax_lab(true_class, temperature, a, b, c, d, e)
+            return rows, notes.keep(session_key(request), text, temperature, (a, b, c, d, e)), fig
+
         # preprocess=False: the handler gets the values as sent and checks them itself (see checks.py),
         # so a wrong type gets a message too, not only a value out of the sliders' range
-        gr.on([control.change for control in inputs], softmax_lab, inputs, [table, explanation, plot],
-              trigger_mode="always_last", show_progress="hidden", api_name=False, preprocess=False)
+        gr.on([control.change for control in inputs], with_types(update, request=gr.Request), inputs,
+              [table, explanation, plot], trigger_mode="always_last", show_progress="hidden", api_name=False,
+              preprocess=False)
         gr.Markdown("### Why the engine works in the log domain")
         with gr.Row():
             with gr.Column():
