@@ -101,6 +101,12 @@ def test_no_critical_or_serious_axe_violations_on_any_tab(browser, pets_sample, 
             page.wait_for_function("document.querySelector('#verdict').innerText.includes('ms with the shipped model')")
             page.locator("#looked img").wait_for(state="visible")
             check(name + " (after a photo)")
+        if i == 2:  # and with its results: the three images and the augmented views of an example
+            page.locator("#presize-examples .thumbnail-item").first.click()
+            page.wait_for_function("[...document.querySelectorAll('.image-container img')].filter("
+                                   "i => i.offsetParent !== null && i.complete && i.naturalWidth).length >= 3")
+            page.wait_for_timeout(500)
+            check(name + " (after an example)")
         if i == 1:  # the plot: a real alt text, and an opaque white picture (readable in dark mode too)
             plot = page.locator(".matplotlib img")
             alt = plot.get_attribute("alt")
