@@ -8,6 +8,13 @@
 * **Screen readers**: the verdict is a live region (read out when it changes), and the example
   thumbnails are named by their breed instead of Gradio's "Thumbnail 3 of 8" (``PAGE_JS``, which
   runs when the page loads and again whenever Gradio renders them anew).
+* **axe-core** (``tests/test_accessibility.py``: 0 critical and 0 serious on every tab): ``PAGE_JS`` gives
+  each plot an alt text from its label and ``PLOT_CAPTIONS`` (Gradio writes "undefined plot visualising
+  provided data"), each image shown without an ``alt_text`` its label as alt text (else its button has
+  no name), gives Gradio's empty placeholders the ``role="img"`` their ``aria-label`` needs, and
+  lets the upload areas be named by the text they show; ``PAGE_CSS`` darkens the grey small print and
+  the orange primary button to a contrast of at least 4.5:1. The plots are matplotlib figures on an
+  opaque white background, so they stay readable in dark mode.
 
 The elements are found by their ``elem_id`` (``#verdict``, ``#top5``, ``#predict-examples``...):
 rename one there and here together.
@@ -15,7 +22,9 @@ rename one there and here together.
 
 from __future__ import annotations
 
-__all__ = ["PAGE_CSS", "PAGE_JS", "SHOW_VERDICT_JS"]
+import json
+
+__all__ = ["PAGE_CSS", "PAGE_JS", "PLOT_CAPTIONS", "SHOW_VERDICT_JS"]
 
 PAGE_CSS = """
 /* Tabs: compact buttons on a phone, so that five take two lines at most */
@@ -31,7 +40,30 @@ PAGE_CSS = """
   .example-gallery .thumbnail-item { aspect-ratio: 1; }
   .example-gallery .caption-label { font-size: 11px; }
 }
+/* Contrast of at least 4.5:1 (WCAG AA): the theme's grey small print (#bbbbc2 on white, 1.9:1: info
+   lines, slider ends, "or", the footer) and white on its orange primary buttons (2.8:1 light, 3.6:1 dark) */
+html:root { --body-text-color-subdued: var(--neutral-600); }
+html:root, html:root.dark, html:root .dark {
+  --button-primary-background-fill: var(--primary-700);
+  --button-primary-background-fill-hover: var(--primary-800);
+}
 """
+
+# A plot's alt text: its label, then what the picture shows (by the label given in the tab's code).
+PLOT_CAPTIONS = {
+    "Probabilities": "bar chart of the probability of each class: softmax, softmax at the chosen temperature, "
+                     "and sigmoid (each class on its own); the table gives the same numbers.",
+    "LR finder": "line chart of the smoothed loss against the learning rate (log scale), with the suggested "
+                 "learning rates marked and given in the legend.",
+    "Losses": "line chart of the training loss at each step (raw and smoothed) and the validation loss at the "
+              "end of each epoch.",
+    "Learning rate and momentum per step (one-cycle)": "two line charts over the training steps: the learning "
+                                                       "rate of each parameter group (log scale), which rises "
+                                                       "then falls, and the momentum, which does the opposite.",
+    "Confusion matrix (validation)": "grid of the actual breed (rows) against the predicted breed (columns); "
+                                     "the right answers lie on the diagonal. The table of most confused pairs "
+                                     "gives the mistakes in words.",
+}
 
 # Scroll the answer into view when it is not on screen already (on a desktop it is, beside the
 # photo); not when the photo was cleared. Runs after each prediction (an event's ``.then``).
@@ -49,7 +81,26 @@ SHOW_VERDICT_JS = """
 
 PAGE_JS = """
 () => {
+  const captions = PLOT_CAPTIONS;
+  const labelOf = (e) => e.closest('.block')?.querySelector('[data-testid=block-label]')?.innerText.trim() || '';
+  const set = (e, attr, value) => { if (e.getAttribute(attr) !== value) e.setAttribute(attr, value); };
   const name = () => {
+    document.querySelectorAll('.matplotlib img').forEach((img) => {  // plots: a real alt text
+      const label = labelOf(img);
+      set(img, 'alt', label ? label + ': ' + (captions[label] || 'a chart.') : 'A chart.');
+    });
+    document.querySelectorAll('.image-container img[alt=""]').forEach((img) => {  // an image without alt_text
+      const label = labelOf(img);
+      if (label) set(img, 'alt', label);
+    });
+    document.querySelectorAll('div.empty[aria-label]').forEach((e) => {  // an aria-label needs a role
+      const label = labelOf(e);
+      set(e, 'role', 'img');
+      set(e, 'aria-label', label ? label + ': nothing to show yet' : 'Nothing to show yet');
+    });
+    document.querySelectorAll('button.upload-container[aria-label]').forEach((b) => {
+      if (b.innerText.trim()) b.removeAttribute('aria-label');  // named by the text it shows
+    });
     const verdict = document.querySelector('#verdict');
     if (verdict && verdict.getAttribute('aria-live') !== 'polite') {
       verdict.setAttribute('aria-live', 'polite');
@@ -73,4 +124,4 @@ PAGE_JS = """
   }).observe(document.body, {childList: true, subtree: true, attributes: true, attributeFilter: ['aria-label', 'alt']});
   name();
 }
-"""
+""".replace("PLOT_CAPTIONS", json.dumps(PLOT_CAPTIONS))

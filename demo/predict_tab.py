@@ -241,12 +241,15 @@ def build_predict_tab(predictor, sessions, max_bytes: int, examples=(), allowed=
                 top5 = gr.Label(num_top_classes=5, label="Top 5 breeds", elem_id="top5")
                 seen = gr.Image(label="What the model looks at: the centre square", interactive=False,
                                 type="filepath", format="jpeg", height=240, elem_id="seen",
-                                buttons=["download", "fullscreen"], visible=False)
+                                buttons=["download", "fullscreen"], visible=False,
+                                alt_text="The centre square of your photo, as the model saw it")
                 # --- where the model looked (issue 23, point 4): the same square with the map laid
                 # over it, shown instead of the plain one while the box is ticked (the default) ---
                 looked = gr.Image(label="Where the model looked for its top breed (warm: the evidence)",
                                   interactive=False, type="filepath", format="jpeg", height=240, elem_id="looked",
-                                  buttons=["download", "fullscreen"])
+                                  buttons=["download", "fullscreen"],
+                                  alt_text="The centre square of your photo with a heat map over it: warm colours "
+                                           "mark where the model found evidence for its top breed")
                 show_map = gr.Checkbox(label="Show where the model looked", value=True, elem_id="show-map")
                 show_map.change(lambda show: (gr.update(visible=not show), gr.update(visible=show)), [show_map],
                                 [seen, looked], queue=False, api_visibility="private")
