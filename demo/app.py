@@ -203,7 +203,8 @@ def _front_door(app: gr.Blocks, max_file_size: int):
     return Middleware(Guard, limits=limits, allowed=allowed,
                       n_events=lambda: len(app.fns), queued=lambda who: _waiting(app).count(who),
                       selects=lambda index: any(event == "select" for _, event in app.fns[index].targets),
-                      index_of=lambda name: next((i for i, fn in app.fns.items() if fn.api_name == name), None))
+                      index_of=lambda name: next((i for i, fn in app.fns.items() if fn.api_name == name), None),
+                      browser_only=lambda index: app.fns[index].fn is None)
 
 
 def _waiting(app: gr.Blocks) -> list[str]:

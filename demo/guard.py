@@ -157,14 +157,16 @@ class Guard:
         queued: returns how many events a visitor has waiting in the queue; None skips that check.
         selects: returns whether event ``fn_index`` is fired by a ``select`` (it needs ``event_data``).
         index_of: returns the ``fn_index`` of the event an API name names (``/gradio_api/call/NAME``), or None.
+        browser_only: returns whether event ``fn_index`` runs only in the browser (JavaScript, no Python
+            function): Gradio logs a traceback for each call to one, so such calls stop here.
     """
 
     def __init__(self, app, limits: Limits = Limits(), allowed: Callable[[], tuple] | None = None,
                  n_events: Callable[[], int] | None = None, queued: Callable[[str], int] | None = None,
                  selects: Callable[[int], bool] | None = None, index_of: Callable[[str], int | None] | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 browser_only: Callable[[int], bool] | None = None, clock: Callable[[], float] = time.monotonic):
         self.app, self.limits, self.allowed, self.n_events, self.queued = app, limits, allowed, n_events, queued
-        self.selects, self.index_of = selects, index_of
+        self.selects, self.index_of, self.browser_only = selects, index_of, browser_only
         self.uploads = RateWindow(60, clock)
         self.logins = RateWindow(60, clock)
 
@@ -206,6 +208,8 @@ class Guard:
             index = payload["fn_index"]
             if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.n_events():
                 return f"fn_index must name one of this app's events (0 to {self.n_events() - 1})."
+            if self.browser_only is not None and self.browser_only(index):
+                return "This event runs in the browser only: there is nothing on the server to call."
             event_data = payload.get("event_data")
             if self.selects is not None and self.selects(index) and not (
                     isinstance(event_data, dict) and "index" in event_data):  # its value: the handler's to judge

@@ -625,6 +625,11 @@ def test_odd_requests_get_a_message_not_a_server_error(server):
     for index in (10**9, -1, "0", True, 1.5):
         answer = raw.http.post(join, json={"data": [], "fn_index": index, "session_hash": raw.session})
         assert answer.status_code == 422 and "fn_index must name one of this app's events" in answer.text, answer.text
+    browser_only = [i for i, d in enumerate(raw.config["dependencies"]) if not d.get("backend_fn", True)]
+    assert browser_only  # the JavaScript hooks (the verdict scrolled into view): Gradio would log a traceback
+    for index in browser_only:
+        answer = raw.http.post(join, json={"data": [], "fn_index": index, "session_hash": raw.session})
+        assert answer.status_code == 422 and "runs in the browser only" in answer.text, answer.text
     answer = raw.http.post(join, content=b"[" * 100_000 + b"]" * 100_000, headers={"Content-Type": "application/json"})
     assert answer.status_code == 413  # too large anyway; a deeply nested small one:
     answer = raw.http.post(join, content=b"[" * 30_000 + b"]" * 30_000, headers={"Content-Type": "application/json"})
