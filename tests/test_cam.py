@@ -63,6 +63,21 @@ def test_where_looked_is_the_positive_part_resized_as_pytorch_does():
     assert (laid[16:] == 100).all() and laid[:16, :, 0].min() > 150  # warm where it looked, the photo elsewhere
 
 
+def test_the_overlay_in_whole_numbers_is_the_formula_in_floats():
+    rng = np.random.default_rng(0)
+    picture = rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    where = rng.random((40, 30), dtype=np.float32)
+    where[:5], where[5:10] = 0, 1
+    for strength in (0.6, 1.0):
+        a = (strength * where)[..., None]
+        heat = np.stack([np.ones_like(where), where ** 0.5, np.zeros_like(where)], -1) * 255
+        want = picture * (1 - a) + heat * a
+        got = overlay(picture, where, strength)
+        assert got.dtype == np.uint8 and got.shape == picture.shape
+        assert np.abs(got - want).max() <= 2 and np.abs(got - want).mean() < 0.6
+    assert (overlay(picture, where * 3 - 1) == overlay(picture, np.clip(where * 3 - 1, 0, 1))).all()  # clipped
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_learner):
     return tiny_learner(tmp_path_factory.mktemp("cam"), seed=3)
