@@ -13,12 +13,12 @@ complete flag. No network address or session id is stored.
 
 What a visitor can send is only the correction, and it must be one of the model's breed ids. The
 photo is never named by the client: after each prediction the server keeps the photo it has
-already checked and decoded (re-encoded, in memory, for at most ``keep`` sessions and ``ttl``
-seconds) with the answer, under the visitor's session (``sessions.session_key``: the network
-address and the session id together, so an invented or copied session id finds nothing). A flag
-uses that answer once. Flags are bounded: ``per_minute`` per visitor (network address), and
-``max_flags`` in ``DIR`` in all; when ``DIR`` is full the flag is refused with a message and no
-earlier flag is ever deleted.
+already checked and decoded (shrunk to ``PHOTO_SIDE`` and re-encoded, about 2 ms a photo; kept
+in memory, for at most ``keep`` sessions and ``ttl`` seconds) with the answer, under the visitor's
+session (``sessions.session_key``: the network address and the session id together, so an invented
+or copied session id finds nothing). A flag uses that answer once. Flags are bounded:
+``per_minute`` per visitor (network address), and ``max_flags`` in ``DIR`` in all; when ``DIR`` is
+full the flag is refused with a message and no earlier flag is ever deleted.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from .checks import InputRefused, with_types
 from .guard import RateWindow
 from .sessions import SessionModels, session_key, visitor_key
 
-__all__ = ["Answer", "Flags", "FLAG_MAX", "PHOTO_SIDE", "PHOTO_BYTES", "encode_photo", "remembering",
+__all__ = ["Answer", "Flags", "FLAG_MAX", "PHOTO_SIDE", "PHOTO_BYTES", "shrink", "encode_photo", "remembering",
            "build_flag_control"]
 
 FLAG_MAX = 1000  # flags in the folder, all visitors together
@@ -66,12 +66,30 @@ class Answer:
     probabilities: dict[str, float]
 
 
+def shrink(image: np.ndarray, max_side: int = PHOTO_SIDE) -> np.ndarray:
+    """An (H, W, 3) uint8 photo with at most ``max_side`` pixels a side: averaged over whole blocks of
+    pixels first (OpenCV's area resampling by a whole factor, fast), then bilinear by less than 2 (no
+    aliasing to speak of). It runs for every prediction while flagging is on: PIL's ``thumbnail``
+    (bicubic) took 10-25 ms on a 1000-2000 pixel photo, this takes about 1-2 ms."""
+    import cv2
+
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))  # (width, height), as PIL's thumbnail rounds
+    k = max(h, w) // max_side
+    if k >= 2 and w // k >= size[0] and h // k >= size[1]:
+        image = cv2.resize(image, (w // k, h // k), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR) if image.shape[1::-1] != size else image
+
+
 def encode_photo(image: np.ndarray, max_side: int = PHOTO_SIDE, max_bytes: int = PHOTO_BYTES) -> bytes:
     """An (H, W, 3) uint8 photo as a JPEG of at most ``max_side`` pixels a side and ``max_bytes`` bytes."""
     from PIL import Image
 
-    picture = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))  # (H, W, 3) uint8: RGB
-    picture.thumbnail((max_side, max_side), reducing_gap=2.0)  # shrinks by whole factors first: fast on big photos
+    picture = Image.fromarray(shrink(image, max_side))  # (H, W, 3) uint8: RGB
     quality = 85
     while True:
         out = io.BytesIO()

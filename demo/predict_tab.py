@@ -19,7 +19,15 @@ Uploads go through ``uploads.read_photo`` (our checks, then the engine's decoder
 stores the file, it never decodes it (see ``build_predict_tab``).
 
 Breeds are shown by their names (``display_name``: "British Shorthair (cat)"); ``Verdict`` keeps the
-ids (``label``, ``probabilities``), as the exports and ``engine.predict`` do.
+ids (``label``, ``probabilities``), as the exports and ``engine.predict`` do, and so does the API:
+``/predict`` and ``/predict_example`` end with a hidden JSON output, ``api_answer``, which scripts read
+instead of the page's names.
+
+What an answer costs beyond the model (``bench/request_costs.py`` measures it): two 224x224 JPEGs,
+the plain square and the square with the map (both are sent, so that the "Show where the model
+looked" box switches between them in the browser, with no round trip), written straight into
+Gradio's cache (``outputs.py``); the overlay, in uint8 (``engine.cam.overlay``); and with flagging
+on, a small copy of the photo (``flagging.py``).
 """
 
 from __future__ import annotations
@@ -41,14 +49,15 @@ from .page import SHOW_VERDICT_JS
 from .sessions import InFlight, session_key, visitor_key
 from .uploads import NO_PHOTO, UploadRefused, read_photo
 
-__all__ = ["Verdict", "judge", "predict_photo", "classify", "looked_file", "build_predict_tab"]
+__all__ = ["Verdict", "judge", "predict_photo", "classify", "looked_file", "api_answer", "build_predict_tab"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Verdict:
-    """What the page shows for one photo. ``kind``: breed, unsure, disagree, not_a_pet, refused or no_photo."""
+    """What the page shows for one photo. ``kind``: breed, unsure, disagree, not_a_pet, refused or no_photo
+    (and busy, for ``api_answer``: no prediction, the visitor had too many photos on their way)."""
 
     kind: str
     message: str  # Markdown for the page
@@ -196,7 +205,29 @@ def looked_file(verdict: Verdict) -> str | None:
         return None
     from engine.cam import overlay
 
-    return image_file(overlay(verdict.preview, verdict.cam))
+    return image_file(overlay(verdict.preview, verdict.cam), name="where-it-looked")
+
+
+def api_answer(verdict: Verdict) -> dict:
+    """The answer by breed id, for scripts (the last output of ``/predict`` and ``/predict_example``):
+
+        {"verdict": "breed", "label": "pug", "name": "Pug (dog)",
+         "top5": [{"id": "pug", "name": "Pug (dog)", "probability": 0.93}, ...],
+         "imagenet": [{"name": "pug", "probability": 0.88}, ...], "pet_probability": 0.99, "milliseconds": 11.2}
+
+    ``verdict`` is ``Verdict.kind`` (breed, unsure, disagree, not_a_pet, refused, no_photo, or busy:
+    this visitor had too many photos on their way). ``top5`` is the breed model's five likeliest,
+    whatever the verdict (the page hides them for not_a_pet): the verdict says how to read them.
+    Without a prediction, ``label`` and ``name`` are None and ``top5`` is empty."""
+    ranked = sorted(verdict.probabilities.items(), key=lambda kv: -kv[1])[:5]
+    return {"verdict": verdict.kind, "label": verdict.label,
+            "name": None if verdict.label is None else display_name(verdict.label),
+            "top5": [{"id": breed, "name": display_name(breed), "probability": round(float(p), 6)}
+                     for breed, p in ranked],
+            "imagenet": None if verdict.imagenet is None else
+            [{"name": name, "probability": round(float(p), 6)} for name, p in verdict.imagenet],
+            "pet_probability": None if verdict.pet_probability is None else round(float(verdict.pet_probability), 6),
+            "milliseconds": None if verdict.milliseconds is None else round(verdict.milliseconds, 2)}
 
 
 BUSY_VISITOR = "You already have photos on their way: wait for their answers, then send the next one."
@@ -251,26 +282,30 @@ def build_predict_tab(predictor, sessions, max_bytes: int, examples=(), allowed=
                                   alt_text="The centre square of your photo with a heat map over it: warm colours "
                                            "mark where the model found evidence for its top breed")
                 show_map = gr.Checkbox(label="Show where the model looked", value=True, elem_id="show-map")
+                # the answer by breed id, for scripts calling /predict (api_answer); the page does not show it
+                answer = gr.JSON(label="The answer by breed id (for scripts)", visible=False)
                 show_map.change(lambda show: (gr.update(visible=not show), gr.update(visible=show)), [show_map],
                                 [seen, looked], queue=False, api_visibility="private")
                 if flags is not None:
                     build_flag_control(flags)
 
         def predict(photo, use_session_model, request: gr.Request):
-            """Name the breed in a photo: the top 5 breeds, a message, and the square the model looked at."""
+            """Name the breed in a photo: the top 5 breeds (by name), a message, the square the model looked at
+            (plain, and with the map of where it looked), and the answer by breed id (``api_answer``)."""
             visitor = visitor_key(request)
             if not in_flight.enter(visitor, strict=others_waiting(visitor)):
-                return None, BUSY_VISITOR, None, None
+                return None, BUSY_VISITOR, None, None, api_answer(Verdict("busy", BUSY_VISITOR))
             try:
                 mine = sessions.get(session_key(request))
                 verdict, note = _verdict(photo, use_session_model, mine, predictor, max_bytes, allowed,
                                          remember=remembering(flags, request))
             finally:
                 in_flight.leave(visitor)
-            preview = None if verdict.preview is None else image_file(verdict.preview)
-            return verdict.top5_named or None, verdict.message + note, preview, looked_file(verdict) or preview
+            preview = None if verdict.preview is None else image_file(verdict.preview, name="what-it-saw")
+            return (verdict.top5_named or None, verdict.message + note, preview, looked_file(verdict) or preview,
+                    api_answer(verdict))
 
-        common = dict(outputs=[top5, message, seen, looked], preprocess=False, concurrency_limit=4,
+        common = dict(outputs=[top5, message, seen, looked, answer], preprocess=False, concurrency_limit=4,
                       concurrency_id="predict")
         photo.change(with_types(predict, request=gr.Request), [photo, use_own], api_name="predict", **common) \
             .then(None, js=SHOW_VERDICT_JS)

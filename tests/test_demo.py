@@ -218,6 +218,36 @@ def test_no_photo_yet(predictor):
     assert top5 is None and preview is None and message.startswith("No photo yet")
 
 
+def test_result_files_go_straight_into_gradios_cache_and_are_served_as_written(tmp_path, monkeypatch):
+    import gradio as gr
+
+    from demo.outputs import image_file
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # Gradio's cache, which is its upload folder
+    y, x = np.mgrid[:224, :224]
+    picture = np.stack([x, y, 255 - x], -1).astype(np.uint8)  # smooth, as JPEG wants
+    first, second = image_file(picture, name="what-it-saw"), image_file(picture, name="what-it-saw")
+    assert first != second and Path(first).name == "what-it-saw.jpg"  # never the same file for two answers
+    assert Path(first).parent.parent == tmp_path.resolve()
+    with Image.open(first) as seen:
+        assert seen.size == (224, 224) and np.abs(np.asarray(seen).astype(int) - picture).mean() < 3
+    served = gr.Image(type="filepath").move_resource_to_block_cache(first)
+    assert served == first  # no second copy
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["what-it-saw.jpg"] * 2  # no temporary left
+
+
+def test_the_api_answer_keeps_the_ids():
+    from demo.predict_tab import api_answer
+
+    answer = api_answer(judge(_details(0.9, [("beagle", 0.7), ("basset", 0.1)], 0.95), 12.345))
+    assert answer["verdict"] == "breed" and answer["label"] == "beagle" and answer["name"] == "Beagle (dog)"
+    assert [t["id"] for t in answer["top5"]] == ["beagle", "pug", "Bengal"]
+    assert answer["top5"][2] == {"id": "Bengal", "name": "Bengal (cat)", "probability": 0.05}
+    assert answer["imagenet"][0] == {"name": "beagle", "probability": 0.7} and answer["milliseconds"] == 12.35
+    refused = api_answer(predict_photo(None, predictor=None))
+    assert refused["verdict"] == "no_photo" and refused["label"] is None and refused["top5"] == []
+
+
 # --- tab 1: what the answer says, from the two models' outputs -------------------------------------
 
 def _details(top: float, imagenet: list[tuple[str, float]], pet: float, breeds=("beagle", "pug", "Bengal")):

@@ -98,24 +98,61 @@ def test_example_thumbnails_are_picked_by_position_only(client):
     # a click sends the position of the thumbnail; the server reads only its own example photos
     output, error = _event(client, "predict_example", [False, None], {"index": 1, "value": None})
     assert error is None, error
-    top5, message, _, looked = output
-    assert looked is not None
+    top5, message, _, looked, answer = output
+    assert looked is not None and answer["label"] and answer["verdict"] in ("breed", "unsure", "disagree")
     assert message.startswith("### ") and "ms with the shipped model" in message and top5["label"]
     for index in (8, -1, 10**12, "0", 1.0, True, None, [0, 0], {"name": "x"}):
-        (top5, message, preview, looked), _ = _event(client, "predict_example", [False, None],
-                                                     {"index": index, "value": None})
+        (top5, message, preview, looked, answer), _ = _event(client, "predict_example", [False, None],
+                                                             {"index": index, "value": None})
         assert not top5 and preview is None and looked is None and message.startswith("No photo yet"), index
+        assert answer == {"verdict": "no_photo", "label": None, "name": None, "top5": [], "imagenet": None,
+                          "pet_probability": None, "milliseconds": None}
     for event in ({"index": {"path": "/etc/passwd"}, "value": None}, {"path": "/etc/passwd"}, "junk"):
         output, error = _event(client, "predict_example", [False, None], event)  # refused before our handler
         assert output is None and "root:" not in str(error)
 
 
 def test_the_answer_shows_where_the_model_looked(client):
-    _, message, preview, looked = client.predict(gradio_client.handle_file(str(PHOTO)), False, api_name="/predict")
+    _, message, preview, looked, _ = client.predict(gradio_client.handle_file(str(PHOTO)), False, api_name="/predict")
     plain, laid = np.asarray(Image.open(preview)).astype(int), np.asarray(Image.open(looked)).astype(int)
     assert plain.shape == laid.shape == (224, 224, 3) and message.startswith("### ")
     warmer = (laid[..., 0] - plain[..., 0]) > 20  # the map is laid over part of the picture, not all of it
     assert 0.05 < warmer.mean() < 0.9
+
+
+def test_the_api_gives_breed_ids_beside_the_pages_names(client, server, pets_sample, tmp_path):
+    # Issue 23: names for people, ids for scripts: /predict's last output is the answer by breed id.
+    from demo.settings import SHIPPED_MODEL
+
+    vocab = json.loads((SHIPPED_MODEL / "meta.json").read_text())["vocab"]
+    photo = gradio_client.handle_file(str(pets_sample / "images" / "keeshond_119.jpg"))
+    top5, message, _, _, answer = client.predict(photo, False, api_name="/predict")
+    assert answer["verdict"] == "breed" and answer["label"] == "keeshond" and answer["name"] == "Keeshond (dog)"
+    ids = [t["id"] for t in answer["top5"]]
+    assert ids[0] == "keeshond" and len(ids) == 5 and set(ids) <= set(vocab)
+    assert [t["name"] for t in answer["top5"]] == [c["label"] for c in top5["confidences"]] \
+        == [display_name(i) for i in ids]  # the same five as the page shows, in the same order
+    np.testing.assert_allclose([t["probability"] for t in answer["top5"]],
+                               [c["confidence"] for c in top5["confidences"]], atol=1e-4)
+    assert answer["imagenet"][0]["name"] and 0.5 < answer["pet_probability"] <= 1 and answer["milliseconds"] > 0
+    # a raw payload, as a script without gradio_client sends it: the queue, then the REST route of the API page
+    raw = RawClient(server.url)
+    output, error, _ = raw.call(raw.fn_index("predict"), [raw.upload(PHOTO), False])
+    assert error is None and output[4]["label"] == "pug" and output[4]["top5"][0]["id"] == "pug"
+    started = raw.http.post(server.url + "gradio_api/call/predict", json={"data": [raw.upload(PHOTO), False]})
+    assert started.status_code == 200, started.text
+    stream = raw.http.get(server.url + f"gradio_api/call/predict/{started.json()['event_id']}").text
+    data = json.loads(stream.split("event: complete\ndata: ", 1)[1].splitlines()[0])
+    assert data[4]["label"] == "pug" and data[0]["label"] == "Pug (dog)"
+    # not a pet: the page shows no breeds, the API still says what the breed model would answer, and the verdict
+    from skimage.data import coffee
+
+    Image.fromarray(coffee()).save(tmp_path / "coffee.jpg")
+    top5, _, _, _, answer = client.predict(gradio_client.handle_file(str(tmp_path / "coffee.jpg")), False,
+                                           api_name="/predict")
+    assert not top5 and answer["verdict"] == "not_a_pet" and answer["label"] in vocab and len(answer["top5"]) == 5
+    assert answer["imagenet"][0]["name"] == "espresso" and answer["pet_probability"] < 0.1
+    raw.close()
 
 
 def test_upload_webcam_and_clipboard_are_one_input_with_the_same_checks(client, pets_sample, tmp_path):
@@ -125,11 +162,12 @@ def test_upload_webcam_and_clipboard_are_one_input_with_the_same_checks(client, 
     assert len(photo_inputs) == 1 and photo_inputs[0]["type"] == "image"
     assert photo_inputs[0]["props"]["sources"] == ["upload", "webcam", "clipboard"]
     photo = gradio_client.handle_file(str(pets_sample / "images" / "Bengal_169.jpg"))
-    top5, message, _, _ = client.predict(photo, False, api_name="/predict")
+    top5, message, _, _, _ = client.predict(photo, False, api_name="/predict")
     assert top5["label"] == "Bengal (cat)" and message.startswith("### Bengal (cat)\n")
     Image.new("L", (7000, 7000)).save(tmp_path / "paste.png", optimize=True)  # 49 megapixels
-    _, message, _, _ = client.predict(gradio_client.handle_file(str(tmp_path / "paste.png")), False,
-                                      api_name="/predict")
+    _, message, _, _, answer = client.predict(gradio_client.handle_file(str(tmp_path / "paste.png")), False,
+                                              api_name="/predict")
+    assert answer["verdict"] == "refused" and answer["label"] is None and answer["top5"] == []
     assert ("is 7000x7000 = 49 megapixels; the demo refuses PNG images (JPEG photos up to 40) over 12 megapixels"
             in message)
 

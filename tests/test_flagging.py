@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from demo.checks import InputRefused
-from demo.flagging import Flags, encode_photo
+from demo.flagging import Flags, encode_photo, shrink
 from demo.predict_tab import Verdict
 from tests.support.server import DemoServer, RawClient
 
@@ -78,6 +78,19 @@ def test_photos_are_reencoded_within_the_limits():
         assert img.size == (167, 500)
 
 
+@pytest.mark.parametrize("shape", [(1800, 2400), (1000, 750), (3000, 1000), (801, 600), (500, 400)])
+def test_the_kept_photo_is_the_photo_shrunk_as_a_thumbnail_would_be(shape):
+    # a smooth picture with detail at every scale, shrunk by shrink (OpenCV) and by PIL's thumbnail
+    y, x = np.mgrid[:shape[0], :shape[1]].astype(np.float32)
+    photo = np.stack([127 + 120 * np.sin(x / 37) * np.cos(y / 23), 255 * x / shape[1], 255 * y / shape[0]], -1)
+    photo = photo.astype(np.uint8)
+    small = shrink(photo, 800)
+    want = Image.fromarray(photo)
+    want.thumbnail((800, 800), reducing_gap=2.0)
+    assert small.shape[1::-1] == want.size and small.dtype == np.uint8
+    assert np.abs(small.astype(int) - np.asarray(want).astype(int)).mean() < 2
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("flagging")
@@ -99,7 +112,7 @@ def test_flags_through_the_real_server_with_hostile_payloads(server, tmp_path):
     example = page.fn_index("predict_example")
     assert "no answer to report" in _said(page, flag, ["beagle"])  # no prediction yet
     photo = page.upload(PHOTO)
-    top5, _, _, _ = page.call(predict, [photo, False])[0]
+    top5, _, _, _, _ = page.call(predict, [photo, False])[0]
     assert top5["label"] == "Pug (dog)"  # the page shows names; the flag stores the id
     # hostile corrections: not a breed, huge, a path, a file, not a string
     for bad in ("Maine Coon", "x" * 60_000, "../../etc/passwd", 7, None, ["beagle"], photo):
