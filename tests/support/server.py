@@ -39,10 +39,14 @@ class DemoServer:
         args: more command-line options for the demo (e.g. ``["--max-file-size", "1mb"]``).
         start_timeout: seconds to wait for the first answer.
         env: environment variables to set (a value of None removes the variable) for the child.
+        program: what Python runs, before ``--port N`` and ``args`` (default ``["-m", "demo"]``;
+            ``bench/demo.py`` also runs ``bench/noop_app.py`` this way).
     """
 
-    def __init__(self, args: list[str] = (), start_timeout: float = 120.0, env: dict[str, str | None] | None = None):
+    def __init__(self, args: list[str] = (), start_timeout: float = 120.0, env: dict[str, str | None] | None = None,
+                 program: list[str] = ("-m", "demo")):
         self.args, self.start_timeout, self.env = list(args), start_timeout, dict(env or {})
+        self.program = list(program)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.process: subprocess.Popen | None = None
@@ -51,7 +55,7 @@ class DemoServer:
         self._log = tempfile.TemporaryFile()
         env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **self.env}
         env = {k: v for k, v in env.items() if v is not None}
-        self.process = subprocess.Popen([sys.executable, "-m", "demo", "--port", str(self.port), *self.args],
+        self.process = subprocess.Popen([sys.executable, *self.program, "--port", str(self.port), *self.args],
                                         cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
