@@ -23,7 +23,7 @@ ids (``label``, ``probabilities``), as the exports and ``engine.predict`` do, an
 ``/predict`` and ``/predict_example`` end with a hidden JSON output, ``api_answer``, which scripts read
 instead of the page's names.
 
-What an answer costs beyond the model (``bench/request_costs.py`` measures it): two 224x224 JPEGs,
+What an answer costs beyond the model (``bench/demo.py``'s ``answer_p50_ms``): two 224x224 JPEGs,
 the plain square and the square with the map (both are sent, so that the "Show where the model
 looked" box switches between them in the browser, with no round trip), written straight into
 Gradio's cache (``outputs.py``); the overlay, in uint8 (``engine.cam.overlay``); and with flagging

@@ -14,7 +14,7 @@ from PIL import Image
 
 from engine.cam import activation_maps, fold_head, overlay, where_looked
 from engine.models import create_head
-from engine.serving.onnx import MAPS, OnnxRunner, export_onnx, has_activation_maps
+from engine.serving.onnx import MAPS, OnnxRunner, export_onnx, graph_outputs, has_activation_maps
 from engine.serving.predictor import load_predictor
 
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "demo" / "model"
@@ -170,6 +170,12 @@ def test_the_shipped_export_is_left_as_it_is_and_gets_its_maps_at_load():
         name = entry["weights"] if entry is meta else entry["file"]
         assert hashlib.sha256((DEMO_MODEL / name).read_bytes()).hexdigest() == entry["sha256"]
     assert not has_activation_maps((DEMO_MODEL / meta["onnx"]["file"]).read_bytes())
+    import onnx
+
+    for entry in (meta["onnx"], meta["int8"]):  # the output names read without the onnx package, as it reads them
+        graph = (DEMO_MODEL / entry["file"]).read_bytes()
+        assert graph_outputs(graph) == [o.name for o in onnx.load_from_string(graph).graph.output] == \
+            ["breeds", "imagenet"]
     p = load_predictor(DEMO_MODEL, runtime="onnx")
     picture = np.full((300, 300, 3), 128, np.uint8)
     assert p.predict(picture).cam.shape == (224, 224)
