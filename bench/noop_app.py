@@ -10,9 +10,9 @@ to what Gradio itself can serve on the machine. "The same shape" here means:
   ``type="filepath"``) and a checkbox in; a ``gr.Label``, a ``gr.Markdown``, two ``gr.Image`` outputs
   (the plain square, hidden, and the square with the map, ``format="jpeg"``) and a hidden ``gr.JSON``
   (the answer by breed id) out; ``preprocess=False``, ``concurrency_limit=4``, ``api_name="predict"``;
-* the same queue (``default_concurrency_limit=2``, 64 places) and the same ``launch`` options as
-  ``demo/app.py`` (no server-side rendering, no run history, no monitoring, no MCP, 256 sessions,
-  the upload limit);
+* the same queue (``default_concurrency_limit=2``, 64 places, no summaries of past events: see
+  ``demo/__init__.py``) and the same ``launch`` options as ``demo/app.py`` (no server-side
+  rendering, no run history, no monitoring, no MCP, 256 sessions, the upload limit);
 * the handler answers at once: a fixed top 5 and message, and the uploaded photo itself back as
   both previews (Gradio still hashes each returned file and copies it into its cache if it is not
   there: the uploaded photo is already there). No decoding, no model, no encoding, no result files
@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # as demo/__init__.py: offline, no usage statistics
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(2**62))  # as demo/__init__.py: no queue summaries
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's demo/, for its settings
 

@@ -18,6 +18,10 @@ import os
 # No usage statistics or version checks sent from the demo: it must work offline. This runs before
 # any module of the package imports gradio, which reads the variable at import time.
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+# Gradio's queue summarizes every event it has seen (up to 10,000, in a pandas DataFrame) twice per
+# event, for a monitoring page the demo switches off: 2.5 ms per answer at first, 14 ms after 10,000
+# answers (measured here). Summarized once every 2**62 events, that is never.
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(2**62))
 # OpenMP threads that spin while they wait for each other are fast on an idle machine, but when other
 # processes keep the cores busy every forward pass waits for descheduled spinners: measured on this
 # project's 2-core machine, 1.2 s per photo instead of 20 ms. Waiting threads that sleep avoid it.

@@ -5,7 +5,7 @@ Gradio has a sweep of its own, but it calls ``os.remove`` on every path it recor
 name one) made its task die at the first ``IsADirectoryError``, silently, and nothing was ever
 deleted again. So the demo switches Gradio's off and runs this one instead:
 
-* it walks the files Gradio recorded (uploads, and the result files it copied into its cache) and
+* it walks the files Gradio recorded (uploads, and the result files in its cache: ``outputs.py``) and
   removes those older than ``age`` that are *regular files*, inside the upload folder; anything
   else (a folder, a link, a device, a path outside) is only forgotten, never deleted;
 * then it removes folders in the upload folder that have been empty for ``age`` (a download that

@@ -236,6 +236,20 @@ def test_result_files_go_straight_into_gradios_cache_and_are_served_as_written(t
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["what-it-saw.jpg"] * 2  # no temporary left
 
 
+def test_the_queue_keeps_no_summary_of_past_events():
+    # demo/__init__.py (imported above) switches off Gradio's per-event summary for its monitoring page
+    import gradio as gr
+
+    with gr.Blocks() as app:
+        gr.Markdown("x")
+    app.queue()
+    queue = app._queue
+    records = [{"time": i, "status": "success", "process_time": 0.01, "function": "predict", "session_hash": "s"}
+               for i in range(50)]
+    queue.events_recorded = 50
+    assert queue.compute_analytics_summary(records) == {"functions": {}}  # not computed
+
+
 def test_the_api_answer_keeps_the_ids():
     from demo.predict_tab import api_answer
 
