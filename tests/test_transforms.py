@@ -235,3 +235,25 @@ def test_load_array_refuses_a_jpeg_that_claims_too_many_pixels_before_decoding_i
     junk = data[:app0] + b"junk" + data[app0:]  # bytes between two markers: PIL decodes it, as before
     assert jpeg_header(junk) is None
     assert np.array_equal(load_array(junk), np.asarray(load_image(io.BytesIO(junk))))
+
+
+@pytest.mark.parametrize("kind", SYNTHETIC_KINDS)
+def test_rgb_array_converts_a_picture_in_memory_as_to_rgb_does(kind):
+    from engine.data.transforms import rgb_array
+
+    img = make_image(kind, size=(40, 30))
+    a = np.asarray(img)  # an array holds what PIL's fromarray reads back: (H, W) gray, (H, W, 4) RGBA, ...
+    for got, want in ((rgb_array(img), to_rgb(img)), (rgb_array(a), to_rgb(Image.fromarray(a)))):
+        want = np.asarray(want)
+        assert got.dtype == np.uint8 and got.ndim == 3 and got.shape == want.shape and np.array_equal(got, want)
+
+
+def test_rgb_array_hands_an_rgb_array_on_without_copying_it():
+    from engine.data.transforms import rgb_array
+
+    a = np.asarray(make_image("rgb", size=(40, 30)))
+    assert rgb_array(a) is a
+    flipped = rgb_array(a[:, ::-1])  # a view with a negative stride: made contiguous for OpenCV
+    assert flipped.flags.c_contiguous and np.array_equal(flipped, a[:, ::-1])
+    rgba = np.dstack([a, np.zeros(a.shape[:2], np.uint8)])  # fully transparent: white, as to_rgb makes it
+    assert (rgb_array(rgba) == 255).all()

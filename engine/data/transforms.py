@@ -19,8 +19,8 @@ from PIL import Image, ImageOps
 
 from .files import format_of, has_jpeg_end
 
-__all__ = ["PRESIZE_METHODS", "MAX_PIXELS", "load_image", "load_array", "jpeg_header", "to_rgb", "Presize",
-           "square_box", "pil_to_tensor"]
+__all__ = ["PRESIZE_METHODS", "MAX_PIXELS", "load_image", "load_array", "jpeg_header", "to_rgb", "rgb_array",
+           "Presize", "square_box", "pil_to_tensor"]
 
 PRESIZE_METHODS = ("crop", "squish", "pad")
 # The largest image decoded for a visitor or a prediction: refused from its header, before any
@@ -45,6 +45,15 @@ def to_rgb(img: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return img.convert("RGB")
+
+
+def rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
+    """A picture already in memory (PIL image or array) -> (H, W, 3) uint8 RGB array, as ``to_rgb``
+    converts it. An array that is one already comes back as it is: a round trip through PIL would
+    only copy it twice (a server that decoded the upload itself hands its array on)."""
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+        return np.ascontiguousarray(image)
+    return np.asarray(to_rgb(image if isinstance(image, Image.Image) else Image.fromarray(image)))
 
 
 def load_image(path: str | Path | io.BytesIO, min_size: int | None = None,

@@ -34,7 +34,7 @@ from torch import nn
 
 from ..cam import fold_head, where_looked
 from ..data.preprocessing import Preprocessing
-from ..data.transforms import MAX_PIXELS, load_array, to_rgb
+from ..data.transforms import MAX_PIXELS, load_array, rgb_array
 from ..models import PET_IMAGENET_CLASSES, create_head, create_model, imagenet_categories
 from .exported import MAX_FILE_BYTES, ExportRefused, read_export, read_regular_file
 from .onnx import probabilities
@@ -99,10 +99,8 @@ class Predictor:
         JPEGs shrink while they are decoded, never below the presize)."""
         if isinstance(image, (str, Path, bytes, bytearray)):
             return load_array(image, min_size=self.preprocessing.presize, max_pixels=MAX_PIXELS)
-        if isinstance(image, np.ndarray):
-            return np.asarray(to_rgb(Image.fromarray(image)))
-        if isinstance(image, Image.Image):
-            return np.asarray(to_rgb(image))
+        if isinstance(image, (np.ndarray, Image.Image)):
+            return rgb_array(image)  # an RGB uint8 array as it is
         raise TypeError(f"predict takes a file path, bytes, a PIL image or an array, got {type(image).__name__}")
 
     def pixels(self, image, tta: bool = False) -> np.ndarray:
