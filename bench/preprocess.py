@@ -251,7 +251,7 @@ def main() -> None:
         figures[f"{name}_mean_abs"] = float(np.mean([x.mean() for x in g]))
     for name, values in ms.items():
         print(f"{name:22s} {values:7.3f} ms")
-    print(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in figures.items()}))
+    print(json.dumps({k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in figures.items()}))
 
 
 if __name__ == "__main__":
