@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
 import warnings
 from pathlib import Path
@@ -94,7 +95,6 @@ def measure_export(folder: str | Path, sample: str | Path) -> dict:
     """Measure the export in ``folder`` on the photos of ``sample`` (``images/`` + ``labels.csv``
     with name, breed, is_valid) and add the figures to its meta.json; return them."""
     from ..data.preprocessing import Preprocessing
-    from .export import _write_atomically
     from .exported import META, read_export
     from .predictor import _graph_file, _recorded_reference, _with_maps
 
@@ -116,7 +116,13 @@ def measure_export(folder: str | Path, sample: str | Path) -> dict:
     figures = runtime_figures(graph, int8, photos, Preprocessing.from_meta(meta), reference)
     meta.pop("openvino", None)  # figures from another OpenVINO or CPU would no longer hold
     meta.update(figures)
-    _write_atomically(folder / META, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
+    tmp = folder / f".{META}.{os.getpid()}.tmp"  # as export writes it: the old meta.json or the new, never half
+    try:
+        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, folder / META)
+    finally:
+        tmp.unlink(missing_ok=True)
     return figures
 
 

@@ -204,7 +204,7 @@ def choose_runtime(network: Network, preprocessing, device: torch.device, fast: 
     """
     reasons: list[Reason] = []
     candidates = [c for c in _candidates(device, preprocessing.size, graph, int8, reasons, recorded)
-                  if c[0].split()[0] in runtimes]
+                  if c[0].split()[0] in runtimes or c[0].split()[0] not in RUNTIMES]  # a new one is always tried
     if candidates and reference is None:
         from .onnx import reference_probabilities
 
