@@ -164,6 +164,7 @@ def test_reduced_precision_needs_figures_measured_at_export(measured, tmp_path, 
              "disagrees": ({"agreement": 0.98}, "on 98.0% of the photos"),
              "worse": ({"valid_error_bf16": 0.5, "valid_error_float32": 0.25}, "a worse validation error"),
              "unreadable": ({"agreement": "all"}, "cannot be read"),
+             "not a number": ({"agreement": float("nan")}, "on nan% of the photos"),
              "loose": ({"tolerance": 7}, "not a probability gap")}
     for case, (change, why) in cases.items():
         copy = tmp_path / case

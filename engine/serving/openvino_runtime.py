@@ -106,7 +106,8 @@ class OpenVinoRuntime:
                   "INFERENCE_NUM_THREADS": threads or usable_cpus()}
         self.compiled = core.compile_model(model, "CPU", config)
         self.name = f"openvino {precision}"
-        self.outputs = {next(iter(o.get_names())): o for o in self.compiled.outputs}
+        self.outputs = {name: o for o in self.compiled.outputs for name in o.get_names()
+                        if name in ("breeds", "imagenet", "maps")}
         self._request = self.compiled.create_infer_request()
         self._lock = threading.Lock()  # one request, one photo batch at a time
 
@@ -127,12 +128,13 @@ def usable_figures(recorded, precision: str) -> tuple[dict | None, str]:
         return None, "the export did not measure it on photos (python bench/runtimes.py FOLDER)"
     try:
         agreement, tolerance = float(figures["agreement"]), float(figures["tolerance"])
-        worse = float(figures[f"valid_error_{precision}"]) > float(figures["valid_error_float32"])
+        # written so that NaN counts against it
+        worse = not float(figures[f"valid_error_{precision}"]) <= float(figures["valid_error_float32"])
     except (KeyError, TypeError, ValueError):
         return None, "meta.json's figures for it cannot be read (python bench/runtimes.py FOLDER)"
     if not 0 <= tolerance <= 1:
         return None, f"meta.json gives it the tolerance {tolerance!r:.20}, not a probability gap from 0 to 1"
-    if agreement < REDUCED_AGREEMENT or worse:
+    if not agreement >= REDUCED_AGREEMENT or worse:
         return None, (f"at export it named the float graph's breed on {agreement:.1%} of the photos"
                       + (", with a worse validation error" if worse else ""))
     return figures, ""
