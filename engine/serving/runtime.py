@@ -151,14 +151,16 @@ Reason = tuple[str, bool]  # why something is not used, and whether that deserve
 
 
 def _candidates(device: torch.device, size: int, graph, int8, reasons: list[Reason],
-                recorded: dict | None = None) -> list[Candidate]:
-    """The runtimes to try, each one's graphs fastest first; what is left out, and why, goes to
-    ``reasons``. ``recorded`` is the export's meta.json (its "openvino" figures). A new runtime
-    adds its candidates here."""
+                recorded: dict | None = None, runtimes: tuple[str, ...] = RUNTIMES) -> list[Candidate]:
+    """The candidates of ``runtimes``, each runtime's graphs fastest first; what is left out, and
+    why, goes to ``reasons``. ``recorded`` is the export's meta.json (its "openvino" figures). A new
+    runtime adds its candidates here."""
     from .openvino_runtime import openvino_candidates
 
-    openvino = openvino_candidates(device, graph, recorded, reasons, TOLERANCE)
-    return _onnx_candidates(device, size, graph, int8, reasons) + openvino
+    out = _onnx_candidates(device, size, graph, int8, reasons) if "onnxruntime" in runtimes else []
+    if "openvino" in runtimes:
+        out += openvino_candidates(device, graph, recorded, reasons, TOLERANCE)
+    return out
 
 
 def _onnx_candidates(device: torch.device, size: int, graph, int8, reasons: list[Reason]) -> list[Candidate]:
@@ -203,8 +205,7 @@ def choose_runtime(network: Network, preprocessing, device: torch.device, fast: 
         runtimes: the runtimes to try (``RUNTIMES``, or some of them).
     """
     reasons: list[Reason] = []
-    candidates = [c for c in _candidates(device, preprocessing.size, graph, int8, reasons, recorded)
-                  if c[0].split()[0] in runtimes or c[0].split()[0] not in RUNTIMES]  # a new one is always tried
+    candidates = _candidates(device, preprocessing.size, graph, int8, reasons, recorded, runtimes=runtimes)
     if candidates and reference is None:
         from .onnx import reference_probabilities
 
