@@ -9,6 +9,7 @@ options (tiny training data, a login, a short cache life) start their own.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.request
@@ -170,7 +171,8 @@ def test_without_a_compiler_it_answers_on_onnxruntime_from_the_first_photo(serve
     _assert_answers(client, server)
     print(f"started and answered in {time.monotonic() - server.started:.1f} s")  # bench/demo.py times it: startup_s
     said = server.output(last=None)
-    assert "the model answers on onnxruntime" in said and "checked against PyTorch" in said
+    # onnxruntime, or OpenVINO where the CPU has bf16 units and it was faster at load: a checked graph either way
+    assert re.search(r"the model answers on (onnxruntime|openvino) ", said) and "checked against PyTorch" in said
     assert "compil" not in said.lower()
 
 
