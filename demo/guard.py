@@ -164,6 +164,9 @@ class Guard:
         input_problem: returns why the input values do not fit event ``fn_index``'s inputs (a number for
             a photo: ``input_types.InputTypes``), or None; called as ``(index, data, route)``, ``route``
             "queue", "simple" (``/gradio_api/call/NAME``) or "named" (``/call/v2/NAME``, data by name).
+        signed_in: returns whether Gradio will let a request (an ASGI scope) in: on a server with a login,
+            the checks that describe the events (their names, their inputs) answer only visitors who
+            signed in; a stranger gets Gradio's own 401.
     """
 
     def __init__(self, app, limits: Limits = Limits(), allowed: Callable[[], tuple] | None = None,
@@ -171,10 +174,10 @@ class Guard:
                  selects: Callable[[int], bool] | None = None, index_of: Callable[[str], int | None] | None = None,
                  browser_only: Callable[[int], bool] | None = None,
                  input_problem: Callable[[int, object, str], str | None] | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 signed_in: Callable[[dict], bool] | None = None, clock: Callable[[], float] = time.monotonic):
         self.app, self.limits, self.allowed, self.n_events, self.queued = app, limits, allowed, n_events, queued
         self.selects, self.index_of, self.browser_only = selects, index_of, browser_only
-        self.input_problem = input_problem
+        self.input_problem, self.signed_in = input_problem, signed_in
         self.uploads = RateWindow(60, clock)
         self.logins = RateWindow(60, clock)
 
@@ -191,7 +194,7 @@ class Guard:
             return await _refuse(send, 413, f"This request is larger than the {self.limits.body_limit // 1024} KB "
                                             "this server takes (photos go through the upload).")
         if path.startswith(JSON_ROUTES):
-            problem = self._event_problem(body, path)
+            problem = self._event_problem(body, path, self.signed_in is None or self.signed_in(scope))
             if problem:
                 return await _refuse(send, 422, problem)
             if path.startswith(QUEUING_ROUTES) and self.queued is not None \
@@ -200,7 +203,7 @@ class Guard:
                                                 "wait for their answers, then try again.", 2)
         return await self.app(scope, _replay(body), send)
 
-    def _event_problem(self, body: bytes, path: str = "/gradio_api/queue/join") -> str | None:
+    def _event_problem(self, body: bytes, path: str = "/gradio_api/queue/join", inside: bool = True) -> str | None:
         try:
             payload = json.loads(body or b"{}")
         except (ValueError, RecursionError):
@@ -211,7 +214,7 @@ class Guard:
         index = None
         if named is not None and self.index_of is not None and "fn_index" not in payload:
             index = self.index_of(named)  # /call/NAME, /call/v2/NAME, /run/NAME: the event by its API name
-            if index is None:  # Gradio answered 500, with a traceback in the log
+            if index is None and inside:  # Gradio answered 500, with a traceback in the log
                 return f"This server has no event named {named[:40]!r} (the API page lists them)."
             if index is not None and self.selects is not None and self.selects(index):
                 return "This event is a click on a thumbnail: call it through the queue with event_data."
@@ -233,7 +236,7 @@ class Guard:
                 problem = "the data is nested too deeply"
             if problem:
                 return problem
-        if index is not None and self.input_problem is not None:  # the files are ours: now their types
+        if index is not None and self.input_problem is not None and inside:  # the files are ours: now their types
             route = "named" if path.startswith("/gradio_api/call/v2/") else \
                 "simple" if path.startswith("/gradio_api/call/") else "queue"
             return self.input_problem(index, payload if route == "named" else payload.get("data"), route)

@@ -461,6 +461,14 @@ def test_a_login_keeps_everyone_else_out(tmp_path):
         assert teacher.login("teacher", "s3cr:et") == 200  # the password may hold a colon
         output, error, _ = teacher.call(teacher.fn_index("predict"), [teacher.upload(PHOTO), False])
         assert error is None and "ms with the shipped model" in output[1]
+        # the front door describes the events' inputs (and names) only to those who signed in
+        wrong_type = {"data": [5, False], "fn_index": teacher.fn_index("predict"), "session_hash": "x"}
+        for who, code in ((stranger, 401), (teacher, 422)):
+            answer = who.http.post(locked.url + "gradio_api/queue/join", json=wrong_type)
+            assert answer.status_code == code and ("Your photo" in answer.text) == (code == 422), answer.text
+            answer = who.http.post(locked.url + "gradio_api/run/nothing", json={"data": []})
+            assert answer.status_code == code and ("nothing" in answer.text) == (code == 422), answer.text
+        assert "Traceback" not in locked.output(last=None)
         stranger.close()
         teacher.close()
 
