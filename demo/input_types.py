@@ -22,10 +22,12 @@ FILE_SHAPE = ('a file uploaded to this server, {"path": "<the path the upload an
               '"meta": {"_type": "gradio.FileData"}}, or null')
 
 
+KINDS = {dict: "an object", list: "a list", str: "a string", bool: "true or false", int: "a number", float: "a number"}
+
+
 def _kind(value) -> str:
-    return "null" if value is None else {dict: "an object", list: "a list", str: "a string", bool: "true or false"
-                                         }.get(type(value), "a number" if isinstance(value, (int, float)) else
-                                               type(value).__name__)
+    """What a JSON value is, in words: "a number", "a list"..."""
+    return "null" if value is None else KINDS.get(type(value), type(value).__name__)
 
 
 def _is_file_model(model) -> bool:
