@@ -202,3 +202,41 @@ def test_a_cell_can_ask_for_a_longer_timeout_than_the_build_gives(tmp_path):
     long_cells = [c for c in read(NOTEBOOKS[-1]).cells if c.get("metadata", {}).get("petbreeds", {}).get("timeout")]
     assert NOTEBOOKS[-1].name.startswith("08") and len(long_cells) == 1
     assert "run_full_scale" in long_cells[0].source
+
+
+# The third edition's rules for code cells (issue 25), checked for the notebooks that follow them so far.
+LIGHT_NOTEBOOKS = [p for p in NOTEBOOKS if p.name[:2] in ("00", "09")]
+MAX_CELL_LINES, MAX_ASSERTS_PER_CLAIM = 25, 3
+
+
+def cell_rule_breaks(source: str) -> list[str]:
+    """What breaks the rules in one code cell: over 25 lines; an assert with no comment naming its claim
+    (a comment line above it, or one on the same line); more than 3 asserts under one comment line."""
+    lines = source.splitlines()
+    problems = [f"{len(lines)} lines (at most {MAX_CELL_LINES})"] if len(lines) > MAX_CELL_LINES else []
+    under_comment = None  # asserts since the last comment line; None: no comment line yet
+    for line in (s.strip() for s in lines):
+        if line.startswith("#"):
+            under_comment = 0
+        elif line.startswith("assert ") and "  # " not in line:
+            if under_comment is None:
+                problems.append(f"an assert with no comment naming its claim: {line[:60]}")
+            else:
+                under_comment += 1
+                if under_comment == MAX_ASSERTS_PER_CLAIM + 1:
+                    problems.append(f"over {MAX_ASSERTS_PER_CLAIM} asserts under one claim, at: {line[:60]}")
+    return problems
+
+
+def test_cell_rules_catch_long_cells_and_unnamed_or_crowded_asserts():
+    assert cell_rule_breaks("# a claim\nassert 1\nassert 2\nassert 3") == []
+    assert cell_rule_breaks("assert 1  # a claim") == [] and len(cell_rule_breaks("x = 1\n" * 26)) == 1
+    assert len(cell_rule_breaks("assert 1")) == 1 and len(cell_rule_breaks("# a claim\n" + "assert 1\n" * 4)) == 1
+
+
+@pytest.mark.parametrize("path", LIGHT_NOTEBOOKS, ids=lambda p: p.stem)
+def test_code_cells_are_short_and_name_the_claim_of_each_assert(path):
+    cells = [c for c in read(path).cells if c.cell_type == "code"][1:]  # the setup cell is the same everywhere
+    for i, cell in enumerate(cells, 2):
+        problems = cell_rule_breaks(cell.source)
+        assert not problems, f"{path.name}, code cell {i}: {'; '.join(problems)}"
