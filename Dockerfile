@@ -34,6 +34,7 @@ COPY pyproject.toml README.md ./
 COPY engine engine
 COPY demo demo
 COPY lessons lessons
+# `pip install .` brings OpenVINO too on x86-64 (bf16 where the CPU has AMX; engine/serving/openvino_runtime.py)
 RUN pip install . \
     && useradd --create-home --uid 1000 petbreeds \
     && mkdir -p /data \

@@ -50,7 +50,7 @@ def measure(model: Path = MODEL, sample: Path | None = None) -> dict:
             wrong.append((row["breed"], breed))
     ece, table = reliability(confidence, correct)
     n, n_wrong = len(rows), len(wrong)
-    return {"n_valid": n, "n_wrong": n_wrong, "valid_error": n_wrong / n, "interval": wilson(n_wrong, n),
+    return {"runtime": predictor.runtime.name, "n_valid": n, "n_wrong": n_wrong, "valid_error": n_wrong / n, "interval": wilson(n_wrong, n),
             "ece": ece, "mean_confidence": sum(confidence) / n, "table": table, "wrong": sorted(wrong)}
 
 
@@ -65,7 +65,9 @@ def figures_markdown(fig: dict, meta: dict) -> str:
     """The card's figures block."""
     lo, hi = fig["interval"]
     lines = [f"Measured by `python bench/model_card.py` on the {fig['n_valid']} validation photos of the sample, "
-             "as the demo serves the model (one photo at a time, no mirror image):", "",
+             f"as the demo serves the model (one photo at a time, no mirror image) on this project's CPU, where it "
+             f"runs on {fig['runtime']}. Another runtime (a CPU without bf16 or 8-bit units, a GPU) rounds a "
+             "little differently, which can swap a borderline answer:", "",
              f"- **Validation error: {fig['valid_error']:.1%}** ({fig['n_wrong']} of {fig['n_valid']} photos wrong; "
              f"at training, with the mirror image too: {meta['valid_error']:.1%}). So few photos give a rough "
              f"figure: the true error rate plausibly lies between {lo:.0%} and {hi:.0%} (95% interval).",

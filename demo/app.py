@@ -57,11 +57,12 @@ from engine.serving.predictor import load_predictor
 from .api_page import use_shipped_example
 from .flagging import Flags
 from .guard import Guard, Limits, visitor_of
+from .input_types import InputTypes
 from .model_card import build_about_tab
 from .page import PAGE_CSS, PAGE_JS
 from .predict_tab import build_predict_tab
 from .presize_lab import build_presize_lab
-from .sessions import SessionModels, TrainingSlots
+from .sessions import SessionModels, TrainingSlots, signed_in
 from .settings import SHIPPED_MODEL, DemoSettings, default_train_data, example_photos, parse_auth, port_problem
 from .softmax_lab import build_softmax_lab
 from .sweeper import Sweeper
@@ -204,7 +205,9 @@ def _front_door(app: gr.Blocks, max_file_size: int):
                       n_events=lambda: len(app.fns), queued=lambda who: _waiting(app).count(who),
                       selects=lambda index: any(event == "select" for _, event in app.fns[index].targets),
                       index_of=lambda name: next((i for i, fn in app.fns.items() if fn.api_name == name), None),
-                      browser_only=lambda index: app.fns[index].fn is None)
+                      browser_only=lambda index: app.fns[index].fn is None,
+                      input_problem=InputTypes(app),
+                      signed_in=lambda scope: signed_in(getattr(app, "server_app", None), scope))
 
 
 def _waiting(app: gr.Blocks) -> list[str]:

@@ -12,6 +12,8 @@ and bounds what one visitor can make the server do:
 * **event numbers**: ``fn_index`` must name an event (a wrong one got an HTTP 500), and an event
   fired by a click on a thumbnail (``select``) must say which one (``event_data.index``): without
   it Gradio failed inside with a traceback in the log;
+* **input types**: a file input (a photo) must hold file data, not a number, a list or a string
+  (``input_types.py``): Gradio refused those too, but logged a traceback for each, 422 here;
 * **quotas per visitor**: uploads (count and bytes per minute) and places in Gradio's queue (events
   waiting at once), 429 (the handlers add their own: photos running at once, one training);
 * **logins**: after ``login_failures`` wrong passwords in a minute from one address, that
@@ -159,14 +161,23 @@ class Guard:
         index_of: returns the ``fn_index`` of the event an API name names (``/gradio_api/call/NAME``), or None.
         browser_only: returns whether event ``fn_index`` runs only in the browser (JavaScript, no Python
             function): Gradio logs a traceback for each call to one, so such calls stop here.
+        input_problem: returns why the input values do not fit event ``fn_index``'s inputs (a number for
+            a photo: ``input_types.InputTypes``), or None; called as ``(index, data, route)``, ``route``
+            "queue", "simple" (``/gradio_api/call/NAME``) or "named" (``/call/v2/NAME``, data by name).
+        signed_in: returns whether Gradio will let a request (an ASGI scope) in: on a server with a login,
+            the checks that describe the events (their names, their inputs) answer only visitors who
+            signed in; a stranger gets Gradio's own 401.
     """
 
     def __init__(self, app, limits: Limits = Limits(), allowed: Callable[[], tuple] | None = None,
                  n_events: Callable[[], int] | None = None, queued: Callable[[str], int] | None = None,
                  selects: Callable[[int], bool] | None = None, index_of: Callable[[str], int | None] | None = None,
-                 browser_only: Callable[[int], bool] | None = None, clock: Callable[[], float] = time.monotonic):
+                 browser_only: Callable[[int], bool] | None = None,
+                 input_problem: Callable[[int, object, str], str | None] | None = None,
+                 signed_in: Callable[[dict], bool] | None = None, clock: Callable[[], float] = time.monotonic):
         self.app, self.limits, self.allowed, self.n_events, self.queued = app, limits, allowed, n_events, queued
         self.selects, self.index_of, self.browser_only = selects, index_of, browser_only
+        self.input_problem, self.signed_in = input_problem, signed_in
         self.uploads = RateWindow(60, clock)
         self.logins = RateWindow(60, clock)
 
@@ -183,7 +194,7 @@ class Guard:
             return await _refuse(send, 413, f"This request is larger than the {self.limits.body_limit // 1024} KB "
                                             "this server takes (photos go through the upload).")
         if path.startswith(JSON_ROUTES):
-            problem = self._event_problem(body, path)
+            problem = self._event_problem(body, path, self.signed_in is None or self.signed_in(scope))
             if problem:
                 return await _refuse(send, 422, problem)
             if path.startswith(QUEUING_ROUTES) and self.queued is not None \
@@ -192,16 +203,19 @@ class Guard:
                                                 "wait for their answers, then try again.", 2)
         return await self.app(scope, _replay(body), send)
 
-    def _event_problem(self, body: bytes, path: str = "/gradio_api/queue/join") -> str | None:
+    def _event_problem(self, body: bytes, path: str = "/gradio_api/queue/join", inside: bool = True) -> str | None:
         try:
             payload = json.loads(body or b"{}")
         except (ValueError, RecursionError):
             return "This request is not valid JSON."
         if not isinstance(payload, dict):
             return "This request must be a JSON object."
-        named = path.rstrip("/").rsplit("/", 1)[-1] if path.startswith("/gradio_api/call/") else None
+        named = path.rstrip("/").rsplit("/", 1)[-1] if path.startswith(JSON_ROUTES[1:]) else None
+        index = None
         if named is not None and self.index_of is not None and "fn_index" not in payload:
-            index = self.index_of(named)  # /gradio_api/call/NAME and /call/v2/NAME: the event by its API name
+            index = self.index_of(named)  # /call/NAME, /call/v2/NAME, /run/NAME: the event by its API name
+            if index is None and inside:  # Gradio answered 500, with a traceback in the log
+                return f"This server has no event named {named[:40]!r} (the API page lists them)."
             if index is not None and self.selects is not None and self.selects(index):
                 return "This event is a click on a thumbnail: call it through the queue with event_data."
         if "fn_index" in payload and self.n_events is not None:
@@ -217,9 +231,15 @@ class Guard:
         if self.allowed is not None:
             folders, files = self.allowed()
             try:  # the whole payload: /call/v2/ names its inputs instead of sending a "data" list
-                return file_payload_problem(payload, folders, files)
+                problem = file_payload_problem(payload, folders, files)
             except RecursionError:
-                return "the data is nested too deeply"
+                problem = "the data is nested too deeply"
+            if problem:
+                return problem
+        if index is not None and self.input_problem is not None and inside:  # the files are ours: now their types
+            route = "named" if path.startswith("/gradio_api/call/v2/") else \
+                "simple" if path.startswith("/gradio_api/call/") else "queue"
+            return self.input_problem(index, payload if route == "named" else payload.get("data"), route)
         return None
 
     async def _upload(self, scope, receive, send, who):

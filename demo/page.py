@@ -6,8 +6,10 @@
   made a phone scroll sideways); after a photo, ``SHOW_VERDICT_JS`` scrolls the answer into view if
   it is not on screen (on a phone it stacks under the photo).
 * **Screen readers**: the verdict is a live region (read out when it changes), and the example
-  thumbnails are named by their breed instead of Gradio's "Thumbnail 3 of 8" (``PAGE_JS``, which
-  runs when the page loads and again whenever Gradio renders them anew).
+  thumbnails are named by their breed instead of Gradio's "Thumbnail 3 of 8" (their visible caption,
+  the same words, is not read a second time); each tab starts with its name as a heading (``h2``,
+  visually hidden), so the headings go h1, h2, h3 in order (``PAGE_JS``, which runs when the page
+  loads and again whenever Gradio renders them anew).
 * **axe-core** (``tests/test_accessibility.py``: 0 critical and 0 serious on every tab): ``PAGE_JS`` gives
   each plot an alt text from its label and ``PLOT_CAPTIONS`` (Gradio writes "undefined plot visualising
   provided data"), each image shown without an ``alt_text`` its label as alt text (else its button has
@@ -40,6 +42,9 @@ PAGE_CSS = """
   .example-gallery .thumbnail-item { aspect-ratio: 1; }
   .example-gallery .caption-label { font-size: 11px; }
 }
+/* Each tab's name as its heading (h2, between the page's h1 and the h3 in the tabs), for screen readers only */
+.tab-heading { position: absolute; width: 1px; height: 1px; margin: -1px; padding: 0; overflow: hidden;
+               clip: rect(0, 0, 0, 0); white-space: nowrap; border: 0; }
 /* Contrast of at least 4.5:1 (WCAG AA): the theme's grey small print (#bbbbc2 on white, 1.9:1: info
    lines, slider ends, "or", the footer) and white on its orange primary buttons (2.8:1 light, 3.6:1 dark) */
 html:root { --body-text-color-subdued: var(--neutral-600); }
@@ -114,6 +119,18 @@ PAGE_JS = """
       if (item.getAttribute('aria-label') !== label) item.setAttribute('aria-label', label);
       const img = item.querySelector('img');
       if (img && img.getAttribute('alt') !== text) img.setAttribute('alt', text);
+      set(caption, 'aria-hidden', 'true');  // read once (the button's name), not again as its text
+    });
+    const tab = document.querySelector('button[role=tab][aria-selected=true]');
+    document.querySelectorAll('[role=tabpanel]').forEach((panel) => {  // headings in order: h1, h2, h3
+      if (!tab || panel.style.display === 'none') return;
+      let heading = panel.querySelector(':scope > h2.tab-heading');
+      if (!heading) {
+        heading = document.createElement('h2');
+        heading.className = 'tab-heading';
+        panel.prepend(heading);
+      }
+      if (heading.textContent !== tab.innerText.trim()) heading.textContent = tab.innerText.trim();
     });
   };
   let queued = false;

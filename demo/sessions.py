@@ -20,7 +20,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-__all__ = ["SessionModels", "TrainingSlots", "Ticket", "Refused", "InFlight", "visitor_key", "session_key"]
+__all__ = ["SessionModels", "TrainingSlots", "Ticket", "Refused", "InFlight", "visitor_key", "session_key",
+           "signed_in"]
 
 
 def visitor_key(request) -> str:
@@ -35,6 +36,30 @@ def session_key(request) -> str:
     """One browser session of one visitor: the address and the session id together, so that a
     session id copied from someone else, sent from another address, finds nothing."""
     return f"{visitor_key(request)} {getattr(request, 'session_hash', None) or ''}"
+
+
+def signed_in(server_app, scope) -> bool:
+    """Whether Gradio lets this request (an ASGI scope) in: no login on the server, or the cookie of a
+    visitor who signed in. (A login by a custom ``auth_dependency`` is not judged here: False.)"""
+    if server_app is None:
+        return False
+    if getattr(server_app, "auth", None) is None and getattr(server_app, "auth_dependency", None) is None:
+        return True
+    if getattr(server_app, "auth_dependency", None) is not None:
+        return False
+    from http.cookies import CookieError, SimpleCookie
+
+    cookies = SimpleCookie()
+    for name, value in scope.get("headers", []):
+        if name == b"cookie":
+            try:
+                cookies.load(value.decode("latin-1"))
+            except CookieError:
+                return False
+    cookie_id = server_app.cookie_id
+    token = next((cookies[k].value for k in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}")
+                  if k in cookies), None)
+    return token is not None and server_app.tokens.get(token) is not None
 
 
 class InFlight:

@@ -195,7 +195,7 @@ def huge_logit_lab(big: float) -> str:
         return "[" + ", ".join(f"{v:.4g}" for v in t[0].tolist()) + "]"
 
     return (f"Logits `[{big:g}, {big - 1:g}, 0]`:\n\n"
-            f"| | softmax | log_softmax | all finite? |\n|---|---|---|---|\n"
+            f"| computed by | softmax | log_softmax | all finite? |\n|---|---|---|---|\n"
             f"| naive `exp(x) / exp(x).sum()` | {fmt(r['naive_softmax'])} | {fmt(r['naive_log_softmax'])} | "
             f"{'yes' if r['naive_finite'] else '**no**'} |\n"
             f"| engine (subtract the max; `x - logsumexp(x)`) | {fmt(r['engine_softmax'])} | "

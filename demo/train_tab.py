@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from engine.data.breeds import display_name
 from engine.data.preprocessing import Preprocessing
 from engine.learning.callbacks import Callback, Order
 from engine.numerics import NonFiniteError
@@ -34,8 +35,8 @@ from .checks import InputRefused, flag, number, whole_number, with_types
 from .sessions import Refused, session_key, visitor_key
 from .settings import TRAINING_DISABLED
 
-__all__ = ["TrainResult", "ReportProgress", "DEMO_RECIPE", "lr_table", "visitor_recipe", "train_model",
-           "build_train_tab"]
+__all__ = ["TrainResult", "ReportProgress", "DEMO_RECIPE", "lr_table", "visitor_recipe", "confusion_figure",
+           "train_model", "build_train_tab"]
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +200,22 @@ def _show_step(name: str, result: TrainingResult, shown: TrainResult, status: St
         shown.lr_rows = lr_table(result.learn)
     elif name == "report":
         shown.valid_error = result.report["valid_error"]
-        shown.confusion_plot = _figure(result.interp.plot_confusion_matrix())
-        shown.confused_rows = [list(t) for t in result.interp.most_confused(min_val=1)[:10]]
+        shown.confusion_plot = _figure(confusion_figure(result.interp))
+        shown.confused_rows = [[display_name(actual), display_name(predicted), count]
+                               for actual, predicted, count in result.interp.most_confused(min_val=1)[:10]]
+
+
+# The confusion matrix fills the page's width (about 1,200 px at 1366x900): at most 12 inches at
+# matplotlib's 100 dpi, so the picture is shown at its own size and a 9-point breed name is 12.5 px
+# high on the screen (half-width at 7 points it was about 5 px).
+CONFUSION_INCHES, CONFUSION_POINTS = 12.0, 9
+
+
+def confusion_figure(interp):
+    """The validation confusion matrix as the tab shows it: breeds by their names, readable at full width."""
+    side = min(CONFUSION_INCHES, max(6.0, 0.33 * len(interp.vocab)))
+    return interp.plot_confusion_matrix(figsize=(side, side), labels=[display_name(b) for b in interp.vocab],
+                                        fontsize=CONFUSION_POINTS)
 
 
 def _export_and_load(result: TrainingResult):
@@ -296,10 +311,9 @@ def build_train_tab(data: Path | None, sessions, slots) -> None:
         lr_rows = gr.Dataframe(headers=["parameter group", "parameters", "peak LR, head-only phase",
                                         "peak LR, unfrozen phase"], label="Learning rate per parameter group",
                                interactive=False)
-        with gr.Row():
-            confusion = gr.Plot(label="Confusion matrix (validation)")
-            confused = gr.Dataframe(headers=["actual", "predicted", "count"], label="Most confused pairs",
-                                    interactive=False)
+        confusion = gr.Plot(label="Confusion matrix (validation)")  # the full width: its 37 names stay readable
+        confused = gr.Dataframe(headers=["actual", "predicted", "count"], label="Most confused pairs",
+                                interactive=False)
         outputs = [status, lr_plot, loss_plot, sched_plot, lr_rows, confusion, confused]
 
         def run_training(epochs, freeze_epochs, use_suggestion, base_lr, mixed, request: gr.Request,

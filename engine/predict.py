@@ -158,8 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", action="store_true", help="average each photo with its mirror image (twice the work)")
     p.add_argument("--batch", type=int, default=16, help="photos per forward pass (default 16)")
     p.add_argument("--workers", type=int, default=None, help="decoding threads (default: one per core)")
-    p.add_argument("--runtime", choices=("auto", "onnx", "pytorch"), default="auto",
-                   help="what runs the network (default auto: onnxruntime when its check passes)")
+    p.add_argument("--runtime", choices=("auto", "onnx", "openvino", "pytorch"), default="auto",
+                   help="what runs the network (default auto: the fastest of onnxruntime and OpenVINO that passes "
+                        "its check)")
     return p
 
 

@@ -1,9 +1,10 @@
 """The page in a real browser: Debian's chromium, headless, driven by Playwright.
 
 It uploads a real photo in tab 1 and reads the breed the page shows, then a bad file and reads the
-message; and it checks the layout on a phone (390x844) and a desktop (1366x900) by the elements'
-bounding boxes against the viewport: every tab one tap away, all 8 examples in the width, and after
-a photo the verdict and the top 5 on screen without scrolling.
+message; it takes a photo with a fake camera, and pastes one from the clipboard; and it checks the
+layout on a phone (390x844) and a desktop (1366x900) by the elements' bounding boxes against the
+viewport: every tab one tap away, all 8 examples in the width, and after a photo the verdict and
+the top 5 on screen without scrolling.
 
 Skipped (with the reason) where /usr/bin/chromium is missing, except in CI
 (``REQUIRE_PETS_SAMPLE=1``), which installs it: there a missing browser is a failure.
@@ -12,6 +13,7 @@ Never ``playwright install``: it would download a browser.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from pathlib import Path
@@ -182,4 +184,40 @@ def test_a_photo_taken_with_the_camera_is_answered_on_screen(browser):
     page.wait_for_function("document.querySelector('#verdict').getBoundingClientRect().top >= 0", timeout=5_000)
     assert page.locator("#photo-upload img").count() == 1  # the shot is shown in the input
     page.close()
+    assert outside == []
+
+
+# A photo onto the clipboard, as a visitor's "copy image" puts it there: browsers hold images as PNG.
+TO_CLIPBOARD = """async (jpeg) => {
+  const bytes = Uint8Array.from(atob(jpeg), (c) => c.charCodeAt(0));
+  const bitmap = await createImageBitmap(new Blob([bytes], {type: 'image/jpeg'}));
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  canvas.getContext('2d').drawImage(bitmap, 0, 0);
+  const png = await canvas.convertToBlob({type: 'image/png'});
+  await navigator.clipboard.write([new ClipboardItem({'image/png': png})]);
+  return (await navigator.clipboard.read()).map((item) => item.types.join(','));
+}"""
+
+
+def test_a_photo_pasted_from_the_clipboard_is_answered_on_screen(browser, pets_sample):
+    # the same input's third source: Gradio's "Paste from clipboard" button reads the clipboard
+    # (navigator.clipboard.read, allowed here by the context's permissions) and uploads what it finds
+    chromium, server = browser
+    context = chromium.new_context(viewport={"width": 1366, "height": 900},
+                                   permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    outside = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(server.url) else None)
+    page.goto(server.url)
+    page.wait_for_selector("#photo-upload input[type=file]", state="attached")
+    jpeg = base64.b64encode((pets_sample / "images" / "keeshond_119.jpg").read_bytes()).decode()
+    assert page.evaluate(TO_CLIPBOARD, jpeg) == ["image/png"]
+    page.locator("#photo-upload button[aria-label='Paste from clipboard']").click()
+    page.wait_for_function("document.querySelector('#verdict').innerText.includes('ms with the shipped model')")
+    assert page.locator("#verdict h3").inner_text() == "Keeshond (dog)"
+    top5 = page.locator("#top5").inner_text()
+    assert len(re.findall(r"\d+%", top5)) == 5 and len(re.findall(r"\((cat|dog)\)", top5)) >= 5, top5
+    assert page.locator("#photo-upload img").count() == 1  # the pasted photo is shown in the input
+    context.close()
     assert outside == []

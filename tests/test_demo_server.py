@@ -9,6 +9,7 @@ options (tiny training data, a login, a short cache life) start their own.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.request
@@ -208,7 +209,8 @@ def test_without_a_compiler_it_answers_on_onnxruntime_from_the_first_photo(serve
     _assert_answers(client, server)
     print(f"started and answered in {time.monotonic() - server.started:.1f} s")  # bench/demo.py times it: startup_s
     said = server.output(last=None)
-    assert "the model answers on onnxruntime" in said and "checked against PyTorch" in said
+    # onnxruntime, or OpenVINO where the CPU has bf16 units and it was faster at load: a checked graph either way
+    assert re.search(r"the model answers on (onnxruntime|openvino) ", said) and "checked against PyTorch" in said
     assert "compil" not in said.lower()
 
 
@@ -499,6 +501,14 @@ def test_a_login_keeps_everyone_else_out(tmp_path):
         assert teacher.login("teacher", "s3cr:et") == 200  # the password may hold a colon
         output, error, _ = teacher.call(teacher.fn_index("predict"), [teacher.upload(PHOTO), False])
         assert error is None and "ms with the shipped model" in output[1]
+        # the front door describes the events' inputs (and names) only to those who signed in
+        wrong_type = {"data": [5, False], "fn_index": teacher.fn_index("predict"), "session_hash": "x"}
+        for who, code in ((stranger, 401), (teacher, 422)):
+            answer = who.http.post(locked.url + "gradio_api/queue/join", json=wrong_type)
+            assert answer.status_code == code and ("Your photo" in answer.text) == (code == 422), answer.text
+            answer = who.http.post(locked.url + "gradio_api/run/nothing", json={"data": []})
+            assert answer.status_code == code and ("nothing" in answer.text) == (code == 422), answer.text
+        assert "Traceback" not in locked.output(last=None)
         stranger.close()
         teacher.close()
 
@@ -697,6 +707,53 @@ def test_odd_requests_get_a_message_not_a_server_error(server):
     assert output is None and error.startswith("HTTP 422")  # never fetched: no folder left behind
     assert set(temp.iterdir()) == folders_before
     _assert_answers(gradio_client.Client(server.url, verbose=False), server)
+    raw.close()
+
+
+def test_a_file_input_of_the_wrong_type_is_refused_at_the_door_without_a_traceback(server):
+    # Gradio checks a file input against its data model before any handler runs, and logged a pydantic
+    # traceback for each wrong type; the front door (input_types.py) refuses them with one line.
+    raw = RawClient(server.url, source="127.0.4.14")
+    config, photo = raw.config, raw.upload(PHOTO)
+    file_inputs = {c["id"] for c in config["components"] if c["type"] in ("image", "file", "gallery", "video")}
+    events = _file_events(raw)
+    takes_files = {d["id"] for d in config["dependencies"] if file_inputs & set(d["inputs"])}
+    assert takes_files == {fn for _, fn, _ in events}  # every event with a file input (the Train tab has none)
+    tracebacks = server.output(last=None).count("Traceback")
+    join = server.url + "gradio_api/queue/join"
+    wrong = (5, 1.5, True, "junk", "", [1, 2], [], [photo], {**photo, "meta": 5}, {**photo, "meta": "x"},
+             {**photo, "size": "big"}, {**photo, "orig_name": 7})
+    for name, fn, data in events:
+        for value in wrong:
+            answer = raw.http.post(join, json={"data": data(value), "fn_index": fn, "session_hash": raw.session})
+            detail = answer.json().get("detail", answer.text)
+            assert answer.status_code == 422 and "must be a file uploaded to this server" in detail, (name, value)
+            assert "\n" not in detail and len(detail) < 300
+        answer = raw.http.post(join, json={"data": data(photo)[:1], "fn_index": fn, "session_hash": raw.session})
+        assert answer.status_code == 422 and "input values; the request sent 1" in answer.text, answer.text
+        output, error, _ = raw.call(fn, data({"x": 1}))  # no path: the handler's "no photo" (or the door's 422)
+        assert (output is None and error.startswith("HTTP 422")) or "No photo yet" in str(output), (name, error)
+        odd_meta = {"path": photo["path"], "meta": {"_type": "other"}}  # gr.Image's model takes it, gr.File's not
+        output, error, _ = raw.call(fn, data(odd_meta))
+        assert (output is None and error.startswith("HTTP 422")) or error is None, (name, error)
+    predict = "gradio_api/call/predict", "gradio_api/call/v2/predict", "gradio_api/run/predict"
+    for route, body in ((predict[0], {"data": [5, False]}), (predict[0], {"data": ["junk", False]}),
+                        (predict[1], {"photo": 5, "use_session_model": False}), (predict[1], {"photo": [photo]}),
+                        (predict[2], {"data": [{"path": photo["path"], "meta": 3}, False]})):
+        answer = raw.http.post(server.url + route, json=body)
+        assert answer.status_code == 422 and "must be a file uploaded" in answer.text, (route, answer.text)
+    for route, body, expected in ((predict[1], {"picture": photo}, "Parameter `picture` is not a valid"),
+                                  ("gradio_api/run/nothing", {"data": [1]}, "no event named 'nothing'")):
+        answer = raw.http.post(server.url + route, json=body)
+        assert answer.status_code == 422 and expected in answer.text, (route, answer.text)
+    for route, body in ((predict[0], {"data": [photo, False]}), (predict[1], {"photo": photo})):  # right ones pass
+        answer = raw.http.post(server.url + route, json=body)
+        assert answer.status_code == 200, answer.text
+        streamed = raw.http.get(server.url + route + "/" + answer.json()["event_id"]).text
+        assert "event: complete" in streamed and "Pug (dog)" in streamed, streamed[:300]
+    output, error, _ = raw.call(raw.fn_index("predict"), [photo, False])
+    assert error is None and output[0]["label"] == "Pug (dog)"
+    assert server.output(last=None).count("Traceback") == tracebacks, server.output()
     raw.close()
 
 

@@ -117,3 +117,41 @@ def test_a_rate_window_forgets_what_is_older_than_its_span():
     now[0] = 61.0
     assert window.total("127.0.0.9") == (0, 0)
     assert Limits().body_limit == 64 * 1024 and Limits().login_failures == 5
+
+
+def test_the_input_types_of_an_event_are_gradios_own_data_models():
+    import gradio as gr
+
+    from demo.input_types import input_problem
+
+    with gr.Blocks() as app:
+        photo, file, tick = gr.Image(label="Your photo", type="filepath"), gr.File(label="Photo"), gr.Checkbox()
+        gr.Button().click(lambda *a: None, [photo, file, tick], None)
+    event = next(iter(app.fns.values()))
+    data = {"path": "/uploads/a/pug.jpg", "meta": {"_type": "gradio.FileData"}}
+    assert input_problem(event, [data, data, True]) is None
+    assert input_problem(event, [None, None, "a tick's value is the handler's to check"]) is None
+    for wrong, kind in ((5, "a number"), ("junk", "a string"), ([data], "a list"), ({**data, "meta": 5}, "an object")):
+        assert input_problem(event, [wrong, None, True]) == (
+            'Input 1 of this event ("Your photo") must be a file uploaded to this server, {"path": "<the path the '
+            f'upload answered>", "meta": {{"_type": "gradio.FileData"}}}}, or null, not {kind}.')
+        assert 'Input 2 of this event ("Photo")' in input_problem(event, [None, wrong, True])
+    assert "not an object" in input_problem(event, [None, {"path": "x"}, True])  # gr.File's model wants its meta
+    assert "takes 3 input values; the request sent 2" in input_problem(event, [data, data])
+    assert "must be a list" in input_problem(event, {"photo": data})
+
+
+def test_signed_in_reads_gradios_login_cookie():
+    from types import SimpleNamespace
+
+    from demo.sessions import signed_in
+
+    def scope(cookie):
+        return {"headers": [(b"cookie", cookie.encode())]}
+
+    open_server = SimpleNamespace(auth=None, auth_dependency=None)
+    locked = SimpleNamespace(auth={"teacher": "pw"}, auth_dependency=None, cookie_id="c1", tokens={"tok": "teacher"})
+    assert signed_in(open_server, scope(""))
+    assert signed_in(locked, scope("access-token-c1=tok")) and signed_in(locked, scope("access-token-unsecure-c1=tok"))
+    assert not signed_in(locked, scope("access-token-c1=guess")) and not signed_in(locked, scope("access-token-c2=tok"))
+    assert not signed_in(locked, {"headers": []}) and not signed_in(None, scope("access-token-c1=tok"))

@@ -37,6 +37,18 @@ def test_plot_confusion_matrix():
     matplotlib.pyplot.close(fig)
 
 
+def test_plot_confusion_matrix_names_the_classes_in_the_size_asked():
+    interp = make()
+    names = [f"breed {v}" for v in interp.vocab]
+    fig = interp.plot_confusion_matrix(labels=names, fontsize=9, figsize=(5, 5))
+    ticks = fig.axes[0].get_yticklabels()
+    assert [t.get_text() for t in ticks] == names and {t.get_fontsize() for t in ticks} == {9}
+    assert {t.get_fontsize() for t in fig.axes[0].texts} == {8}  # the counts, a point smaller
+    matplotlib.pyplot.close(fig)
+    with pytest.raises(ValueError, match="one label per class"):
+        interp.plot_confusion_matrix(labels=names[:-1])
+
+
 def test_plot_top_losses_needs_data():
     with pytest.raises(ValueError, match="needs the DataLoaders"):
         make().plot_top_losses(2)

@@ -121,7 +121,7 @@ def test_a_new_runtime_is_checked_and_used_or_refused(trained, monkeypatch):
         check_runtime(_Reversed(plain), reference, spec.size, TOLERANCE)
 
     def candidates(make):
-        return lambda device, size, graph, int8, reasons: [(make().name, make, TOLERANCE)]
+        return lambda device, size, graph, int8, reasons, recorded=None, **_: [(make().name, make, TOLERANCE)]
 
     class Plain(TorchRuntime):  # a "new" runtime that answers as PyTorch does
         name = "plain"

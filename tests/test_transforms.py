@@ -1,3 +1,5 @@
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -171,3 +173,88 @@ def test_preprocessing_denormalize_undoes_normalize_for_showing():
     x = torch.tensor([0.0, 63.75, 255.0]).view(1, 3, 1, 1)
     assert torch.allclose(spec.denormalize(spec.normalize(x)), x / 255, atol=1e-6)
     assert spec.denormalize(torch.full((1, 3, 1, 1), 100.0)).max() == 1  # clipped to the pixel range
+
+
+def _jpeg_bytes(size=(64, 48), **save) -> bytes:
+    buf = io.BytesIO()
+    make_image("rgb", size=size).save(buf, "JPEG", quality=90, **save)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("save", [{}, {"progressive": True}, {"subsampling": 0}, {"exif": b"Exif\x00\x00" + bytes(64)},
+                                  {"icc_profile": bytes(70_000)}])  # an ICC profile longer than one segment
+def test_jpeg_header_reads_the_size_pil_reads(save):
+    from engine.data.transforms import jpeg_header
+
+    for size in [(64, 48), (1, 1), (1000, 20), (2001, 1503)]:
+        data = _jpeg_bytes(size, **save)
+        assert jpeg_header(data) == Image.open(io.BytesIO(data)).size == size
+
+
+def test_jpeg_header_leaves_what_it_does_not_follow_to_pil():
+    from engine.data.transforms import jpeg_header
+
+    data = _jpeg_bytes()
+    sof = data.index(b"\xff\xc0")
+    frame = data[sof:sof + 2 + (data[sof + 2] << 8 | data[sof + 3])]
+    app0 = 4 + (data[4] << 8 | data[5])  # the end of the first segment
+    assert jpeg_header(data[:app0] + b"junk" + data[app0:]) is None  # bytes between markers
+    assert jpeg_header(data[:sof] + frame + data[sof:]) is None  # two frame headers
+    assert jpeg_header(data[:sof + 6]) is None  # cut inside the frame header
+    assert jpeg_header(data[:data.index(b"\xff\xda")]) is None  # no scan: no end to the header
+    assert jpeg_header(data[:sof + 5] + bytes(4) + data[sof + 9:]) is None  # a 0 x 0 frame
+    assert jpeg_header(b"\xff\xd8\xff\xd8" + data[2:]) is None  # a marker without a length, out of place
+
+
+def test_load_array_decodes_jpegs_itself_and_checks_the_size_it_got(tmp_path, monkeypatch):
+    import engine.data.transforms as T
+
+    def no_pil(*args, **kwargs):
+        raise AssertionError("went to PIL")
+
+    monkeypatch.setattr(T, "load_image", no_pil)
+    assert T.load_array(_jpeg_bytes((2001, 1503)), min_size=460).shape == (752, 1001, 3)  # 1/2 scale, rounded up
+    assert T.load_array(_jpeg_bytes((1999, 977), progressive=True), min_size=200).shape == (245, 500, 3)  # 1/4
+    rotated = write_image(tmp_path / "r.jpg", kind="exif_rotated", size=(80, 60))
+    assert T.load_array(rotated).shape == (60, 80, 3)  # stored sideways, decoded upright
+    monkeypatch.setattr(T, "jpeg_header", lambda data: (2001, 1503))  # a header reader and a decoder that disagree
+    with pytest.raises(AssertionError, match="went to PIL"):
+        T.load_array(_jpeg_bytes((64, 48)))
+
+
+def test_load_array_refuses_a_jpeg_that_claims_too_many_pixels_before_decoding_it():
+    from engine.data.transforms import MAX_PIXELS, jpeg_header, load_array
+
+    data = _jpeg_bytes((64, 48))
+    sof = data.index(b"\xff\xc0")
+    claim = (6000).to_bytes(2, "big") + (8000).to_bytes(2, "big")  # height, width
+    bomb = data[:sof + 5] + claim + data[sof + 9:]  # 64 x 48 pixels that claim to be 8000 x 6000
+    assert jpeg_header(bomb) == (8000, 6000)
+    with pytest.raises(ValueError, match=r"8000x6000 = 48 megapixels, more than the 40 allowed"):
+        load_array(bomb, max_pixels=MAX_PIXELS)
+    app0 = 4 + (data[4] << 8 | data[5])  # the end of the first segment
+    junk = data[:app0] + b"junk" + data[app0:]  # bytes between two markers: PIL decodes it, as before
+    assert jpeg_header(junk) is None
+    assert np.array_equal(load_array(junk), np.asarray(load_image(io.BytesIO(junk))))
+
+
+@pytest.mark.parametrize("kind", SYNTHETIC_KINDS)
+def test_rgb_array_converts_a_picture_in_memory_as_to_rgb_does(kind):
+    from engine.data.transforms import rgb_array
+
+    img = make_image(kind, size=(40, 30))
+    a = np.asarray(img)  # an array holds what PIL's fromarray reads back: (H, W) gray, (H, W, 4) RGBA, ...
+    for got, want in ((rgb_array(img), to_rgb(img)), (rgb_array(a), to_rgb(Image.fromarray(a)))):
+        want = np.asarray(want)
+        assert got.dtype == np.uint8 and got.ndim == 3 and got.shape == want.shape and np.array_equal(got, want)
+
+
+def test_rgb_array_hands_an_rgb_array_on_without_copying_it():
+    from engine.data.transforms import rgb_array
+
+    a = np.asarray(make_image("rgb", size=(40, 30)))
+    assert rgb_array(a) is a
+    flipped = rgb_array(a[:, ::-1])  # a view with a negative stride: made contiguous for OpenCV
+    assert flipped.flags.c_contiguous and np.array_equal(flipped, a[:, ::-1])
+    rgba = np.dstack([a, np.zeros(a.shape[:2], np.uint8)])  # fully transparent: white, as to_rgb makes it
+    assert (rgb_array(rgba) == 255).all()

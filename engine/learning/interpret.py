@@ -13,6 +13,8 @@ Losses come from the logits through ``cross_entropy`` (the log domain), never fr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
@@ -54,26 +56,31 @@ class ClassificationInterpretation:
         k = len(self.losses) if k is None else min(k, len(self.losses))
         return self.losses.topk(k)
 
-    def plot_confusion_matrix(self, normalize: bool = False, figsize: tuple[float, float] | None = None):
-        """Draw the confusion matrix (rows actual, columns predicted)."""
+    def plot_confusion_matrix(self, normalize: bool = False, figsize: tuple[float, float] | None = None,
+                              labels: Sequence[str] | None = None, fontsize: float = 7):
+        """Draw the confusion matrix (rows actual, columns predicted), the classes named by ``labels``
+        (default: the vocab) in ``fontsize`` points."""
         import matplotlib.pyplot as plt
 
         cm = self.confusion_matrix().float()
         if normalize:
             cm = cm / cm.sum(dim=1, keepdim=True).clamp(min=1)
         n = len(self.vocab)
+        labels = list(self.vocab if labels is None else labels)
+        if len(labels) != n:
+            raise ValueError(f"plot_confusion_matrix: expected one label per class ({n}), got {len(labels)}")
         size = figsize or (max(4, n * 0.32), max(4, n * 0.32))
         fig, ax = plt.subplots(figsize=size)
         ax.imshow(cm.numpy(), cmap="Blues")
-        ax.set_xticks(range(n), self.vocab, rotation=90, fontsize=7)
-        ax.set_yticks(range(n), self.vocab, fontsize=7)
+        ax.set_xticks(range(n), labels, rotation=90, fontsize=fontsize)
+        ax.set_yticks(range(n), labels, fontsize=fontsize)
         ax.set_xlabel("predicted")
         ax.set_ylabel("actual")
         for a in range(n):
             for p in range(n):
                 if cm[a, p] > 0:
                     ax.text(p, a, f"{cm[a, p]:.2f}" if normalize else int(cm[a, p]), ha="center", va="center",
-                            fontsize=6, color="white" if cm[a, p] > cm.max() / 2 else "black")
+                            fontsize=fontsize - 1, color="white" if cm[a, p] > cm.max() / 2 else "black")
         fig.tight_layout()
         return fig
 

@@ -6,8 +6,11 @@
     predictor   load_predictor, Predictor: the validation preprocessing, then the runtime's answer
     prediction  Prediction: what predict returns (probabilities, the ImageNet check, the pixels
                 the model saw, the time), and the two "I don't know" thresholds
-    runtime     what runs the network: onnxruntime after a check against PyTorch, else PyTorch
-                (BatchNorm folded, half precision); where another runtime goes
+    runtime     what runs the network: the fastest of onnxruntime and OpenVINO that passes its
+                check against PyTorch, else PyTorch (BatchNorm folded, half precision); where
+                another runtime goes
+    openvino_runtime  OpenVINO on the same graph, bf16 where the CPU has it; telemetry off
+    measure     an export's runtimes measured on photos (agreement, speed), into meta.json
     fold        BatchNorm folded into the convolutions before it
 """
 

@@ -8,7 +8,9 @@ internet is then a program. An export here is a folder of plain files:
     model-<hash>.onnx          the whole prediction as an ONNX graph for onnxruntime (``onnx.py``)
     model-<hash>.int8.onnx     with ``int8=True``: its 8-bit copy, kept only if it agrees with it
     meta.json                  architecture, vocabulary, preprocessing, the files' names and their
-                               full SHA-256, and how well the int8 copy agreed
+                               full SHA-256, how well the int8 copy agreed, and with ``int8=True``
+                               how OpenVINO's bf16 agreed and how fast each runtime was
+                               (``measure.py``)
 
 ``meta.json`` is the commit point. The new files go in under their own new names first, then
 ``meta.json`` is replaced in one atomic rename, and only then are the old files deleted. So at
@@ -127,7 +129,9 @@ def export(learn, path: str | Path, half: bool = False, extra: dict | None = Non
             the weights only).
         int8: also write an int8 copy of the graph, calibrated on training photos. It is kept only
             if it names the float graph's breed on at least 99% of the data's photos and its
-            validation error is no worse; ``meta.json`` has the figures either way.
+            validation error is no worse; ``meta.json`` has the figures either way. The same photos
+            measure OpenVINO's reduced precision and every runtime's speed (``measure.py``),
+            which the predictor reads to choose its runtime.
     """
     from safetensors.torch import save_file
 
@@ -250,11 +254,19 @@ def _graphs(learn, folder: Path, int8: bool, written: list[str]) -> dict:
     written.append(name)
     # What the PyTorch model answers on the check picture: load_predictor compares the graph with
     # it before using it, without building the PyTorch model (and importing timm) at every start.
-    reference = [p[0].round(7).tolist() for p in reference_probabilities(learn.unwrapped, spec)]
+    answer = reference_probabilities(learn.unwrapped, spec)
+    reference = [p[0].round(7).tolist() for p in answer]
     out = {"onnx": {"file": name, "sha256": digest, "input": f"(n, {spec.size}, {spec.size}, 3) float32 pixels 0..255",
                     "check": {"breeds": reference[0], "imagenet": reference[1] if len(reference) > 1 else None}}}
     if int8:
+        from .measure import runtime_figures
+
         out.update(_int8_copy(learn, graph, folder, written))
+        quantized = (folder / out["int8"]["file"]).read_bytes() if "int8" in out else None
+        train, valid = learn.dls.train.dataset, learn.dls.valid.dataset
+        photos = [(p, y, False) for p, y in zip(train.items, train.labels)] + \
+                 [(p, y, True) for p, y in zip(valid.items, valid.labels)]
+        out.update(runtime_figures(graph, quantized, photos, spec, answer))
     return out
 
 

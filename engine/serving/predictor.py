@@ -7,10 +7,11 @@
 model saw and the time it took. ``tta=True`` also looks at the mirrored photo and averages.
 ``predict_batch`` answers many photos' ``pixels`` in one forward pass (the folder command).
 
-The network runs on the fastest runtime that passes its check against PyTorch (``runtime.py``):
-onnxruntime on the export's graph (its int8 copy where the CPU has 8-bit dot-product units; for
-an export without a graph, one built from the weights at load), else PyTorch. Which one, and why,
-is in ``runtime_report``.
+The network runs on the fastest runtime that passes its check against PyTorch (``runtime.py``),
+timed at load: onnxruntime on the export's graph (its int8 copy where the CPU has 8-bit
+dot-product units; for an export without a graph, one built from the weights at load) or OpenVINO
+on the same graph (bfloat16 where the CPU has bf16 units and the export measured it), else
+PyTorch. Which one, and why, is in ``runtime_report``.
 
 Decoding shrinks big JPEGs in the DCT domain while they are decoded (never below the presize),
 and the resampling is OpenCV's (``Preprocessing.validation_pixels``): the same pixels as in
@@ -34,12 +35,12 @@ from torch import nn
 
 from ..cam import fold_head, where_looked
 from ..data.preprocessing import Preprocessing
-from ..data.transforms import MAX_PIXELS, load_array, to_rgb
+from ..data.transforms import MAX_PIXELS, load_array, rgb_array
 from ..models import PET_IMAGENET_CLASSES, create_head, create_model, imagenet_categories
 from .exported import MAX_FILE_BYTES, ExportRefused, read_export, read_regular_file
 from .onnx import probabilities
 from .prediction import ImagenetCheck, Prediction
-from .runtime import TOLERANCE, Network, choose_runtime
+from .runtime import RUNTIMES, TOLERANCE, Network, choose_runtime
 
 __all__ = ["Predictor", "load_predictor"]
 
@@ -73,11 +74,12 @@ class Predictor:
         int8: an int8 graph to try first, with the tolerance ``export`` measured for it.
         reference: the PyTorch model's probabilities on the check picture (``onnx.reference_probabilities``),
             when the export recorded them; else they are computed from ``model``.
+        runtimes: the runtimes to try before PyTorch (``runtime.RUNTIMES``, or some of them).
     """
 
     def __init__(self, model, meta: dict, device: str | torch.device | None = None, fast: bool = True,
                  graph: str | Path | bytes | None = None, int8: tuple[str | Path, float] | None = None,
-                 reference: list[np.ndarray] | None = None):
+                 reference: list[np.ndarray] | None = None, runtimes: tuple[str, ...] = RUNTIMES):
         self.meta, self.vocab = meta, list(meta["vocab"])
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.preprocessing = Preprocessing.from_meta(meta)  # what the model was trained with
@@ -86,7 +88,7 @@ class Predictor:
             else meta.get("imagenet_classifier", False)
         self._imagenet_names = imagenet_categories() if has_imagenet else None
         self.runtime, self.runtime_report = choose_runtime(self._network, self.preprocessing, self.device, fast,
-                                                           graph, int8, reference)
+                                                           graph, int8, reference, meta, runtimes)
 
     @property
     def model(self) -> nn.Module:
@@ -99,10 +101,8 @@ class Predictor:
         JPEGs shrink while they are decoded, never below the presize)."""
         if isinstance(image, (str, Path, bytes, bytearray)):
             return load_array(image, min_size=self.preprocessing.presize, max_pixels=MAX_PIXELS)
-        if isinstance(image, np.ndarray):
-            return np.asarray(to_rgb(Image.fromarray(image)))
-        if isinstance(image, Image.Image):
-            return np.asarray(to_rgb(image))
+        if isinstance(image, (np.ndarray, Image.Image)):
+            return rgb_array(image)  # an RGB uint8 array as it is
         raise TypeError(f"predict takes a file path, bytes, a PIL image or an array, got {type(image).__name__}")
 
     def pixels(self, image, tta: bool = False) -> np.ndarray:
@@ -177,14 +177,16 @@ def load_predictor(path: str | Path, device: str | torch.device | None = None, f
     """Load an export folder (see ``export.py``, read back by ``exported.py``); refuses pickles, checks the checksums.
 
     Args:
-        runtime: "auto" (onnxruntime when its check passes: the export's graph, else one built
-            from the weights now; else PyTorch), "onnx" (the same, but an export without a graph
-            gets none), or "pytorch".
+        runtime: "auto" (the fastest of onnxruntime and OpenVINO whose check passes, on the
+            export's graph, else one built from the weights now; else PyTorch), "onnx"
+            (onnxruntime only, and an export without a graph gets none), "openvino" (OpenVINO
+            only, on the export's graph), or "pytorch".
         maps: add the class-activation maps to an export's graphs that lack them (exported before
             they existed); False serves those graphs as they are, without maps (to measure the cost).
     """
-    if runtime not in ("auto", "onnx", "pytorch"):
-        raise ValueError(f"runtime must be 'auto', 'onnx' or 'pytorch', got {runtime!r}")
+    if runtime not in ("auto", "onnx", "openvino", "pytorch"):
+        raise ValueError(f"runtime must be 'auto', 'onnx', 'openvino' or 'pytorch', got {runtime!r}")
+    runtimes = {"onnx": ("onnxruntime",), "openvino": ("openvino",)}.get(runtime, RUNTIMES)
     path = Path(path)
     meta, state = read_export(path)
     folder = path if path.is_dir() else path.parent
@@ -201,7 +203,7 @@ def load_predictor(path: str | Path, device: str | torch.device | None = None, f
 
     def predictor(model, **kwargs) -> Predictor:
         try:
-            return Predictor(model, meta, device=device, fast=fast, graph=graph, int8=int8, **kwargs)
+            return Predictor(model, meta, device=device, fast=fast, graph=graph, int8=int8, runtimes=runtimes, **kwargs)
         except ExportRefused as err:  # a graph for other photos than meta.json describes
             raise ExportRefused(f"{folder / 'meta.json'}: {err}") from None
 

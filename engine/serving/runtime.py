@@ -1,30 +1,38 @@
-"""What runs the network: onnxruntime when its check against PyTorch passes, else PyTorch.
+"""What runs the network: the fastest runtime whose check against PyTorch passes, else PyTorch.
 
 A runtime is anything with a ``name`` and a ``run(pixels)`` that takes the pixels the
 preprocessing leaves, (n, size, size, 3) float32 0..255, and returns the logits of both heads
 and the class-activation maps: (breeds (n, classes), ImageNet (n, 1000) or None, maps (n,
 classes, h, w) or None; see ``engine/cam.py``). That is all a ``Predictor`` asks of it
-(``Runtime``). Two exist:
+(``Runtime``). Three exist:
 
 * ``OnnxRuntime``: onnxruntime on the export's ONNX graph (``onnx.py``), or its int8 copy on CPUs
   with 8-bit dot-product units. It needs no compiler and starts in a moment.
+* ``OpenVinoRuntime`` (``openvino_runtime.py``): OpenVINO on the same graph, compiled for this
+  CPU, in bfloat16 where the CPU has bf16 units and the export measured it; CPU only.
 * ``TorchRuntime``: PyTorch, BatchNorm folded into the convolutions, bfloat16 on CPUs that have
   it, float16 on a GPU (on a GPU onnxruntime serves only when onnxruntime-gpu is installed).
 
-``choose_runtime`` tries the graphs, fastest first. A graph is used only if its probabilities on a
-fixed test picture (``onnx.check_input``) agree with the float32 PyTorch model's within a
-tolerance everywhere (``TOLERANCE``, which also keeps the label wherever it is clear; for int8 the
-agreement ``export`` measured). Otherwise PyTorch answers, and the report says why, once (also as
-a ``RuntimeWarning``).
+``choose_runtime`` builds every installed runtime and checks it: its probabilities on a fixed test
+picture (``onnx.check_input``) must agree with the float32 PyTorch model's within a tolerance
+everywhere (``TOLERANCE``, which also keeps the label wherever it is clear; for reduced precision,
+int8 or bf16, what ``export`` measured). Within a runtime its graphs are tried fastest first
+(onnxruntime: int8, then float32) and the first that passes stands for it. Those that pass are then
+timed here, a few photos each, interleaved (``time_runtimes``, well under a second), and the
+fastest answers; the report gives its time, the others', and what the export measured
+(meta.json's "runtime_ms"). If none passes, PyTorch answers, and the report says why, once (also
+as a ``RuntimeWarning``).
 
-To add a runtime (OpenVINO, say): write a class with ``name`` and ``run`` (its constructor raising
-when it cannot serve this model or this machine), and add it to ``_candidates`` with its
-tolerance. The check, the fallback and the report then apply to it as to the graphs.
+To add a runtime: write a class with ``name`` ("<runtime> <precision>") and ``run`` (its
+constructor raising when it cannot serve this model or this machine), and add it to
+``_candidates`` with its tolerance. The check, the timing, the fallback and the report then apply
+to it as to the others.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -40,9 +48,11 @@ from .fold import fold_batchnorm
 from .onnx import OnnxRunner, check_input, probabilities
 
 __all__ = ["TOLERANCE", "Runtime", "Network", "TorchRuntime", "OnnxRuntime", "choose_runtime", "check_runtime",
-           "fast_dtype", "cuda_provider"]
+           "time_runtimes", "fast_dtype", "cuda_provider", "RUNTIMES"]
 
 TOLERANCE = 0.01  # the largest probability gap allowed between a runtime and the PyTorch model
+RUNTIMES = ("onnxruntime", "openvino")  # the runtimes choose_runtime tries before PyTorch
+TIMING_BUDGET = 0.3  # seconds: at most this long (after one round) timing the candidates at load
 
 
 class Runtime(Protocol):
@@ -140,10 +150,17 @@ Candidate = tuple[str, Callable[[], Runtime], float]  # a name, a function that 
 Reason = tuple[str, bool]  # why something is not used, and whether that deserves a warning
 
 
-def _candidates(device: torch.device, size: int, graph, int8, reasons: list[Reason]) -> list[Candidate]:
-    """The runtimes to try, fastest first; what is left out, and why, goes to ``reasons``. A new
+def _candidates(device: torch.device, size: int, graph, int8, reasons: list[Reason],
+                recorded: dict | None = None, runtimes: tuple[str, ...] = RUNTIMES) -> list[Candidate]:
+    """The candidates of ``runtimes``, each runtime's graphs fastest first; what is left out, and
+    why, goes to ``reasons``. ``recorded`` is the export's meta.json (its "openvino" figures). A new
     runtime adds its candidates here."""
-    return _onnx_candidates(device, size, graph, int8, reasons)
+    from .openvino_runtime import openvino_candidates
+
+    out = _onnx_candidates(device, size, graph, int8, reasons) if "onnxruntime" in runtimes else []
+    if "openvino" in runtimes:
+        out += openvino_candidates(device, graph, recorded, reasons, TOLERANCE)
+    return out
 
 
 def _onnx_candidates(device: torch.device, size: int, graph, int8, reasons: list[Reason]) -> list[Candidate]:
@@ -174,7 +191,8 @@ def _onnx_candidates(device: torch.device, size: int, graph, int8, reasons: list
 
 def choose_runtime(network: Network, preprocessing, device: torch.device, fast: bool = True,
                    graph: str | Path | bytes | None = None, int8: tuple[str | Path | bytes, float] | None = None,
-                   reference: list[np.ndarray] | None = None) -> tuple[Runtime, str]:
+                   reference: list[np.ndarray] | None = None, recorded: dict | None = None,
+                   runtimes: tuple[str, ...] = RUNTIMES) -> tuple[Runtime, str]:
     """The runtime that answers, and a sentence that says which one and why.
 
     Args:
@@ -183,30 +201,69 @@ def choose_runtime(network: Network, preprocessing, device: torch.device, fast: 
         int8: an int8 graph to try first, with the tolerance ``export`` measured for it.
         reference: the PyTorch model's probabilities on the check picture, when the export
             recorded them; else they are computed from ``network`` (which builds it).
+        recorded: the export's meta.json: what it measured (OpenVINO's agreement, "runtime_ms").
+        runtimes: the runtimes to try (``RUNTIMES``, or some of them).
     """
     reasons: list[Reason] = []
-    candidates = _candidates(device, preprocessing.size, graph, int8, reasons)
+    candidates = _candidates(device, preprocessing.size, graph, int8, reasons, recorded, runtimes=runtimes)
     if candidates and reference is None:
         from .onnx import reference_probabilities
 
         reference = reference_probabilities(network.get(), preprocessing)
+    passed: dict[str, Runtime] = {}  # one per runtime: its fastest graph that passes
     for name, make, tolerance in candidates:
+        if name.split()[0] in {n.split()[0] for n in passed}:
+            continue
         try:
             runtime = make()
             check_runtime(runtime, reference, preprocessing.size, tolerance)
         except ExportRefused:  # a graph for other photos than meta.json says: the export is not served
             raise
-        except Exception as err:  # an unreadable graph, an onnxruntime that refuses it, a mismatch
+        except Exception as err:  # an unreadable graph, a runtime that refuses it, a compile error, a mismatch
             reasons.append((f"{name} is not used ({type(err).__name__}: {str(err)[:300]})", True))
             continue
-        why = "; ".join(text for text, _ in reasons)
-        return runtime, f"{name}, checked against PyTorch" + (f" ({why})" if why else "")
-    runtime = TorchRuntime(network.get(), preprocessing, device, fast)  # built now: weights that do not fit fail here
+        passed[name] = runtime
     why = "; ".join(text for text, _ in reasons)
+    if passed:
+        name, speed = _fastest(passed, preprocessing.size, (recorded or {}).get("runtime_ms"))
+        return passed[name], f"{name}{speed}, checked against PyTorch" + (f" ({why})" if why else "")
+    runtime = TorchRuntime(network.get(), preprocessing, device, fast)  # built now: weights that do not fit fail here
     report = f"PyTorch ({runtime})" + (f": {why}" if why else "")
     if any(warn for _, warn in reasons):
         warnings.warn(f"petbreeds: predictions run on {report}", RuntimeWarning, stacklevel=3)
     return runtime, report
+
+
+def _fastest(passed: dict[str, Runtime], size: int, recorded_ms) -> tuple[str, str]:
+    """The fastest of the runtimes that passed, timed here, and the words that say so (with the
+    export's own timing, when it recorded one for each of them)."""
+    if len(passed) == 1:
+        return next(iter(passed)), ""
+    ms = time_runtimes(passed, size)
+    order = sorted(ms, key=ms.get)
+    here = " vs ".join(f"{name} {ms[name]:.1f} ms" for name in order[1:])
+    speed = f", {ms[order[0]]:.1f} ms vs {here} here"
+    if isinstance(recorded_ms, dict) and all(isinstance(recorded_ms.get(n), (int, float)) for n in order):
+        speed += " (at export: " + " vs ".join(f"{recorded_ms[n]:.1f}" for n in order) + " ms)"
+    return order[0], speed
+
+
+def time_runtimes(runtimes: dict[str, Runtime], size: int, rounds: int = 5,
+                  budget: float = TIMING_BUDGET) -> dict[str, float]:
+    """Median milliseconds of one forward pass of one photo, per runtime: ``rounds`` rounds,
+    interleaved (one photo on each, in turn, the order alternating), fewer if they take more than
+    ``budget`` seconds; the check picture's own run was the warm-up."""
+    x = check_input(size)
+    times: dict[str, list[float]] = {name: [] for name in runtimes}
+    start = time.perf_counter()
+    for i in range(rounds):
+        for name in (list(runtimes) if i % 2 == 0 else list(runtimes)[::-1]):
+            t = time.perf_counter()
+            runtimes[name].run(x)
+            times[name].append(time.perf_counter() - t)
+        if time.perf_counter() - start > budget:
+            break
+    return {name: 1000 * float(np.median(t)) for name, t in times.items()}
 
 
 def _fast_copy(model: nn.Module, device: torch.device) -> nn.Module:

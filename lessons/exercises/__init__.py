@@ -27,7 +27,7 @@ from typing import Any
 __all__ = ["Exercise", "exercise", "check", "is_right", "as_number", "get_exercise", "all_exercises", "SELF_CHECK"]
 
 SELF_CHECK = "LESSONS_SELF_CHECK"
-NOTEBOOKS = ("00", "01", "02", "03", "04", "05", "06", "07", "08")
+NOTEBOOKS = ("00", "01", "02", "03", "04", "05", "06", "07", "08", "09")
 
 
 @dataclass(frozen=True)
