@@ -50,7 +50,8 @@ def measure(model: Path = MODEL, sample: Path | None = None) -> dict:
             wrong.append((row["breed"], breed))
     ece, table = reliability(confidence, correct)
     n, n_wrong = len(rows), len(wrong)
-    return {"runtime": predictor.runtime.name, "n_valid": n, "n_wrong": n_wrong, "valid_error": n_wrong / n, "interval": wilson(n_wrong, n),
+    return {"runtime": predictor.runtime.name,
+            "n_valid": n, "n_wrong": n_wrong, "valid_error": n_wrong / n, "interval": wilson(n_wrong, n),
             "ece": ece, "mean_confidence": sum(confidence) / n, "table": table, "wrong": sorted(wrong)}
 
 
