@@ -26,6 +26,8 @@ from lessons import build, workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = build.notebook_paths()
+# What a copy holds: the notebooks, and the pictures in lessons/images/ with their attribution (notebook 03's Q9).
+FILES = [p.relative_to(workspace.LESSONS_DIR).as_posix() for p in workspace.lesson_files()]
 
 # Run by a student's interpreter: the first code cells of a notebook, in a fresh kernel of that
 # interpreter, with the kernel's working folder given; prints the outputs as JSON.
@@ -73,6 +75,7 @@ def test_the_wheel_carries_everything_the_lessons_need(wheel):
     needed = [p for p in (ROOT / "lessons").rglob("*") if p.is_file() and p.suffix in (".ipynb", ".py")
               and "_build" not in p.parts and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts]
     needed += [*(ROOT / "demo" / "model").iterdir(), *(ROOT / "demo" / "examples").iterdir()]
+    needed += [p for p in (ROOT / "lessons" / "images").iterdir() if not p.name.startswith(".")]
     needed += [ROOT / "engine" / "data" / "pets_sample.csv", ROOT / "engine" / "data" / "pets_sample.sha256"]
     missing = sorted(str(p.relative_to(ROOT)) for p in needed if str(p.relative_to(ROOT)) not in names)
     assert not missing, f"the wheel lacks {missing}"
@@ -90,14 +93,15 @@ def test_the_wheel_carries_everything_the_lessons_need(wheel):
 def test_copy_writes_every_notebook_and_keeps_the_ones_a_student_changed(tmp_path):
     dest = tmp_path / "mine"
     report = workspace.copy_lessons(dest)
-    assert sorted(report.written) == sorted(p.name for p in NOTEBOOKS) and not report.kept
-    for p in NOTEBOOKS:
-        assert (dest / p.name).read_bytes() == p.read_bytes()
+    assert sorted(report.written) == sorted(FILES) and not report.kept
+    assert {p.name for p in NOTEBOOKS} | {"images/astronaut.jpg", "images/ATTRIBUTION.md"} <= set(FILES)
+    for name in FILES:
+        assert (dest / name).read_bytes() == (ROOT / "lessons" / name).read_bytes()
     edited = dest / NOTEBOOKS[3].name
     edited.write_text(edited.read_text(encoding="utf-8").replace("softmax", "SOFTMAX"), encoding="utf-8")
     mine = edited.read_bytes()
     again = workspace.copy_lessons(dest)
-    assert again.kept == [edited.name] and not again.written and len(again.unchanged) == len(NOTEBOOKS) - 1
+    assert again.kept == [edited.name] and not again.written and len(again.unchanged) == len(FILES) - 1
     assert edited.read_bytes() == mine  # the student's work is untouched
     assert any("--force" in line and edited.name in line for line in again.lines())
     forced = workspace.copy_lessons(dest, force=True)
@@ -127,7 +131,7 @@ def test_copy_command_fills_in_the_source_and_refuses_a_file(tmp_path):
     done = subprocess.run([sys.executable, "-m", "lessons", "copy", str(dest), "--source", source], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert f"Copied {len(NOTEBOOKS)} file(s) into {dest}" in done.stdout and "jupyter lab" in done.stdout
+    assert f"Copied {len(FILES)} file(s) into {dest}" in done.stdout and "jupyter lab" in done.stdout
     for p in NOTEBOOKS:
         cell = first_code_cell(dest / p.name)
         assert f'SOURCE = "{source}"' in cell and workspace.SOURCE_LINE not in cell
@@ -135,7 +139,7 @@ def test_copy_command_fills_in_the_source_and_refuses_a_file(tmp_path):
     again = subprocess.run([sys.executable, "-m", "lessons", "copy", str(dest)], cwd=tmp_path, capture_output=True,
                            text=True, timeout=120)  # later, without --source: the copies keep theirs
     assert again.returncode == 0 and f'SOURCE = "{source}"' in first_code_cell(dest / NOTEBOOKS[1].name)
-    assert f"({len(NOTEBOOKS)} already up to date)" in again.stdout
+    assert f"({len(FILES)} already up to date)" in again.stdout
     (tmp_path / "a_file").write_text("x")
     done = subprocess.run([sys.executable, "-m", "lessons", "copy", str(tmp_path / "a_file")], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
@@ -262,4 +266,4 @@ def test_ctrl_c_during_a_copy_loses_nothing_and_the_next_copy_completes_it(tmp_p
     for name in copied:  # every file there is whole
         assert (dest / name).read_bytes() == (ROOT / "lessons" / name).read_bytes()
     report = workspace.copy_lessons(dest)  # the next copy finishes the job, nothing counted as changed
-    assert not report.kept and len(report.written) + len(report.unchanged) == len(NOTEBOOKS)
+    assert not report.kept and len(report.written) + len(report.unchanged) == len(FILES)

@@ -103,4 +103,6 @@ def test_plot_marks_the_suggestions(learn):
     assert ax.get_xscale() == "log"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert any(t.startswith("minimum") for t in labels) and any(t.startswith("steep") for t in labels)
+    # the "minimum" suggestion is a tenth of the rate at the lowest loss, and the legend says so
+    assert f"minimum / 10: {result.suggestions['minimum']:.1e}" in labels
     matplotlib.pyplot.close(fig)

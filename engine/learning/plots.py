@@ -6,7 +6,10 @@ demo and the tests use the same pictures.
 
 from __future__ import annotations
 
-__all__ = ["plot_loss", "plot_sched", "plot_lr_find"]
+__all__ = ["plot_loss", "plot_sched", "plot_lr_find", "SUGGESTION_LABELS"]
+
+# What each of the LR finder's suggestions marks on its plot: "minimum" is one tenth of the rate at the lowest loss.
+SUGGESTION_LABELS = {"minimum": "minimum / 10", "steep": "steepest point", "valley": "valley"}
 
 
 def _smooth(values: list[float], beta: float = 0.9) -> list[float]:
@@ -73,7 +76,8 @@ def plot_lr_find(result, skip_end: int = 3):
     for name, lr in result.suggestions.items():
         i = min(range(len(result.lrs)), key=lambda j: abs(result.lrs[j] - lr))
         marker, color = markers.get(name, ("x", "C4"))
-        ax.plot(lr, result.losses[i], marker, color=color, markersize=9, label=f"{name}: {lr:.1e}")
+        label = f"{SUGGESTION_LABELS.get(name, name)}: {lr:.1e}"
+        ax.plot(lr, result.losses[i], marker, color=color, markersize=9, label=label)
     ax.legend()
     fig.tight_layout()
     return fig
