@@ -179,3 +179,41 @@ def test_the_shipped_export_is_left_as_it_is_and_gets_its_maps_at_load():
     p = load_predictor(DEMO_MODEL, runtime="onnx")
     picture = np.full((300, 300, 3), 128, np.uint8)
     assert p.predict(picture).cam.shape == (224, 224)
+
+
+def test_maps_are_added_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    """The shipped graphs get their maps at the first load; later loads read them from the cache
+    (no onnx import, no rewrite), with the same answers; a damaged cached file is rebuilt."""
+    from engine.serving import maps_cache, onnx as onnx_module
+
+    monkeypatch.setenv("PETBREEDS_HOME", str(tmp_path))
+    picture = np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)
+    first = load_predictor(DEMO_MODEL, runtime="onnx").predict(picture)
+    cached = sorted(maps_cache.cache_folder().glob("*.onnx"))
+    assert len(cached) == 2  # the float graph and the int8 graph
+    assert all(has_activation_maps(path.read_bytes()) for path in cached)
+
+    def refuse(*args):
+        raise AssertionError("the maps were added again instead of read from the cache")
+
+    monkeypatch.setattr(onnx_module, "add_activation_maps", refuse)
+    again = load_predictor(DEMO_MODEL, runtime="onnx").predict(picture)
+    assert again.label == first.label
+    np.testing.assert_allclose(again.cam, first.cam, atol=1e-6)
+    assert list(again.probabilities.values()) == pytest.approx(list(first.probabilities.values()), abs=1e-6)
+
+    monkeypatch.undo()  # the real add_activation_maps again, and the same cache
+    monkeypatch.setenv("PETBREEDS_HOME", str(tmp_path))
+    cached[0].write_bytes(cached[0].read_bytes()[:1000])  # a half-written file
+    rebuilt = load_predictor(DEMO_MODEL, runtime="onnx").predict(picture)
+    assert rebuilt.label == first.label and has_activation_maps(cached[0].read_bytes())
+
+
+def test_a_read_only_cache_still_gives_maps(tmp_path, monkeypatch):
+    from engine.serving import maps_cache
+
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("")
+    monkeypatch.setattr(maps_cache, "cache_folder", lambda: blocked / "graphs")  # cannot be created
+    picture = np.full((300, 300, 3), 128, np.uint8)
+    assert load_predictor(DEMO_MODEL, runtime="onnx").predict(picture).cam.shape == (224, 224)

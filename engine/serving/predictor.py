@@ -232,12 +232,14 @@ def load_predictor(path: str | Path, device: str | torch.device | None = None, f
 
 def _with_maps(graph: bytes | None, state: dict[str, torch.Tensor], path: Path) -> bytes | None:
     """A graph with the ``maps`` output: as it is, or, for one exported before the maps existed,
-    with their nodes added now from the export's head weights (``onnx.add_activation_maps``; the
-    file on disk stays as it is). If that cannot be done the graph serves without maps."""
+    with their nodes added from the export's head weights (``onnx.add_activation_maps``, done once and
+    then kept in the cache: ``maps_cache.py``; the export's own file stays as it is). If that cannot
+    be done the graph serves without maps."""
     if graph is None:
         return None
     try:
-        from .onnx import add_activation_maps, has_activation_maps
+        from .maps_cache import with_maps
+        from .onnx import has_activation_maps
 
         if has_activation_maps(graph):
             return graph
@@ -245,7 +247,7 @@ def _with_maps(graph: bytes | None, state: dict[str, torch.Tensor], path: Path) 
         head.load_state_dict({k.removeprefix("head."): v.float() if v.is_floating_point() else v
                               for k, v in state.items() if k.startswith("head.")})
         with torch.no_grad():
-            return add_activation_maps(graph, fold_head(head.eval())[0].numpy())
+            return with_maps(graph, fold_head(head.eval())[0].numpy())  # kept in the cache for the next start
     except Exception as err:  # no onnx package, a graph of another shape: answers without a map
         warnings.warn(f"petbreeds: the ONNX graph of {path} has no class-activation maps and they could not be "
                       f"added ({type(err).__name__}: {err}); predictions come without them", RuntimeWarning,
