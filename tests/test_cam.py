@@ -184,7 +184,8 @@ def test_the_shipped_export_is_left_as_it_is_and_gets_its_maps_at_load():
 def test_maps_are_added_once_then_read_from_the_cache(tmp_path, monkeypatch):
     """The shipped graphs get their maps at the first load; later loads read them from the cache
     (no onnx import, no rewrite), with the same answers; a damaged cached file is rebuilt."""
-    from engine.serving import maps_cache, onnx as onnx_module
+    from engine.serving import maps_cache
+    from engine.serving import onnx as onnx_module
 
     monkeypatch.setenv("PETBREEDS_HOME", str(tmp_path))
     picture = np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)
