@@ -4,22 +4,24 @@
 
 1. latency: one photo from its file to its answer (decode -> preprocess -> forward), over every
    photo of $PETS_SAMPLE/images after a warm-up, on the CPU, alternating photo by photo between
-   the demo's predictor (``Predictor.predict``: onnxruntime, int8 where the export has a
-   checked int8 graph and the CPU has 8-bit dot-product units), the baseline (``plain_onnx.py``:
-   a plain onnxruntime session on the float32 graph with naive PIL preprocessing) and the PyTorch
-   eager path (``runtime="pytorch"``: BatchNorm folded, bfloat16 where the CPU has it), and the
-   demo's predictor without the class-activation map (the shipped graphs as they are:
-   ``p50_no_map_ms``; ``map_ms`` is what the map costs, target <= 1). Targets on a 2-core
-   machine: ``p50_ms`` (with the map, as the demo serves) <= 8 and ``vs_ort_plain`` (the
-   baseline's p50 / ours) >= 1.3. Two more, in the same alternation, time a whole answer of the
+   the demo's predictor (``Predictor.predict``: the fastest checked runtime, OpenVINO bf16 on CPUs
+   with bf16 units, else onnxruntime, int8 where the CPU has 8-bit dot-product units), the
+   baseline (``plain_onnx.py``: a plain onnxruntime session on the float32 graph with naive PIL
+   preprocessing), the PyTorch eager path (``runtime="pytorch"``: BatchNorm folded, bfloat16
+   where the CPU has it), the demo's predictor without the class-activation map (the shipped
+   graphs as they are: ``p50_no_map_ms``; ``map_ms`` is what the map costs, target <= 1), and the
+   predictor as the demo served before issues 23 and 24 (onnxruntime, no map: ``p50_before_ms``;
+   issue 23 asks that ``p50_ms`` be no worse). Targets on a 2-core machine (issue 24):
+   ``p50_ms`` (with the map, as the demo serves) <= 6 and ``vs_ort_plain`` (the baseline's p50 /
+   ours) >= 1.8. Two more, in the same alternation, time a whole answer of the
    predict tab in our code (the handler's work but for Gradio's: read and check the upload,
    predict, write the result files, the API's answer by id): ``answer_p50_ms`` as the page
    answers now (the map on: the plain square and the square with the map, two JPEGs), and
-   ``answer_before_p50_ms`` as it answered before issue 23 added the map (the predictor without
-   the map, one JPEG): issue 23 asks that the map on be no worse than that;
+   ``answer_before_p50_ms`` as it answered before (the "before" predictor, one JPEG);
 2. start: ``python -m demo`` in a child process with ``PATH`` holding no compiler (and ``CC`` /
    ``CXX`` unset), timed from the process start to its first answered photo: ``startup_s``
-   (target <= 5, issue 24);
+   (target <= 5, issue 24), after a first start with an empty cache folder (``startup_cold_s``)
+   that left the shipped graphs with their maps in it;
 3. load: on that server, ``--clients`` threads asking it for predictions, each with its own
    connection and session, in five phases:
    http           the sample photos for ``--seconds``, through Gradio's HTTP API as a browser does
@@ -90,9 +92,10 @@ def latency(files: list[Path], warmup: int) -> dict:
     eager = load_predictor(SHIPPED_MODEL, runtime="pytorch")
     session = plain_session(SHIPPED_MODEL)
     no_map = load_predictor(SHIPPED_MODEL, maps=False)
+    before = load_predictor(SHIPPED_MODEL, runtime="onnx", maps=False)  # as the demo served before issues 23-24
     runs = {"demo": predictor.predict, "ort_plain": lambda f: plain_predict(session, f),
-            "pytorch": eager.predict, "no_map": no_map.predict,
-            "answer": lambda f: answer(predictor, f), "answer_before": lambda f: answer(no_map, f)}
+            "pytorch": eager.predict, "no_map": no_map.predict, "before": before.predict,
+            "answer": lambda f: answer(predictor, f), "answer_before": lambda f: answer(before, f)}
     for f in itertools.islice(itertools.cycle(files), warmup):
         for run in runs.values():
             run(f)
@@ -112,6 +115,7 @@ def latency(files: list[Path], warmup: int) -> dict:
             "ort_plain_p50_ms": base_p50, "vs_ort_plain": base_p50 / p50,
             "pytorch_p50_ms": percentile(times["pytorch"], 50), "vs_pytorch": percentile(times["pytorch"], 50) / p50,
             "p50_no_map_ms": percentile(times["no_map"], 50), "map_ms": p50 - percentile(times["no_map"], 50),
+            "p50_before_ms": percentile(times["before"], 50), "before_runtime": before.runtime.name,
             "answer_p50_ms": percentile(times["answer"], 50),
             "answer_before_p50_ms": percentile(times["answer_before"], 50),
             "same_label_as_plain": agree / len(files), "n_photos": len(files)}
@@ -202,16 +206,30 @@ def load_run(files: list[Path], seconds: float, clients: int) -> dict:
     from tests.support.server import RawClient
 
     no_compilers = tempfile.mkdtemp(prefix="petbreeds-no-compilers-")  # an empty folder as the whole PATH
-    started = time.perf_counter()
+    # A cache folder of its own, empty at the first start (a new machine): the shipped graphs get their
+    # maps added and kept there (engine/serving/maps_cache.py); the second start, measured the same way,
+    # finds them, as every later start of a classroom server does.
+    home = tempfile.mkdtemp(prefix="petbreeds-bench-home-")
+    env = {"PATH": no_compilers, "CC": None, "CXX": None, "PETBREEDS_HOME": home}
     # The clients upload a photo per request, far more than a visitor's quota: it is lifted here, since
     # this measures what the server can serve, not what one visitor may ask.
     lifted = ["--uploads-per-minute", "1000000"]
-    with DemoServer(lifted, env={"PATH": no_compilers, "CC": None, "CXX": None}) as server:
+
+    def first_answer(server) -> float:
         raw = RawClient(server.url)
         first = predict_over_http(raw, files[0], raw.fn_index("predict"))
-        startup_s = time.perf_counter() - started
         if "ms with the shipped model" not in first:
             raise RuntimeError(f"the first answer is not a prediction: {first[:300]}")
+        return time.perf_counter() - started
+
+    started = time.perf_counter()
+    with DemoServer(lifted, env=env) as server:
+        startup_cold_s = first_answer(server)
+    print(f"start with an empty cache: first photo answered {startup_cold_s:.1f} s after the process started",
+          flush=True)
+    started = time.perf_counter()
+    with DemoServer(lifted, env=env) as server:
+        startup_s = first_answer(server)
         runtime = next((line.split("answers on ", 1)[1] for line in server.output(last=None).splitlines()
                         if "the model answers on" in line), "not said")
         print(f"start: first photo answered {startup_s:.1f} s after the process started, with no compiler on PATH",
@@ -258,6 +276,7 @@ def load_run(files: list[Path], seconds: float, clients: int) -> dict:
         print(f"load while one training runs: {phases['training']}", flush=True)
         stop.set()
         monitor.join()
+    shutil.rmtree(home, ignore_errors=True)
     main = phases["http"]
     return {"rps": main["rps"], "requests": main["requests"], "errors": sum(p["errors"] for p in phases.values()),
             "load_p50_ms": main["p50_ms"], "load_p95_ms": main["p95_ms"],
@@ -271,7 +290,7 @@ def load_run(files: list[Path], seconds: float, clients: int) -> dict:
             "training_requests": phases["training"]["requests"], "training_s": phases["training"]["train_s"],
             "training_done": phases["training"]["trained"],
             "peak_rss_mb": peak[0] / 2**20, "clients": clients, "startup_s": startup_s,
-            "server_runtime": runtime}
+            "startup_cold_s": startup_cold_s, "server_runtime": runtime}
 
 
 def main() -> None:
@@ -292,14 +311,16 @@ def main() -> None:
     met = lambda ok: "met" if ok else "NOT met"  # noqa: E731
     print(f"latency over {figures['n_photos']} photos (decode -> preprocess -> forward, {figures['runtime']}): "
           f"p50 {figures['p50_ms']:.1f} ms with the map, as the demo serves (p50_ms), p95 {figures['p95_ms']:.1f} ms "
-          f"(target p50 <= 8 ms: {met(figures['p50_ms'] <= 8)}); plain onnxruntime + naive PIL p50 "
-          f"{figures['ort_plain_p50_ms']:.1f} ms, x{figures['vs_ort_plain']:.2f} (target >= 1.3: "
-          f"{met(figures['vs_ort_plain'] >= 1.3)}); PyTorch eager p50 {figures['pytorch_p50_ms']:.1f} ms; "
-          f"before issue 23, without the map (p50_no_map_ms) {figures['p50_no_map_ms']:.1f} ms (the map costs "
-          f"{figures['map_ms']:.2f} ms, target <= 1: {met(figures['map_ms'] <= 1)})", flush=True)
+          f"(target p50 <= 6 ms: {met(figures['p50_ms'] <= 6)}); plain onnxruntime + naive PIL p50 "
+          f"{figures['ort_plain_p50_ms']:.1f} ms, x{figures['vs_ort_plain']:.2f} (target >= 1.8: "
+          f"{met(figures['vs_ort_plain'] >= 1.8)}); PyTorch eager p50 {figures['pytorch_p50_ms']:.1f} ms; "
+          f"the same runtime without the map (p50_no_map_ms) {figures['p50_no_map_ms']:.1f} ms (the map costs "
+          f"{figures['map_ms']:.2f} ms, target <= 1: {met(figures['map_ms'] <= 1)}); as the demo served before "
+          f"issues 23-24 ({figures['before_runtime']}, no map: p50_before_ms) {figures['p50_before_ms']:.1f} ms "
+          f"(issue 23: the map on no worse: {met(figures['p50_ms'] <= figures['p50_before_ms'])})", flush=True)
     print(f"the predict tab's whole answer in our code (read, predict, result files, ids): p50 "
           f"{figures['answer_p50_ms']:.1f} ms with the map on (answer_p50_ms), "
-          f"{figures['answer_before_p50_ms']:.1f} ms as before issue 23, no map and one JPEG "
+          f"{figures['answer_before_p50_ms']:.1f} ms as before issues 23-24, no map and one JPEG "
           f"(answer_before_p50_ms); issue 23's \"no worse\": "
           f"{met(figures['answer_p50_ms'] <= figures['answer_before_p50_ms'])}", flush=True)
     figures.update(load_run(files, args.seconds, args.clients))
@@ -312,7 +333,8 @@ def main() -> None:
           f"{figures['same_photo_errors']}, gradio_client "
           f"{figures['gradio_client_errors']}, during a training {figures['training_errors']}, p95 "
           f"{figures['training_p95_ms'] or float('nan'):.0f} ms); server peak RSS {figures['peak_rss_mb']:.0f} MB; "
-          f"start to first answer {figures['startup_s']:.1f} s (target <= 5 s: {met(figures['startup_s'] <= 5)})",
+          f"start to first answer {figures['startup_s']:.1f} s (target <= 5 s: {met(figures['startup_s'] <= 5)}; "
+          f"the first start, with an empty cache: {figures['startup_cold_s']:.1f} s)",
           flush=True)
     print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()}))
 
