@@ -12,8 +12,8 @@ The shipped model (``demo/model``, through ``load_predictor``) looks at:
 
 Each group is counted twice: ``before``, by the rule of issue 22 (the ImageNet check alone refuses a
 photo, whatever the breed model says), and ``after``, by the engine's ``Prediction.verdict``
-(``engine/serving/prediction.py``: "breed", "unsure", "disagree" or "not_a_pet"). Wanted: no sample
-photo refused, and every non-pet refused or "unsure".
+(``engine/serving/prediction.py``: "breed", "unsure", "disagree", "not_a_pet" or "too_small"). Wanted:
+no sample photo refused, and every non-pet refused, "unsure" or "too_small" (the faces are 25x25).
 
 The calibration of ``DISAGREE_FROM`` reads two figures: ``pets_imagenet_refuses_min_p``, the breed
 model's lowest top probability among the sample photos ImageNet sees no cat or dog in, and
@@ -38,7 +38,7 @@ from engine.serving.prediction import DISAGREE_FROM, UNSURE_BELOW, Prediction
 from engine.serving.predictor import load_predictor
 from tests.support.non_pets import cat_photos, faces, non_pet_photos
 
-KINDS = ("breed", "unsure", "disagree", "not_a_pet")
+KINDS = ("breed", "unsure", "disagree", "not_a_pet", "too_small")
 
 
 def before(prediction: Prediction) -> str:

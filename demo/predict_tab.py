@@ -5,6 +5,7 @@ car, it still names a breed, sometimes confidently. So every answer is checked w
 opinion that *can* say "none of these": the original ImageNet classifier on the same features
 (1000 kinds of things, 123 of them cats and dogs). ``judge`` turns the two into one of:
 
+    too_small  the photo is too small to show a breed (``TOO_SMALL_BELOW`` pixels): say so, ask for a larger one
     breed      a breed, the chance it is a cat or a dog, and the time it took
     unsure     no breed gets ``UNSURE_BELOW`` of the probability: say so, with the two best guesses
     disagree   ImageNet sees no cat or dog, but the breed model is sure (``DISAGREE_FROM``): say both
@@ -56,7 +57,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Verdict:
-    """What the page shows for one photo. ``kind``: breed, unsure, disagree, not_a_pet, refused or no_photo
+    """What the page shows for one photo. ``kind``: breed, unsure, disagree, not_a_pet, too_small, refused or no_photo
     (and busy, for ``api_answer``: no prediction, the visitor had too many photos on their way)."""
 
     kind: str
@@ -112,6 +113,13 @@ def judge(prediction: Prediction, milliseconds: float | None = None, notes: list
     extra = "\n\n".join(notes)
 
     kind = prediction.verdict
+    if kind == "too_small":  # whatever the models say: a guess, not an answer
+        w, h = prediction.photo_size
+        text = (f"### Too small to tell\nThis picture is only {w}x{h} pixels, too few to show a breed: the model "
+                f"learnt from photos hundreds of pixels wide. Blown up to its {prediction.pixels.shape[1]}x"
+                f"{prediction.pixels.shape[0]} input, this one gets a guess ({name}, {_pct(p)}), not an answer. "
+                "Please send a larger photo.")
+        return Verdict("too_small", "\n\n".join(s for s in (text, extra, took) if s), **common)
     if kind == "not_a_pet":
         seen = ", ".join(f"**{name}** ({_pct(q)})" for name, q in imagenet[:3])
         text = (f"### This does not look like a cat or a dog\n"
@@ -215,9 +223,9 @@ def api_answer(verdict: Verdict) -> dict:
          "top5": [{"id": "pug", "name": "Pug (dog)", "probability": 0.93}, ...],
          "imagenet": [{"name": "pug", "probability": 0.88}, ...], "pet_probability": 0.99, "milliseconds": 11.2}
 
-    ``verdict`` is ``Verdict.kind`` (breed, unsure, disagree, not_a_pet, refused, no_photo, or busy:
+    ``verdict`` is ``Verdict.kind`` (breed, unsure, disagree, not_a_pet, too_small, refused, no_photo, or busy:
     this visitor had too many photos on their way). ``top5`` is the breed model's five likeliest,
-    whatever the verdict (the page hides them for not_a_pet): the verdict says how to read them.
+    whatever the verdict (the page hides them for not_a_pet and too_small): the verdict says how to read them.
     Without a prediction, ``label`` and ``name`` are None and ``top5`` is empty."""
     ranked = sorted(verdict.probabilities.items(), key=lambda kv: -kv[1])[:5]
     return {"verdict": verdict.kind, "label": verdict.label,

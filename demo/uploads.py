@@ -79,9 +79,7 @@ class PhotoInfo:
         w, h, out = self.width, self.height, []
         if self.frames > 1:
             out.append(f"This is an animated {self.format} with {self.frames} frames: the first frame was used.")
-        if max(w, h) < 32:
-            out.append(f"The image is only {w}x{h} pixels, far too small to show a pet: do not trust the answer.")
-        elif max(w, h) > 4 * min(w, h):
+        if max(w, h) > 4 * min(w, h):  # (a tiny photo gets its own verdict: prediction.TOO_SMALL_BELOW)
             out.append(f"The image is {w}x{h}, very {'wide' if w > h else 'tall'}: the model only sees its "
                        f"centre square ({min(w, h)}x{min(w, h)} pixels).")
         return out

@@ -6,7 +6,7 @@ MODEL is an export folder (``engine.serving.export``; ``demo/model`` is one). Ea
 argument is a photo or a folder, searched with its subfolders. One row per photo: the file, the
 three likeliest breeds (``breed_1``: the id, ``Maine_Coon``; ``name_1``: as a person reads it,
 "Maine Coon (cat)"; ``p_1``: its probability), the verdict the web demo shows for the same photo
-(``Prediction.verdict``: breed, unsure, disagree or not_a_pet), what the ImageNet check sees
+(``Prediction.verdict``: breed, unsure, disagree, not_a_pet or too_small), what the ImageNet check sees
 (``imagenet_1``, its top class) and ``not_a_pet`` (yes when the verdict refuses the photo; both
 empty when the model has no ImageNet head). Files that cannot be read as images (a ``.mat`` file, a
 truncated JPEG, a text file) are listed in a "skipped" section with the reason; they never stop the run.
@@ -40,7 +40,8 @@ TOP = 3
 COLUMNS = (["file"] + [f"{what}_{i}" for i in range(1, TOP + 1) for what in ("breed", "name", "p")]
            + ["verdict", "imagenet_1", "not_a_pet", "skipped"])
 # What the screen line adds to the breeds, by verdict ({seen}: ImageNet's top class)
-_NOTES = {"breed": "", "unsure": "  (not sure)", "disagree": "  (though ImageNet sees: {seen})",
+_NOTES = {"breed": "", "unsure": "  (not sure)", "too_small": "  (too small to tell: a larger photo, please)",
+          "disagree": "  (though ImageNet sees: {seen})",
           "not_a_pet": "  (not a cat or a dog? ImageNet sees: {seen})"}
 
 
@@ -66,14 +67,15 @@ def photo_files(inputs: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Pa
 
 
 def _prepare(predictor, path: Path, tta: bool):
-    """(pixels, None) for a readable photo, else (None, the reason)."""
+    """((pixels, (width, height)), None) for a readable photo, else (None, the reason)."""
     from .data.files import format_of
 
     try:
         with open(path, "rb") as f:
             if format_of(f.read(16)) is None:  # from its first bytes: a video or an archive is never read whole
                 return None, "not an image file"
-        return predictor.pixels(path, tta=tta), None
+        photo = predictor.load(path)
+        return (predictor.pixels(photo, tta=tta), (photo.shape[1], photo.shape[0])), None
     except Exception as err:  # noqa: BLE001 - any unreadable file is skipped with its reason, never a crash
         reason = str(err).strip() or type(err).__name__
         return None, f"{reason.splitlines()[0][:200]}"
@@ -104,18 +106,18 @@ def predict_files(predictor, files: list[Path], tta: bool = False, batch: int = 
 
         refill()
         while pending:
-            group = []  # (path, pixels) of the next batch, skipped files reported as they come
+            group = []  # (path, (pixels, size)) of the next batch, skipped files reported as they come
             while pending and len(group) < batch:
                 path, future = pending.popleft()
-                pixels, reason = future.result()
+                prepared, reason = future.result()
                 refill()
-                if pixels is None:
+                if prepared is None:
                     if group:  # keep the output in file order: answer the photos before this file first
                         yield from _answer(predictor, group)
                         group = []
                     yield path, None, reason
                 else:
-                    group.append((path, pixels))
+                    group.append((path, prepared))
             if group:
                 yield from _answer(predictor, group)
     finally:  # also on Ctrl-C or when the caller stops early: drop the decodes not started yet
@@ -123,8 +125,8 @@ def predict_files(predictor, files: list[Path], tta: bool = False, batch: int = 
 
 
 def _answer(predictor, group):
-    """One forward pass for a batch of (path, pixels): (path, prediction, None) for each."""
-    predictions = predictor.predict_batch([pixels for _, pixels in group])
+    """One forward pass for a batch of (path, (pixels, size)): (path, prediction, None) for each."""
+    predictions = predictor.predict_batch([pixels for _, (pixels, _) in group], [size for _, (_, size) in group])
     for (path, _), prediction in zip(group, predictions):
         yield path, prediction, None
 

@@ -19,7 +19,7 @@ from demo.predict_tab import judge, predict_photo
 from demo.settings import SHIPPED_MODEL
 from engine import predict as predict_cli
 from engine.data.breeds import display_name
-from engine.serving.prediction import DISAGREE_FROM, UNSURE_BELOW, ImagenetCheck, Prediction
+from engine.serving.prediction import DISAGREE_FROM, TOO_SMALL_BELOW, UNSURE_BELOW, ImagenetCheck, Prediction
 from engine.serving.predictor import load_predictor
 from tests.support.non_pets import SKIMAGE_NON_PETS, cat_photos, faces, non_pet_photos
 
@@ -72,8 +72,22 @@ def test_tiny_face_photos_are_refused_or_unsure(shipped):
     photos = faces()
     verdicts = {name: shipped.predict(face).verdict for name, face in photos.items()}
     assert len(verdicts) == 200
-    named = {name: v for name, v in verdicts.items() if v not in ("not_a_pet", "unsure")}
+    named = {name: v for name, v in verdicts.items() if v not in ("not_a_pet", "unsure", "too_small")}
     assert named == {}
+    # 25x25 pixels: too small to judge, whatever the runtime. (Blown up, 6 of them get a dog or cat breed
+    # at 53-92% from the float32 model and from OpenVINO bf16; int8's rounding had hidden that.)
+    assert set(verdicts.values()) == {"too_small"}
+
+
+def test_a_photo_too_small_to_show_a_breed_gets_its_own_verdict():
+    sure = dict(label="pug", probabilities={"pug": 0.97, "beagle": 0.03}, pixels=np.zeros((8, 8, 3), np.uint8),
+                seconds=0.01, imagenet=ImagenetCheck((("pug", 0.9),), pet_probability=0.95, top_is_pet=True))
+    assert Prediction(**sure, photo_size=(TOO_SMALL_BELOW - 1, 20)).verdict == "too_small"
+    assert Prediction(**sure, photo_size=(TOO_SMALL_BELOW, 20)).verdict == "breed"  # the long side counts
+    assert Prediction(**sure).verdict == "breed"  # size unknown (pixels given): judged on the probabilities
+    v = judge(Prediction(**sure, photo_size=(25, 25)), 3.0)
+    assert v.kind == "too_small" and v.message.startswith("### Too small to tell\nThis picture is only 25x25 pixels")
+    assert "(Pug (dog), 97%)" in v.message and v.top5 == {}  # the guess is told, not shown as an answer
 
 
 def _suitcase(top: float = 0.98) -> Prediction:
@@ -105,23 +119,27 @@ def test_the_demo_and_the_cli_give_the_same_verdict(shipped, pets_sample, non_pe
         (photos / name).write_bytes((pets_sample / "images" / name).read_bytes())
     for name in ("coffee", "camera", "grass"):
         Image.fromarray(non_pets[name]).save(photos / f"{name}.png")
+    Image.fromarray(faces()["lfw_subset[115]"]).save(photos / "face.png")  # 25x25: a Bengal at 92% when blown up
     table = tmp_path / "breeds.csv"
     assert predict_cli.main([str(SHIPPED_MODEL), str(photos), "--csv", str(table), "--batch", "3"]) == 0
     rows = {Path(r["file"]).name: r for r in csv.DictReader(open(table, newline=""))}
-    assert len(rows) == 8
+    assert len(rows) == 9
     on_page = {name: predict_photo(str(photos / name), shipped).kind for name in rows}
     assert {name: r["verdict"] for name, r in rows.items()} == on_page
     # every verdict is there: a pet, one ImageNet does not see (both said), not sure, not a pet
     assert on_page["boxer_157.jpg"] == "disagree" and on_page["pug_112.jpg"] == "breed"
     assert on_page["coffee.png"] == "not_a_pet" and on_page["grass.png"] == "unsure"
+    assert on_page["face.png"] == "too_small" and rows["face.png"]["not_a_pet"] == "no"
     boxer = rows["boxer_157.jpg"]
     assert (boxer["breed_1"], boxer["name_1"], boxer["imagenet_1"], boxer["not_a_pet"]) == \
         ("boxer", "Boxer (dog)", "tennis ball", "no")
     assert rows["coffee.png"]["not_a_pet"] == "yes" and rows["coffee.png"]["name_1"] == display_name(
         rows["coffee.png"]["breed_1"])
 
-    assert predict_cli.main([str(SHIPPED_MODEL), str(photos / "boxer_157.jpg"), str(photos / "coffee.png")]) == 0
+    assert predict_cli.main([str(SHIPPED_MODEL), str(photos / "boxer_157.jpg"), str(photos / "coffee.png"),
+                             str(photos / "face.png")]) == 0
     printed = capsys.readouterr().out
+    assert "face.png: " in printed and "(too small to tell: a larger photo, please)" in printed
     assert "boxer_157.jpg: Boxer (dog) 100% | " in printed and "(though ImageNet sees: tennis ball)" in printed
     assert "(not a cat or a dog? ImageNet sees: espresso)" in printed
 

@@ -114,14 +114,18 @@ class Predictor:
     def predict(self, image, tta: bool = False) -> Prediction:
         """One image (path, bytes, PIL image or array) -> its ``Prediction``; ``tta``: averaged with its mirror."""
         start = time.perf_counter()
-        return self._answer([self.pixels(image, tta)], start)[0]
+        photo = self.load(image)
+        return self._answer([self.pixels(photo, tta)], start, [(photo.shape[1], photo.shape[0])])[0]
 
-    def predict_batch(self, batch: Sequence[np.ndarray]) -> list[Prediction]:
+    def predict_batch(self, batch: Sequence[np.ndarray],
+                      sizes: Sequence[tuple[int, int] | None] | None = None) -> list[Prediction]:
         """Several photos' ``pixels`` (each (1, size, size, 3), or (2, ...) with its mirror) -> their
-        ``Prediction``s, from one forward pass; each one's ``seconds`` is its share of that pass."""
-        return self._answer(batch, time.perf_counter()) if len(batch) else []
+        ``Prediction``s, from one forward pass; each one's ``seconds`` is its share of that pass.
+        ``sizes``: each photo's (width, height) as decoded (``Prediction.photo_size``), if known."""
+        return self._answer(batch, time.perf_counter(), sizes) if len(batch) else []
 
-    def _answer(self, batch: Sequence[np.ndarray], start: float) -> list[Prediction]:
+    def _answer(self, batch: Sequence[np.ndarray], start: float,
+                sizes: Sequence[tuple[int, int] | None] | None = None) -> list[Prediction]:
         waiting = time.perf_counter()
         with _FORWARD:
             waited = time.perf_counter() - waiting
@@ -135,8 +139,9 @@ class Predictor:
             read.append((label, probs, check, cam))
             row += len(x)
         seconds = (time.perf_counter() - start - waited) / len(batch)
-        return [Prediction(label, probs, check, _picture(x[0]), seconds, cam)
-                for x, (label, probs, check, cam) in zip(batch, read)]
+        sizes = sizes if sizes is not None else [None] * len(batch)
+        return [Prediction(label, probs, check, _picture(x[0]), seconds, cam, size)
+                for x, (label, probs, check, cam), size in zip(batch, read, sizes)]
 
     def _read(self, breeds: np.ndarray, inet: np.ndarray | None) -> tuple[str, dict[str, float], ImagenetCheck | None]:
         """One photo's logits (several rows: its mirrors, averaged) -> label, probabilities, ImageNet check."""
