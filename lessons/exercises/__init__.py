@@ -115,7 +115,8 @@ def check(key: str, answer: Any = ..., **context) -> None:
             raise AssertionError(f"exercise {key}: the solution {good!r} does not pass: {_grade(ex, good, context)}")
         if _grade(ex, bad, context) is None:
             raise AssertionError(f"exercise {key}: the wrong answer {bad!r} passes: the check cannot fail")
-        print(f"Exercise {key} (self-check): the solution passes, a wrong answer ({bad!r}) gets a hint.")
+        # Not the wrong answer itself: the rendered pages (python -m lessons build) would print it for every reader.
+        print(f"Exercise {key} (self-check): the solution passes, and a plausible wrong answer gets a hint.")
         return
     if answer is ...:
         print(f"Exercise {key}: write your answer in the cell above (replace the ...), then run this cell again.")
