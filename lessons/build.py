@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from .workspace import notebook_files
+
 __all__ = ["LESSONS_DIR", "BUILD_DIR", "KERNEL_NAME", "notebook_paths", "check_kernel", "execute", "render_html",
            "build", "main"]
 
@@ -38,8 +40,9 @@ CELL_TIMEOUT = 300  # seconds per cell
 
 def notebook_paths(selected: list[str] | tuple[str, ...] = (), folder: str | Path = LESSONS_DIR) -> list[Path]:
     """The lesson notebooks in ``folder`` (default: the package's own) in reading order (``00_...``,
-    ``01_...``); ``selected`` keeps the names that start with one of its strings (``"03"``)."""
-    paths = sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
+    ``01_...``, ``03_...`` then its second part ``03b_...``); ``selected`` keeps the names that start with one
+    of its strings (``"03"``: both parts of lesson 03; ``"03b"``: the second only)."""
+    paths = notebook_files(folder)
     if not paths:
         raise ValueError(f"{folder} holds no lesson notebooks (00_start_here.ipynb ...): "
                          f"python -m lessons copy {folder} puts them there")
@@ -115,7 +118,7 @@ def _html_links(nb):
     """Links between notebooks point at the rendered pages: ``(03_x.ipynb`` -> ``(03_x.html`` (in place)."""
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            cell.source = re.sub(r"\]\((\d\d_[\w-]+)\.ipynb", r"](\1.html", cell.source)
+            cell.source = re.sub(r"\]\((\d\d[a-z]?_[\w-]+)\.ipynb", r"](\1.html", cell.source)
     return nb
 
 
@@ -133,10 +136,10 @@ def render_html(nb, dest: str | Path) -> Path:
 
 
 def _write_index(pages: list[Path], out_dir: Path) -> Path:
-    items = "\n".join(f'<li><a href="{p.name}">{p.stem}</a></li>' for p in pages)
+    items = "\n".join(f'<li><a href="{p.name}">{p.stem}</a></li>' for p in pages)  # the names carry the numbers
     index = out_dir / "index.html"
     index.write_text(f"<!doctype html><meta charset=utf-8><title>Pet breeds: the lessons</title>\n"
-                     f"<h1>Pet breeds: the lessons</h1>\n<ol start=0>\n{items}\n</ol>\n", encoding="utf-8")
+                     f"<h1>Pet breeds: the lessons</h1>\n<ul>\n{items}\n</ul>\n", encoding="utf-8")
     return index
 
 

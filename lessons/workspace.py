@@ -17,10 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["MANIFEST", "SOURCE_LINE", "CopyReport", "lesson_files", "set_source", "copy_lessons"]
+__all__ = ["MANIFEST", "SOURCE_LINE", "CopyReport", "notebook_files", "lesson_files", "set_source", "copy_lessons"]
 
 LESSONS_DIR = Path(__file__).resolve().parent
 MANIFEST = ".petbreeds-lessons.json"
@@ -47,9 +48,15 @@ class CopyReport:
         return out
 
 
+def notebook_files(folder: str | os.PathLike = LESSONS_DIR) -> list[Path]:
+    """The lesson notebooks in ``folder``, in reading order: ``00_start_here.ipynb``, ``01_...``; a
+    lesson in two parts has a letter after its number for the second (``03_...``, then ``03b_...``)."""
+    return sorted(p for p in Path(folder).glob("[0-9][0-9]*_*.ipynb") if re.match(r"\d\d[a-z]?_", p.name))
+
+
 def lesson_files() -> list[Path]:
     """The files a student's copy holds: the notebooks, and the pictures in ``images/`` if any."""
-    files = sorted(LESSONS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    files = notebook_files()
     images = LESSONS_DIR / "images"
     if images.is_dir():
         files += sorted(p for p in images.iterdir() if p.is_file() and not p.name.startswith("."))

@@ -11,7 +11,7 @@ import pytest
 from lessons import build
 from lessons.exercises import SELF_CHECK, all_exercises, check, get_exercise, is_right
 
-CALL = re.compile(r"""check\(\s*["'](\d\d\.\d+)["']\s*,\s*answer\b""")
+CALL = re.compile(r"""check\(\s*["'](\d\d[a-z]?\.\d+)["']\s*,\s*answer\b""")
 TOPICS = [p for p in build.notebook_paths() if not p.name.startswith("00")]
 
 
@@ -24,7 +24,7 @@ def _keys_in(path) -> list[str]:
 def test_each_notebook_ends_with_two_or_three_exercises_left_to_the_student(path):
     nb = nbformat.read(path, as_version=4)
     keys = _keys_in(path)
-    number = path.name[:2]
+    number = path.name.split("_")[0]  # "03", or "03b" for the second part of lesson 03
     assert 2 <= len(keys) <= 3 and keys == [f"{number}.{i}" for i in range(1, len(keys) + 1)], keys
     answers = [c.source for c in nb.cells if c.cell_type == "code" and re.match(r"\s*answer\s*=", c.source)]
     assert len(answers) == len(keys) and all(re.match(r"\s*answer\s*=\s*\.\.\.", a) for a in answers)
@@ -70,3 +70,41 @@ def test_the_self_check_fails_when_a_check_cannot_say_no(monkeypatch):
     monkeypatch.setitem(solutions.SOLUTIONS, "01.1", lambda: 0.3)  # a solution that is wrong
     with pytest.raises(AssertionError, match="does not pass"):
         check("01.1")
+
+
+def test_the_self_check_never_prints_its_wrong_answer(capsys, monkeypatch):
+    # What the self-check prints ends up in the HTML pages of `python -m lessons build`: it must not show
+    # the deliberately wrong answer (a page would hand every reader a plausible mistake per exercise).
+    import inspect
+    from importlib import import_module
+
+    monkeypatch.setenv(SELF_CHECK, "1")
+    checked = 0
+    for e in all_exercises():
+        wrong = import_module(f"lessons.solutions.nb{e.key.split('.')[0]}").WRONG[e.key]
+        if inspect.signature(wrong).parameters:  # needs a notebook's objects (dls=...): the build covers it
+            continue
+        check(e.key)
+        said = capsys.readouterr().out
+        assert said.startswith(f"Exercise {e.key} (self-check): the solution passes") and said.count("\n") == 1
+        assert repr(wrong()) not in said
+        checked += 1
+    assert checked >= 10
+
+
+def test_a_built_page_shows_the_self_check_without_its_wrong_answer(tmp_path, monkeypatch):
+    # The page as `python -m lessons build` renders it: a notebook with exercise 03.2 left to the student,
+    # run by a kernel that imports this checkout's lessons (not an installed copy).
+    from pathlib import Path
+
+    from lessons.solutions.nb03 import WRONG
+
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("answer = ..."), nbformat.v4.new_code_cell(
+        "from lessons.exercises import check\ncheck('03.2', answer)")])
+    path = tmp_path / "03_x.ipynb"
+    nbformat.write(nb, path)
+    page = build.render_html(build.execute(path, timeout=120), tmp_path / "03_x.html").read_text(encoding="utf-8")
+    assert "Exercise 03.2 (self-check): the solution passes" in page
+    assert repr(WRONG["03.2"]()) not in page and f"{WRONG['03.2']():.3f}" not in page

@@ -26,7 +26,7 @@ from lessons import build, workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = build.notebook_paths()
-# What a copy holds: the notebooks, and the pictures in lessons/images/ with their attribution (notebook 03's Q9).
+# What a copy holds: the notebooks, and the pictures in lessons/images/ with their attribution (notebook 03b's Q9).
 FILES = [p.relative_to(workspace.LESSONS_DIR).as_posix() for p in workspace.lesson_files()]
 
 # Run by a student's interpreter: the first code cells of a notebook, in a fresh kernel of that

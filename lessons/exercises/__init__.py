@@ -6,7 +6,8 @@ A notebook's exercise is two cells. In the first the student writes an answer (i
     check("01.1", answer)                 # or check("02.1", answer, dls=dls) with what it needs
 
 ``check`` prints "Right: ..." with what the answer shows, or a hint that helps without giving the
-answer away. The checks live here, one module per notebook (``nb01.py`` for ``01_...``), and compute
+answer away. The checks live here, one module per notebook (``nb01.py`` for ``01_...``, ``nb03b.py`` for
+``03b_...``; keys ``"01.2"``, ``"03b.1"``), and compute
 the truth with the engine; the solutions live apart, in ``lessons/solutions/`` (``nb01.py``: one
 function per exercise that works the answer out, and a plausible wrong answer).
 
@@ -27,7 +28,7 @@ from typing import Any
 __all__ = ["Exercise", "exercise", "check", "is_right", "as_number", "get_exercise", "all_exercises", "SELF_CHECK"]
 
 SELF_CHECK = "LESSONS_SELF_CHECK"
-NOTEBOOKS = ("00", "01", "02", "03", "04", "05", "06", "07", "08", "09")
+NOTEBOOKS = ("00", "01", "02", "03", "03b", "04", "05", "06", "07", "08", "09")
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def as_number(answer) -> float:
 def _module_of(key: str) -> str:
     notebook = key.split(".")[0]
     if notebook not in NOTEBOOKS:
-        raise KeyError(f"no exercise {key!r}: keys look like '01.2' (notebook 01, exercise 2)")
+        raise KeyError(f"no exercise {key!r}: keys look like '01.2' (notebook 01, exercise 2) or '03b.1'")
     return f"nb{notebook}"
 
 
@@ -89,7 +90,7 @@ def all_exercises() -> list[Exercise]:
         except ModuleNotFoundError as err:
             if err.name != f"{__name__}.nb{notebook}":
                 raise
-    return [_REGISTRY[k] for k in sorted(_REGISTRY, key=lambda k: tuple(int(p) for p in k.split(".")))]
+    return [_REGISTRY[k] for k in sorted(_REGISTRY, key=lambda k: (k.split(".")[0], int(k.split(".")[1])))]
 
 
 def _grade(ex: Exercise, answer: Any, context: dict) -> str | None:
@@ -115,7 +116,8 @@ def check(key: str, answer: Any = ..., **context) -> None:
             raise AssertionError(f"exercise {key}: the solution {good!r} does not pass: {_grade(ex, good, context)}")
         if _grade(ex, bad, context) is None:
             raise AssertionError(f"exercise {key}: the wrong answer {bad!r} passes: the check cannot fail")
-        print(f"Exercise {key} (self-check): the solution passes, a wrong answer ({bad!r}) gets a hint.")
+        # Not the wrong answer itself: the rendered pages (python -m lessons build) would print it for every reader.
+        print(f"Exercise {key} (self-check): the solution passes, and a plausible wrong answer gets a hint.")
         return
     if answer is ...:
         print(f"Exercise {key}: write your answer in the cell above (replace the ...), then run this cell again.")
