@@ -1,58 +1,84 @@
-"""Checks for the exercises of 04_learning_rate_finder.ipynb."""
+"""Checks for the exercises of 04_learning_rate_finder.ipynb: predict, then run (each check runs it)."""
 
 from __future__ import annotations
 
-import math
-
 from . import exercise
 
-
-def _positive(answer) -> float:
-    value = float(answer)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError("a learning rate is a positive number")
-    return value
+_RUNS: dict = {}  # each experiment's result, per head learner: check and self-check run it once
 
 
-def _same_rate(a: float, b: float) -> bool:
-    return abs(math.log(a / b)) < 0.05  # within 5%: 1e-3 and 0.001 and 1.02e-3 all count
+def _twin(head, state, lr: float = 1e-3):
+    """A learner of its own on ``head``'s cached features, its model a copy of ``head.model`` with the
+    weights ``state`` (the notebook's learner is left as it was)."""
+    import copy
+
+    from engine.learning.learner import Learner
+
+    model = copy.deepcopy(head.model)
+    model.load_state_dict(state)
+    return Learner(head.dls, model, loss_func=head.loss_func, lr=lr, metrics=head.metrics, wd=head.wd,
+                   progress=False)
 
 
-@exercise("04.1", "Which rate the minimum / 10 rule picks from a given finder curve",
-          right="The loss is lowest at ten times that rate; the rule backs off by an order of magnitude, "
-                "on the part of the curve that is still going down.")
-def minimum_rule(answer, lrs, losses) -> str | None:
-    from engine.learning.lr_finder import suggest_minimum, suggest_steep
+def finder_after_training(head, before, lr: float) -> float:
+    """The finder's minimum / 10 suggestion on a copy of the head after 3 one-cycle epochs at ``lr`` from
+    ``before`` (the weights the first sweep started from)."""
+    import torch
 
-    value = _positive(answer)
-    if _same_rate(value, suggest_minimum(lrs, losses)):
+    key = ("finder", id(head), lr)
+    if key not in _RUNS:
+        twin = _twin(head, before)
+        torch.manual_seed(0)
+        twin.fit_one_cycle(3, lr)
+        _RUNS[key] = twin.lr_find().suggestions["minimum"]
+    return _RUNS[key]
+
+
+def slow_valid_loss(head, before, epochs: int = 30, lr: float = 1e-5) -> float:
+    """The validation loss after ``epochs`` one-cycle epochs at the too-low rate ``lr``, from ``before``."""
+    import torch
+
+    key = ("slow", id(head), epochs, lr)
+    if key not in _RUNS:
+        twin = _twin(head, before)
+        torch.manual_seed(0)
+        twin.fit_one_cycle(epochs, lr)
+        _RUNS[key] = twin.recorder.epochs[-1]["valid_loss"]
+    return _RUNS[key]
+
+
+def _choice(answer, choices) -> str | None:
+    if not isinstance(answer, str):
         return None
-    lowest = lrs[min(range(len(losses)), key=losses.__getitem__)]
-    if _same_rate(value, lowest):
-        return "that is the rate at the lowest loss itself, where the loss is about to explode; the rule backs off"
-    if _same_rate(value, suggest_steep(lrs, losses)):
-        return "that is where the loss falls fastest: the other rule of thumb. This one starts from the lowest loss"
-    if _same_rate(value, lowest * 10) or _same_rate(value, lowest / 100):
-        return ("close: find the lowest loss in the table, then change its rate by one order of magnitude, "
-                "in the safe direction")
-    return "find the row with the lowest loss first, then apply the rule to its rate"
+    given = " ".join(answer.strip().strip("'\"").lower().split())
+    return given if given in choices else None
 
 
-@exercise("04.2", "The factor by which the LR finder multiplies the rate at each step",
-          right="About 1.2045 per step: 99 multiplications by it take 1e-7 to 10, eight orders of magnitude.")
-def step_factor(answer, result) -> str | None:
-    value = float(answer)
-    measured = result.lrs[1] / result.lrs[0]  # what the sweep above really did
-    if not math.isfinite(value):
-        return "give a number, the ratio between one rate and the one before it"
-    if abs(value - measured) <= 1e-3:
+@exercise("04.1", "The finder run again after 3 epochs of training: is its minimum / 10 suggestion lower, the "
+                  "same or higher?",
+          right="{answer}: the finder describes the model as it is now. A head that has already learnt sits near "
+                "a minimum of the loss: its curve hardly falls any more, and even small steps start to overshoot. "
+                "So run the finder again for each phase (fine_tune's unfrozen phase gets its own rate).")
+def finder_again(answer, head, before, lr) -> str | None:
+    given = _choice(answer, ("lower", "the same", "same", "higher"))
+    if given is None:
+        return "answer with one of 'lower', 'the same' or 'higher'"
+    later = finder_after_training(head, before, lr)  # lr: the first sweep's minimum / 10 suggestion
+    truth = "lower" if later < lr * 0.95 else "higher" if later > lr * 1.05 else "same"
+    if given.replace("the same", "same") == truth:
         return None
-    if abs(value - 10 ** (8 / 100)) <= 1e-3:
-        return "almost: count the steps between 100 rates (the first rate is 1e-7, the last is 10)"
-    if value < 1:
-        return "the rate grows, so the factor is above 1; and it is a factor (multiply), not an amount added"
-    if value > 5:
-        return ("that is more than the sweep's factor for one step: the whole range of 1e8 is split into many "
-                "equal ratios")
-    return ("not quite (give at least three decimals): which number, multiplied by itself once per step, "
-            "turns 1e-7 into 10 by the last of the 100 rates?")
+    return ("not what happened: where on its loss curve does a head that has already trained start the sweep, and "
+            "how big a step does it take to overshoot from there?")
+
+
+@exercise("04.2", "Ten times the epochs at the too-low rate 1e-5: does it catch up with 3 epochs at minimum / 10?",
+          right="{answer}: run the next cell to see the two losses. A rate far below the finder's range is slow in "
+                "every epoch; more epochs are a costly way to make up for it, and the finder saves that time.")
+def too_low_longer(answer, head, before, target) -> str | None:
+    if not isinstance(answer, bool):
+        return "answer True (it catches up: a lower or equal validation loss) or False"
+    loss = slow_valid_loss(head, before)
+    if answer == (loss <= target):
+        return None
+    return ("not what happened: how far can 30 epochs of steps of 1e-5 move the weights, next to 3 epochs at the "
+            "finder's rate?")

@@ -40,3 +40,41 @@ def pixel_ratio(answer) -> str | None:
     if math.isclose(value, last.size / first.size, rel_tol=0.02):
         return "that is the ratio of the sides; an image has both a width and a height"
     return "compare the number of pixels of a square image at each size"
+
+
+TARGET = 0.095  # the error to beat on the sample's 74 validation photos (the demo's model: 7 of them, 9.5%)
+_RUNS: dict = {}  # each recipe's report, per data folder: the notebook, the check and the self-check share it
+
+
+def run_on_sample(data, recipe) -> dict:
+    """``run_recipe(data, recipe)``'s report, run once per recipe: it trains on the training photos only and
+    scores on the validation photos of the data's own split, which no field of a ``Recipe`` can change."""
+    from engine.recipe import run_recipe
+
+    key = (str(data), recipe)
+    if key not in _RUNS:
+        _RUNS[key] = run_recipe(data, recipe, progress=False)
+    return _RUNS[key]
+
+
+@exercise("08.3", "The capstone: a recipe of your own (not Recipe() as it is) under 9.5% error on the sample",
+          right="Your recipe trains on the 296 training photos and, judged on the 74 validation photos it never saw, "
+                "stays under 9.5% error. Was your prediction right? With a GPU and the full download, the cell "
+                "after next runs it on the official split as well.")
+def capstone(answer, data) -> str | None:
+    from engine.recipe import Recipe
+
+    if not isinstance(answer, Recipe):
+        return "give a Recipe, e.g. Recipe(freeze_epochs=48): see Recipe?? for its fields"
+    if answer == Recipe():
+        return ("that is the recipe as it is, already run above: change at least one field, predict what it does "
+                "to the error, then let the check run it")
+    report = run_on_sample(data, answer)
+    n_valid = report["n_valid"]
+    if n_valid != 74 or report["n_train"] != 296:
+        return "the challenge is judged on the 370-photo sample: pass data=PETS to the check"
+    error = report["valid_error"]
+    if error < TARGET:
+        return None
+    return (f"{round(error * n_valid)} of {n_valid} wrong ({error:.1%}): not under {TARGET:.1%} yet. Change one "
+            "field at a time, for a reason (Recipe?? lists them), and compare with Recipe()'s error above")

@@ -19,17 +19,19 @@ def rebuilt_count(folder):
     return listed - 1
 
 
-def planted_cell(interp, clean, position):
-    # Rows are the labels as they are in the data: the planted (wrong) one. Columns are the
-    # predictions: the photo's title in the top losses ("predicted / actual").
-    label = interp.vocab[interp.targets[position]]
-    predicted = interp.vocab[interp.preds[position]]
-    return (label, predicted)
+def longer_training(head, planted_train):
+    # Run it: a copy of the head, 12 more epochs on the same cached features (and the same wrong
+    # labels); count the planted photos it predicts with their planted label, before and after.
+    from lessons.exercises.nb02 import learnt_after
+
+    now, later = learnt_after(head, planted_train, 0), learnt_after(head, planted_train, 12)
+    return "more" if later > now else "fewer" if later < now else "the same"
 
 
-def _on_the_diagonal(interp, clean, position):
-    # A plausible mistake: "the model is right, so the photo is on the diagonal of its real breed".
-    return (clean.vocab[clean.targets[position]], interp.vocab[interp.preds[position]])
+def _the_opposite(head, planted_train):
+    # A plausible mistake: "more training makes the model better, so it trusts the wrong labels less".
+    right = longer_training(head, planted_train)
+    return "fewer" if right != "fewer" else "more"
 
 
 def _every_row(folder):
@@ -37,5 +39,5 @@ def _every_row(folder):
         return sum(row["is_valid"] == "0" for row in csv.DictReader(f))
 
 
-SOLUTIONS = {"02.1": truncated_step, "02.2": rebuilt_count, "02.3": planted_cell}
-WRONG = {"02.1": lambda dls: "collate", "02.2": _every_row, "02.3": _on_the_diagonal}
+SOLUTIONS = {"02.1": truncated_step, "02.2": rebuilt_count, "02.3": longer_training}
+WRONG = {"02.1": lambda dls: "collate", "02.2": _every_row, "02.3": _the_opposite}

@@ -1,16 +1,23 @@
-"""Solutions for 04_learning_rate_finder.ipynb."""
+"""Solutions for 04_learning_rate_finder.ipynb: each runs the experiment, as the student does after predicting."""
+
+from lessons.exercises.nb04 import finder_after_training, slow_valid_loss
 
 
-def minimum_rule(lrs, losses):
-    # Find the row with the lowest loss (1.50, at 1e-1), then take one tenth of its rate.
-    lowest_loss, lr_at_lowest = min(zip(losses, lrs))
-    return lr_at_lowest / 10
+def finder_again(head, before, lr):
+    # Train a copy of the head 3 epochs at lr (the first sweep's minimum / 10), run the finder on it, compare.
+    later = finder_after_training(head, before, lr)
+    return "lower" if later < lr * 0.95 else "higher" if later > lr * 1.05 else "the same"
 
 
-def step_factor(result):
-    # 100 rates from 1e-7 to 10 are 99 equal ratios: the factor f with f ** 99 = 10 / 1e-7 = 1e8.
-    return (10 / 1e-7) ** (1 / 99)  # 10 ** (8 / 99) = 1.2045
+def too_low_longer(head, before, target):
+    # Train a copy of the head 30 epochs at 1e-5 and compare its last validation loss with the target.
+    return slow_valid_loss(head, before) <= target
 
 
-SOLUTIONS = {"04.1": minimum_rule, "04.2": step_factor}
-WRONG = {"04.1": lambda lrs, losses: 1e-1, "04.2": lambda result: 10 ** (8 / 100)}
+def _higher_or_lower(head, before, lr):
+    # A plausible mistake: the opposite direction ("a trained model can take bigger steps", or the reverse).
+    return "higher" if finder_again(head, before, lr) != "higher" else "lower"
+
+
+SOLUTIONS = {"04.1": finder_again, "04.2": too_low_longer}
+WRONG = {"04.1": _higher_or_lower, "04.2": lambda head, before, target: not too_low_longer(head, before, target)}
