@@ -80,7 +80,7 @@ def test_the_wheel_carries_everything_the_lessons_need(wheel):
     missing = sorted(str(p.relative_to(ROOT)) for p in needed if str(p.relative_to(ROOT)) not in names)
     assert not missing, f"the wheel lacks {missing}"
     assert {"lessons/start.py", "lessons/workspace.py", "lessons/00_start_here.ipynb", "demo/model/meta.json",
-            "demo/model/README.md",
+            "demo/model/README.md", "lessons/helpers.py",
             "lessons/exercises/nb01.py", "lessons/solutions/nb07.py"} <= names
     assert sum(n.endswith(".ipynb") for n in names) == len(NOTEBOOKS) >= 9
     assert not [n for n in names if "__pycache__" in n or "_build/" in n]

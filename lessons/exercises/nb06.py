@@ -71,39 +71,28 @@ def halfway_lr(answer, lr_max) -> str | None:
             "cos_anneal(start, end, pct) = end + (start - end) / 2 * (1 + cos(pi * pct))")
 
 
-def epochs_trained(valid_losses: list[float], patience: int) -> int:
-    """How many epochs run before the engine's ``EarlyStopping(patience)`` stops on these losses."""
-    from types import SimpleNamespace
-
-    from engine.learning.callbacks import CancelFitException, EarlyStopping
-
-    stopper = EarlyStopping(monitor="valid_loss", patience=patience)
-    learn = SimpleNamespace(training=False, epoch=0, recorder=SimpleNamespace(epochs=[]))  # what it reads
-    stopper.before_fit(learn)
-    for learn.epoch, loss in enumerate(valid_losses):
-        learn.recorder.epochs.append({"valid_loss": loss})
-        try:
-            stopper.after_epoch(learn)
-        except CancelFitException:
-            return learn.epoch + 1
-    return len(valid_losses)
+def _direction(after: float, before: float, tie: float) -> str:
+    return "same" if abs(after - before) <= tie else ("higher" if after > before else "lower")
 
 
-@exercise("06.3", "How many epochs early stopping lets run, with patience 1 and 2, on given losses",
-          right="The callback only learns that an epoch was worse after training it, so that epoch "
-                "counts too; a larger patience forgives one bad epoch when a better one follows.")
-def early_stop_epochs(answer, valid_losses) -> str | None:
-    truth = (epochs_trained(valid_losses, 1), epochs_trained(valid_losses, 2))
-    if isinstance(answer, (str, bytes)) or not hasattr(answer, "__len__") or len(answer) != 2:
-        return "give two numbers: (epochs trained with patience=1, epochs trained with patience=2)"
-    given = tuple(int(a) for a in answer)
+@exercise("06.3", "Predict, then run: 20 epochs instead of 10 (same peak rate): is the final validation loss, and "
+                  "the final error rate, higher, lower or the same?",
+          right="{answer}: the longer run spends longer at high rates and longer annealing; the head grows more "
+                "confident, which moves the loss and the error rate each its own way. Judge it by the error rate.")
+def twenty_epochs(answer, ten, twenty) -> str | None:
+    words = ("higher", "lower", "same")
+    if isinstance(answer, str) or not hasattr(answer, "__len__") or len(answer) != 2 or any(
+            not isinstance(a, str) or a.strip().lower() not in words for a in answer):
+        return 'give two words, each "higher", "lower" or "same": (validation loss, error rate), e.g. ("lower", "same")'
+    a, b = ten.recorder.epochs[-1], twenty.recorder.epochs[-1]
+    n_valid = len(ten.dls.cache.valid_y)
+    truth = (_direction(b["valid_loss"], a["valid_loss"], 0.005), _direction(b["error_rate"], a["error_rate"],
+                                                                           0.5 / n_valid))
+    given = tuple(x.strip().lower() for x in answer)
     if given == truth:
         return None
-    if given == (truth[0] - 1, truth[1] - 1):
-        return "count the epochs that ran, the last one (the one that was not better) included"
     if given[0] == truth[0]:
-        return ("patience=1 is right; with patience=2 the count of epochs without improvement starts over at "
-                "each new best")
+        return "the loss is right; look at the error rates the two runs printed"
     if given[1] == truth[1]:
-        return "patience=2 is right; with patience=1 the first epoch that is not better than the best stops the run"
-    return "walk through the losses keeping the best so far and a count of epochs since it improved"
+        return "the error rate is right; look at the validation losses the two runs printed"
+    return "neither matches: compare the last rows the two runs printed"

@@ -52,13 +52,14 @@ def first_conv_bytes(answer, learn) -> str | None:
             "the output has one channel per filter")
 
 
-@exercise("07.2", "The smallest power-of-two loss scale that keeps a gradient of 1e-9 at full fp16 precision",
-          right="1e-9 x {answer:,.0f} is about 6.6e-5, just above float16's 6.1e-5; half of it would leave the "
-                "gradient with fewer significant bits. It is the scale torch's GradScaler starts from (Q19).")
+@exercise("07.2", "The smallest power-of-two loss scale that keeps a gradient of 1e-10 at full fp16 precision",
+          right="1e-10 x {answer:,.0f} is about 1.0e-4, above float16's 6.1e-5; half of it, 5.2e-5, would leave the "
+                "gradient with fewer significant bits. GradScaler starts lower (2**16) and doubles its scale "
+                "after each 2000 steps without an overflow (Q19).")
 def loss_scale(answer) -> str | None:
     import torch
 
-    grad, tiny = 1e-9, torch.finfo(torch.float16).tiny
+    grad, tiny = 1e-10, torch.finfo(torch.float16).tiny
 
     def full_precision(scale: float) -> bool:
         return torch.tensor(grad * scale).to(torch.float16).item() >= tiny
@@ -84,22 +85,16 @@ def loss_scale(answer) -> str | None:
     return "that works, but it is not the smallest: try half of it"
 
 
-@exercise("07.3", "How many bottleneck blocks resnet152 has in its third stage",
-          right="{answer} blocks: 3 + 8 + {answer} + 3 = 50 blocks of 3 layers, plus the first convolution and "
-                "the final linear layer, make 152.")
-def resnet152_stage3(answer) -> str | None:
-    import torch
-    import torchvision
-
-    with torch.device("meta"):  # the shapes only: no memory, no weights, no download
-        model = torchvision.models.resnet152(weights=None)
-    truth = len(model.layer3)
-    value = _whole_number(answer)
-    if value == truth:
+@exercise("07.3", "Predict, then measure: with 64 photos a batch instead of 16, is the 16-bit/float32 memory ratio "
+                  "closer to 0.5, farther from it, or the same?",
+          right="{answer}: the activations grow with the batch, the 16-bit copies of the weights do not, so with "
+                "more photos the activations, which do halve, take a larger share of what is kept.")
+def memory_ratio_trend(answer, ratio_16, ratio_64) -> str | None:
+    if not isinstance(answer, str) or answer.strip().lower() not in ("closer", "farther", "same"):
+        return 'answer with one word: "closer", "farther" or "same"'
+    gap_16, gap_64 = abs(ratio_16 - 0.5), abs(ratio_64 - 0.5)
+    truth = "same" if abs(gap_16 - gap_64) < 0.01 else ("closer" if gap_64 < gap_16 else "farther")
+    if answer.strip().lower() == truth:
         return None
-    if value == 23:
-        return "that is resnet101's third stage; resnet152 has 51 more layers"
-    if value in (50, 150):
-        return "that counts the whole network; subtract the other three stages"
-    return ("the name counts the layers with weights: 3 in each bottleneck block, plus the first "
-            "convolution and the final linear layer")
+    return ("not what the measurement says: which part of what is kept grows with the number of photos, "
+            "and which part (the 16-bit copies of the weights) does not?")

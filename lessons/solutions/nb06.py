@@ -16,21 +16,18 @@ def halfway_lr(lr_max):
     return end + (lr_max - end) / 2 * (1 + math.cos(math.pi * pct))  # cos(pi/3) = 1/2: 3/4 of the peak
 
 
-def early_stop_epochs(valid_losses):
-    # patience=1: 1.90, 1.52, 1.31 improve; 1.34 does not -> stop after 4 epochs.
-    # patience=2: 1.34 (1 bad), 1.27 a new best (count back to 0), 1.29 (1), 1.30 (2) -> stop after 7.
-    def run(patience):
-        best, bad = math.inf, 0
-        for epoch, loss in enumerate(valid_losses, 1):
-            best, bad = (loss, 0) if loss < best else (best, bad + 1)
-            if bad >= patience:
-                return epoch
-        return len(valid_losses)
+def twenty_epochs(ten, twenty):
+    # Read off the two runs: a change under 0.005 in the loss, or under one photo, counts as "same".
+    def direction(after, before, tie):
+        return "same" if abs(after - before) <= tie else ("higher" if after > before else "lower")
 
-    return run(1), run(2)
+    a, b, n_valid = ten.recorder.epochs[-1], twenty.recorder.epochs[-1], len(ten.dls.cache.valid_y)
+    return (direction(b["valid_loss"], a["valid_loss"], 0.005),
+            direction(b["error_rate"], a["error_rate"], 0.5 / n_valid))
 
 
-SOLUTIONS = {"06.1": peak_at, "06.2": halfway_lr, "06.3": early_stop_epochs}
+SOLUTIONS = {"06.1": peak_at, "06.2": halfway_lr, "06.3": twenty_epochs}
 WRONG = {"06.1": lambda: 3,  # 3.2 rounded down, counting from 0
          "06.2": lambda lr_max: lr_max * 2 / 3,  # a straight line down from the peak
-         "06.3": lambda valid_losses: (3, 6)}  # counting the epochs before the bad one
+         "06.3": lambda ten, twenty: tuple("lower" if w == "higher" else "higher"  # the opposite of each
+                                           for w in twenty_epochs(ten, twenty))}
