@@ -3,6 +3,7 @@ every question of the questionnaire has its section, and the committed notebooks
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -138,6 +139,11 @@ def test_copy_of_the_questions_matches_the_questionnaire():
 def test_committed_notebook_has_no_outputs(path):
     nb = read(path)
     nbformat.validate(nb)
+    # every cell has its own id as committed (nbformat adds missing ones when it reads a notebook, so a
+    # student's copy would differ from ours at every `python -m lessons copy`)
+    raw = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    ids = [cell.get("id") for cell in raw]
+    assert None not in ids and len(set(ids)) == len(ids), f"{path.name}: give every cell its own id"
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: clear the outputs"
