@@ -6,7 +6,6 @@ import importlib
 import json
 import shutil
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from engine.learning.fine_tune import vision_learner
 from engine.serving.export import export
 from engine.serving.predictor import load_predictor
 from engine.testing import write_image
+from tests.support.loading import load_with_warnings, meta_of
 
 E = importlib.import_module("engine.serving.export")  # the module (engine.serving.export is also its function)
 ONNX = importlib.import_module("engine.serving.onnx")
@@ -33,20 +33,9 @@ def trained(tmp_path_factory, tiny_learner):
     return tiny_learner(tmp_path_factory.mktemp("onnx"), seed=7)
 
 
-def _meta(folder):
-    return json.loads((folder / "meta.json").read_text())
-
-
-def _quiet_load(folder, **kw):
-    with warnings.catch_warnings(record=True) as said:
-        warnings.simplefilter("always")
-        p = load_predictor(folder, **kw)
-    return p, [str(w.message) for w in said if issubclass(w.category, RuntimeWarning)]
-
-
 def test_the_graph_gives_pytorchs_probabilities(trained):
     learn, out = trained
-    onnx_p, said = _quiet_load(out)
+    onnx_p, said = load_with_warnings(out)
     torch_p = load_predictor(out, runtime="pytorch", fast=False)
     assert onnx_p.runtime.name == "onnxruntime float32" and "checked against PyTorch" in onnx_p.runtime_report
     assert not said and torch_p.runtime.name == "pytorch"
@@ -63,7 +52,7 @@ def test_the_graph_gives_pytorchs_probabilities(trained):
 
 def test_the_graph_takes_any_batch_and_both_heads(trained):
     _, out = trained
-    runner = ONNX.OnnxRunner(out / _meta(out)["onnx"]["file"])
+    runner = ONNX.OnnxRunner(out / meta_of(out)["onnx"]["file"])
     x = np.random.default_rng(0).uniform(0, 255, (5, 48, 48, 3)).astype(np.float32)
     breeds, inet, maps = runner.run(x)
     assert breeds.shape == (5, 3) and inet.shape == (5, 1000) and maps.shape == (5, 3, 2, 2)
@@ -75,12 +64,12 @@ def test_a_graph_that_does_not_match_is_not_used(trained, tmp_path):
     _, out = trained
     copy = tmp_path / "m"
     shutil.copytree(out, copy)
-    graph = copy / _meta(copy)["onnx"]["file"]
+    graph = copy / meta_of(copy)["onnx"]["file"]
     graph.write_bytes(graph.read_bytes()[:-10] + b"0123456789")  # damaged: the checksum no longer matches
-    p, said = _quiet_load(copy)
+    p, said = load_with_warnings(copy)
     assert any("does not match meta.json" in s for s in said)
     assert p.runtime.name == "onnxruntime float32"  # auto: a graph built from the weights instead
-    p, _ = _quiet_load(copy, runtime="onnx")
+    p, _ = load_with_warnings(copy, runtime="onnx")
     assert p.runtime.name == "pytorch"
 
 
@@ -88,14 +77,14 @@ def test_a_graph_with_other_numbers_fails_its_check_and_pytorch_answers(trained,
     learn, out = trained
     copy = tmp_path / "m"
     shutil.copytree(out, copy)
-    meta = _meta(copy)
+    meta = meta_of(copy)
     torch.manual_seed(1)
     other = vision_learner(learn.dls, progress=False)  # another (untrained) head: a different network, same shapes
     graph = copy / meta["onnx"]["file"]
     ONNX.export_onnx(other.model, learn.dls.preprocessing, graph)
     meta["onnx"]["sha256"] = file_hash(graph)  # a consistent export, with a graph that is not its model
     (copy / "meta.json").write_text(json.dumps(meta))
-    p, said = _quiet_load(copy, runtime="onnx")
+    p, said = load_with_warnings(copy, runtime="onnx")
     assert p.runtime.name == "pytorch" and "differ from PyTorch" in p.runtime_report
     assert len(said) == 1 and "differ from PyTorch" in said[0]  # said once
     assert p._network.built  # the PyTorch path is built at load, not at the first photo
@@ -105,7 +94,7 @@ def test_a_graph_with_other_numbers_fails_its_check_and_pytorch_answers(trained,
 def test_without_onnxruntime_pytorch_answers_and_says_why(trained, monkeypatch):
     _, out = trained
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
-    p, said = _quiet_load(out)
+    p, said = load_with_warnings(out)
     assert p.runtime.name == "pytorch" and "onnxruntime is not installed" in p.runtime_report and len(said) == 1
     assert p.predict(trained[0].dls.valid.dataset.items[0]).label in trained[0].dls.vocab
 
@@ -113,9 +102,9 @@ def test_without_onnxruntime_pytorch_answers_and_says_why(trained, monkeypatch):
 def test_an_export_without_a_graph_gets_one_built_at_load(trained, tmp_path):
     learn, _ = trained
     out = export(learn, tmp_path / "plain", onnx=False)
-    assert not list(out.glob("*.onnx")) and "onnx" not in _meta(out)
-    assert _quiet_load(out)[0].runtime.name == "onnxruntime float32"
-    assert _quiet_load(out, runtime="onnx")[0].runtime.name == "pytorch"
+    assert not list(out.glob("*.onnx")) and "onnx" not in meta_of(out)
+    assert load_with_warnings(out)[0].runtime.name == "onnxruntime float32"
+    assert load_with_warnings(out, runtime="onnx")[0].runtime.name == "pytorch"
     with pytest.raises(ValueError, match="runtime must be"):
         load_predictor(out, runtime="tensorrt")
 
@@ -123,9 +112,9 @@ def test_an_export_without_a_graph_gets_one_built_at_load(trained, tmp_path):
 def test_the_demo_model_ships_a_graph_that_passes_its_check(monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)  # onnxruntime's graphs here; OpenVINO's: test_openvino.py
     folder = ROOT / "demo" / "model"
-    meta = _meta(folder)
+    meta = meta_of(folder)
     assert (folder / meta["onnx"]["file"]).is_file()
-    p, said = _quiet_load(folder)
+    p, said = load_with_warnings(folder)
     assert p.runtime.name.startswith("onnxruntime") and not said
     figures = meta.get("int8") or meta.get("int8_rejected")  # the int8 figures are recorded either way
     assert figures["photos"] == 370 and 0 <= figures["agreement"] <= 1
@@ -141,7 +130,7 @@ def test_int8_quantizes_the_inner_convolutions_and_still_classifies(trained):
     import onnx
 
     learn, out = trained
-    graph = (out / _meta(out)["onnx"]["file"]).read_bytes()
+    graph = (out / meta_of(out)["onnx"]["file"]).read_bytes()
     spec = learn.dls.preprocessing
     photos = [spec.validation_pixels(load_array(p, min_size=spec.presize))[None] for p in learn.dls.train.dataset.items]
     q = ONNX.quantize_int8(graph, photos)
@@ -168,7 +157,7 @@ def test_int8_is_kept_only_when_it_agrees(trained, tmp_path, monkeypatch):
 
     monkeypatch.setattr(ONNX, "quantize_int8", same)
     kept = export(learn, tmp_path / "kept", int8=True)
-    meta = _meta(kept)
+    meta = meta_of(kept)
     assert meta["int8"]["agreement"] == 1.0 and meta["int8"]["photos"] == 18
     assert meta["int8"]["file"].endswith(".int8.onnx") and (kept / meta["int8"]["file"]).is_file()
     monkeypatch.setattr(ONNX, "has_int8_units", lambda: True)
@@ -182,7 +171,7 @@ def test_int8_is_kept_only_when_it_agrees(trained, tmp_path, monkeypatch):
     graph_of["other"] = ONNX.export_onnx(other.model, learn.dls.preprocessing)
     monkeypatch.setattr(ONNX, "quantize_int8", lambda graph, calibration: graph_of["other"])  # disagrees
     rejected = export(learn, tmp_path / "rejected", int8=True)
-    meta = _meta(rejected)
+    meta = meta_of(rejected)
     assert "int8" not in meta and meta["int8_rejected"]["agreement"] < E.INT8_AGREEMENT
     assert not list(rejected.glob("*.int8.onnx"))
 
@@ -214,7 +203,7 @@ def test_lean_preprocessing_gives_the_training_pixels(trained, tmp_path):
 def test_lean_preprocessing_keeps_the_demo_models_answers_on_the_sample(pets_sample):
     folder = ROOT / "demo" / "model"
     p = load_predictor(folder, runtime="onnx")
-    f32 = ONNX.OnnxRunner(folder / _meta(folder)["onnx"]["file"])  # the float graph: preprocessing differences only
+    f32 = ONNX.OnnxRunner(folder / meta_of(folder)["onnx"]["file"])  # the float graph: preprocessing differences only
     names = [r["name"] for r in csv.DictReader(open(pets_sample / "labels.csv"))]
     gaps, same = [], 0
     for name in names:
@@ -302,9 +291,9 @@ def test_the_recorded_check_spares_building_the_pytorch_model_at_start(trained, 
     import subprocess
 
     learn, out = trained
-    check = _meta(out)["onnx"]["check"]
+    check = meta_of(out)["onnx"]["check"]
     assert len(check["breeds"]) == 3 and len(check["imagenet"]) == 1000 and abs(sum(check["breeds"]) - 1) < 1e-5
-    p, said = _quiet_load(out)
+    p, said = load_with_warnings(out)
     assert p.runtime.name == "onnxruntime float32" and not p._network.built and not said  # not built
     photo = learn.dls.valid.dataset.items[0]
     onnx_answer = p.predict(photo).probabilities
@@ -323,10 +312,10 @@ def test_the_recorded_check_spares_building_the_pytorch_model_at_start(trained, 
     # a recorded answer that the graph does not give (meta.json edited): PyTorch answers
     bad = tmp_path / "m"
     shutil.copytree(out, bad)
-    meta = _meta(bad)
+    meta = meta_of(bad)
     meta["onnx"]["check"]["breeds"] = meta["onnx"]["check"]["breeds"][::-1]
     (bad / "meta.json").write_text(json.dumps(meta))
-    p, said = _quiet_load(bad, runtime="onnx")
+    p, said = load_with_warnings(bad, runtime="onnx")
     assert p.runtime.name == "pytorch" and len(said) == 1 and "differ from PyTorch" in said[0]
 
 
@@ -335,7 +324,7 @@ def test_on_a_gpu_the_cuda_provider_or_pytorch_in_float16_answers(trained):
     from engine.serving.runtime import cuda_provider
 
     learn, out = trained
-    p, _ = _quiet_load(out, device="cuda")
+    p, _ = load_with_warnings(out, device="cuda")
     if cuda_provider():
         assert p.runtime.name == "onnxruntime float32"
         assert p.runtime.session.get_providers()[0] == "CUDAExecutionProvider"

@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import pytest
 import torch
 
 from engine.serving.export import export
-from engine.serving.predictor import load_predictor
+from tests.support.loading import load_with_warnings, meta_of
 
 pytest.importorskip("openvino")
 
@@ -40,23 +39,12 @@ def measured(tmp_path_factory, tiny_learner):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(E, "_int8_copy", lambda *args: {})
         out = export(learn, tmp_path_factory.mktemp("ov-export") / "model", int8=True)
-    raw = _meta(out)
+    raw = meta_of(out)
     if "bf16" in raw.get("openvino", {}):
         meta = json.loads(json.dumps(raw))
         meta["openvino"]["bf16"].update(agreement=1.0, valid_error_bf16=meta["openvino"]["bf16"]["valid_error_float32"])
         (out / "meta.json").write_text(json.dumps(meta))
     return learn, out, raw
-
-
-def _meta(folder):
-    return json.loads((folder / "meta.json").read_text())
-
-
-def _load(folder, **kw):
-    with warnings.catch_warnings(record=True) as said:
-        warnings.simplefilter("always")
-        p = load_predictor(folder, **kw)
-    return p, [str(w.message) for w in said if issubclass(w.category, RuntimeWarning)]
 
 
 def _timings(**ms):
@@ -66,7 +54,7 @@ def _timings(**ms):
 
 def test_openvino_gives_the_graphs_answers(measured):
     _, out, _ = measured
-    graph = (out / _meta(out)["onnx"]["file"]).read_bytes()
+    graph = (out / meta_of(out)["onnx"]["file"]).read_bytes()
     x = np.random.default_rng(0).uniform(0, 255, (3, 48, 48, 3)).astype(np.float32)
     want = ONNX.OnnxRunner(graph).run(x)
     f32 = OV.OpenVinoRuntime(graph, "f32")
@@ -95,21 +83,22 @@ def test_an_int8_export_records_openvinos_agreement_and_every_runtimes_time(meas
 def test_the_faster_runtime_answers_and_the_report_says_why(measured, monkeypatch):
     learn, out, _ = measured
     monkeypatch.setattr(R, "time_runtimes", _timings(openvino_bf16=2.5, onnxruntime_float32=7.0))
-    p, said = _load(out)
+    p, said = load_with_warnings(out)
     assert p.runtime.name == "openvino bf16" and not said
     assert p.runtime_report.startswith("openvino bf16, 2.5 ms vs onnxruntime float32 7.0 ms here (at export: ")
     assert "checked against PyTorch" in p.runtime_report
     assert p.predict(learn.dls.valid.dataset.items[0]).cam is not None  # the maps come through
     monkeypatch.setattr(R, "time_runtimes", _timings(openvino_bf16=9.0, onnxruntime_float32=7.0))
-    assert _load(out)[0].runtime.name == "onnxruntime float32"
-    assert _load(out, runtime="openvino")[0].runtime.name == "openvino bf16"  # one runtime: nothing to time
-    assert _load(out, runtime="onnx")[0].runtime.name == "onnxruntime float32"
+    assert load_with_warnings(out)[0].runtime.name == "onnxruntime float32"
+    # one runtime: nothing to time
+    assert load_with_warnings(out, runtime="openvino")[0].runtime.name == "openvino bf16"
+    assert load_with_warnings(out, runtime="onnx")[0].runtime.name == "onnxruntime float32"
 
 
 def test_without_openvino_onnxruntime_answers_and_says_so_once(measured, monkeypatch):
     _, out, _ = measured
     monkeypatch.setitem(sys.modules, "openvino", None)  # import fails as if not installed
-    p, said = _load(out)
+    p, said = load_with_warnings(out)
     assert p.runtime.name == "onnxruntime float32" and not said
     assert p.runtime_report.count("OpenVINO is not installed") == 1
 
@@ -125,7 +114,7 @@ def test_openvino_that_fails_its_check_is_not_used(measured, monkeypatch):
 
     monkeypatch.setattr(OV.OpenVinoRuntime, "run", shifted)
     monkeypatch.setattr(R, "time_runtimes", lambda *a: pytest.fail("one runtime passed: nothing to time"))
-    p, said = _load(out)
+    p, said = load_with_warnings(out)
     assert p.runtime.name == "onnxruntime float32" and not said
     assert p.runtime_report.count("openvino bf16 is not used (ValueError: its probabilities differ") == 1
 
@@ -137,7 +126,7 @@ def test_a_compile_error_leaves_onnxruntime(measured, monkeypatch):
         raise RuntimeError("Exception from src/plugins/intel_cpu: unsupported node")
 
     monkeypatch.setattr(OV, "OpenVinoRuntime", broken)
-    p, said = _load(out)
+    p, said = load_with_warnings(out)
     assert p.runtime.name == "onnxruntime float32" and not said
     assert p.runtime_report.count("is not used (RuntimeError: Exception from src/plugins/intel_cpu") == 1
 
@@ -146,13 +135,13 @@ def test_without_bf16_units_openvino_f32_is_timed_against_onnxruntime(measured, 
     learn, out, _ = measured
     monkeypatch.setattr(OV, "bf16_units", lambda: False)
     monkeypatch.setattr(R, "time_runtimes", _timings(openvino_f32=4.0, onnxruntime_float32=7.0))
-    p, said = _load(out)
+    p, said = load_with_warnings(out)
     assert p.runtime.name == "openvino f32" and not said
     assert "no bf16 units" in p.runtime_report and "4.0 ms vs onnxruntime float32 7.0 ms" in p.runtime_report
     monkeypatch.setattr(R, "time_runtimes", _timings(openvino_f32=8.0, onnxruntime_float32=7.0))
-    p, _ = _load(out)
+    p, _ = load_with_warnings(out)
     assert p.runtime.name == "onnxruntime float32"
-    a, b = p.predict(learn.dls.valid.dataset.items[0]), _load(out, runtime="openvino")[0].predict(
+    a, b = p.predict(learn.dls.valid.dataset.items[0]), load_with_warnings(out, runtime="openvino")[0].predict(
         learn.dls.valid.dataset.items[0])
     np.testing.assert_allclose(list(a.probabilities.values()), list(b.probabilities.values()), atol=1e-4)
 
@@ -169,25 +158,25 @@ def test_reduced_precision_needs_figures_measured_at_export(measured, tmp_path, 
     for case, (change, why) in cases.items():
         copy = tmp_path / case
         shutil.copytree(out, copy)
-        meta = _meta(copy)
+        meta = meta_of(copy)
         good = {"agreement": 1.0, "photos": 18, "valid_error_float32": 0.0, "valid_error_bf16": 0.0, "tolerance": 0.05}
         meta["openvino"] = {"bf16": None if change is None else {**good, **change}}
         (copy / "meta.json").write_text(json.dumps(meta))
-        p, said = _load(copy)
+        p, said = load_with_warnings(copy)
         assert p.runtime.name == "onnxruntime float32" and not said, case
         assert "openvino bf16 is not used: " in p.runtime_report and why in p.runtime_report, case
     plain = export(measured[0], tmp_path / "plain")  # measured nothing: OpenVINO is not even imported for it
-    p, _ = _load(plain)
+    p, _ = load_with_warnings(plain)
     assert p.runtime.name == "onnxruntime float32" and "the export did not measure it" in p.runtime_report
 
 
 def test_a_gpu_never_gets_openvino(measured):
     _, out, _ = measured
-    graph = (out / _meta(out)["onnx"]["file"]).read_bytes()
+    graph = (out / meta_of(out)["onnx"]["file"]).read_bytes()
     reasons = []
-    names = [c[0] for c in R._candidates(torch.device("cuda"), 48, graph, None, reasons, _meta(out))]
+    names = [c[0] for c in R._candidates(torch.device("cuda"), 48, graph, None, reasons, meta_of(out))]
     assert not any(n.startswith("openvino") for n in names)
-    assert [c[0] for c in R._candidates(torch.device("cpu"), 48, graph, None, [], _meta(out))][-1].startswith(
+    assert [c[0] for c in R._candidates(torch.device("cpu"), 48, graph, None, [], meta_of(out))][-1].startswith(
         "openvino")  # the same export on the CPU: OpenVINO is a candidate
 
 
@@ -229,14 +218,14 @@ print(tu.tm.__name__, len(tried), os.path.exists(os.path.join(os.environ["HOME"]
 @pytest.mark.skipif(not OV.bf16_units(), reason="this CPU has no bf16 units")
 def test_the_demo_model_records_openvino_and_passes_its_check(monkeypatch):
     folder = ROOT / "demo" / "model"
-    meta = _meta(folder)
+    meta = meta_of(folder)
     bf16 = meta["openvino"]["bf16"]
     assert bf16["photos"] == 370 and bf16["agreement"] >= OV.REDUCED_AGREEMENT
     assert bf16["valid_error_bf16"] <= bf16["valid_error_float32"]
     assert bf16["tolerance"] <= bf16["check_gap"] + R.TOLERANCE + 1e-9 < 0.1
     monkeypatch.setattr(R, "time_runtimes", _timings(openvino_bf16=1.0, onnxruntime_int8=2.0,
                                                      onnxruntime_float32=3.0))
-    p, said = _load(folder)
+    p, said = load_with_warnings(folder)
     assert p.runtime.name == "openvino bf16" and not said
 
 
@@ -257,13 +246,13 @@ def test_measuring_an_export_changes_only_its_meta_json(pets_sample, tmp_path):
     def sums():
         return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in copy.iterdir() if p.name != "meta.json"}
 
-    before, meta = sums(), _meta(copy)
+    before, meta = sums(), meta_of(copy)
     done = subprocess.run([sys.executable, "bench/runtimes.py", str(copy), "--sample", str(sample)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert sums() == before
-    after = _meta(copy)
+    after = meta_of(copy)
     assert after["runtime_ms"]["photos"] == 6 and after["runtime_ms"] == figures["runtime_ms"]
     assert {k: v for k, v in after.items() if k not in ("runtime_ms", "openvino")} == \
         {k: v for k, v in meta.items() if k not in ("runtime_ms", "openvino")}
