@@ -17,7 +17,8 @@ def meta_of(folder: Path) -> dict:
 
 
 def load_with_warnings(folder: Path, **kw):
-    """``load_predictor(folder, **kw)`` and the texts of the RuntimeWarnings it gave (to check what was said, and how often)."""
+    """``load_predictor(folder, **kw)`` and the texts of the RuntimeWarnings it gave: a test checks what
+    was said, and how often."""
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         p = load_predictor(folder, **kw)
