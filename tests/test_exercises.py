@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from lessons import build
-from lessons.exercises import SELF_CHECK, all_exercises, check, get_exercise, is_right
+from lessons.exercises import SELF_CHECK, all_exercises, check, get_exercise, is_right, said
 
 CALL = re.compile(r"""check\(\s*["'](\d\d[a-z]?\.\d+)["']\s*,\s*answer\b""")
 TOPICS = [p for p in build.notebook_paths() if not p.name.startswith("00")]
@@ -102,9 +102,19 @@ def test_a_built_page_shows_the_self_check_without_its_wrong_answer(tmp_path, mo
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("answer = ..."), nbformat.v4.new_code_cell(
-        "from lessons.exercises import check\ncheck('03.2', answer)")])
+        "from lessons.exercises import check\ncheck('03.2', answer)"), nbformat.v4.new_code_cell(
+        "from lessons.exercises import said\nprint(said({'a': ..., 'b': ...}, {'a': True, 'b': False}))")])
     path = tmp_path / "03_x.ipynb"
     nbformat.write(nb, path)
     page = build.render_html(build.execute(path, timeout=120), tmp_path / "03_x.html").read_text(encoding="utf-8")
     assert "Exercise 03.2 (self-check): the solution passes" in page
     assert repr(WRONG["03.2"]()) not in page and f"{WRONG['03.2']():.3f}" not in page
+    # An experiment's prediction left as ... reads as a reminder on the page, not as "Ellipsis":
+    assert "you have not written a prediction yet" in page and "Ellipsis" not in page
+
+
+def test_an_experiment_shows_the_prediction_or_asks_for_it():
+    assert said(...) == said({"x": ..., "y": True}) != said(None)
+    assert said(...).startswith("you have not written a prediction yet") and "Ellipsis" not in said(..., {"x": 1})
+    assert said("lower, on 3 of 4") == "you predicted 'lower, on 3 of 4'"
+    assert said({"x": True}, {"x": False}) == "you predicted {'x': True}; what happened: {'x': False}"

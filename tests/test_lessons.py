@@ -88,6 +88,7 @@ def test_notebook_runs_top_to_bottom_from_the_installed_wheel(path, installed_le
     site = subprocess.run([str(python), "-c", "import engine, pathlib; print(pathlib.Path(engine.__file__).parent)"],
                           capture_output=True, text=True, cwd=dest).stdout.strip()
     assert f"petbreeds 0.1.0 from {Path(site).parent}" in page  # the installed package, not this checkout
+    assert "Ellipsis" not in page  # an experiment left to the student asks for a prediction, never prints "..."
     for n in question_headings(read(path)):
         assert f"Q{n}." in page
     if "plt." in "".join(c.source for c in read(path).cells if c.cell_type == "code"):

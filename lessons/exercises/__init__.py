@@ -25,7 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Exercise", "exercise", "check", "is_right", "as_number", "get_exercise", "all_exercises", "SELF_CHECK"]
+__all__ = ["Exercise", "exercise", "check", "is_right", "as_number", "get_exercise", "all_exercises", "said",
+           "SELF_CHECK"]
 
 SELF_CHECK = "LESSONS_SELF_CHECK"
 NOTEBOOKS = ("00", "01", "02", "03", "03b", "04", "05", "06", "07", "08", "09")
@@ -124,3 +125,12 @@ def check(key: str, answer: Any = ..., **context) -> None:
         return
     hint = _grade(ex, answer, context)
     print("Right! " + ex.right.format(answer=answer) if hint is None else f"Not yet: {hint}")
+
+
+def said(prediction, happened=None) -> str:
+    """One line for an experiment that is not graded: the student's prediction (or, while its cell still
+    holds ``...``, a reminder to write it first, never "Ellipsis") and, when given, what happened."""
+    unwritten = prediction is ... or (isinstance(prediction, dict) and any(v is ... for v in prediction.values()))
+    line = ("you have not written a prediction yet: replace the ... in the cell above, then run this cell again"
+            if unwritten else f"you predicted {prediction!r}")
+    return line if happened is None else f"{line}; what happened: {happened!r}"
