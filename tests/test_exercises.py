@@ -118,3 +118,34 @@ def test_an_experiment_shows_the_prediction_or_asks_for_it():
     assert said(...).startswith("you have not written a prediction yet") and "Ellipsis" not in said(..., {"x": 1})
     assert said("lower, on 3 of 4") == "you predicted 'lower, on 3 of 4'"
     assert said({"x": True}, {"x": False}) == "you predicted {'x': True}; what happened: {'x': False}"
+
+
+def test_the_capstone_wants_a_change_of_recipe_and_a_prediction_before_it_trains(monkeypatch):
+    # Every answer below is refused before any training: the hints come from the answer alone.
+    import lessons.exercises.nb08 as nb08
+    from engine.recipe import Recipe
+
+    monkeypatch.setattr(nb08, "run_on_sample", lambda data, recipe: pytest.fail("trained a refused answer"))
+    hints = {answer: get_exercise("08.3").grade(answer, data="unused") for answer in [
+        Recipe(views=4), (Recipe(views=4), "five"), (Recipe(views=4), 75), (Recipe(views=4), True),
+        (Recipe(), 6), (Recipe(seed=0), 6), (Recipe(seed=1, workers=2), 6), ("Recipe(views=4)", 6)]}
+    assert all(hints.values()), hints
+    assert "prediction" in hints[Recipe(views=4)] and "0 to 74" in hints[(Recipe(views=4), 75)]
+    assert "seed" in hints[(Recipe(seed=0), 6)] == hints[(Recipe(seed=1, workers=2), 6)]
+
+
+def test_the_capstone_shows_the_prediction_beside_the_run_and_a_row_for_the_table(monkeypatch):
+    import lessons.exercises.nb08 as nb08
+    from engine.learning.full_scale import format_table
+    from engine.recipe import Recipe
+
+    report = {"valid_error": 5 / 74, "n_valid": 74, "n_train": 296, "train_s": 61.0, "valid_name": "test"}
+    monkeypatch.setattr(nb08, "run_on_sample", lambda data, recipe: report)
+    assert nb08.prediction_against_result((Recipe(views=4), 7), "data").startswith(
+        "you predicted 7 of 74 wrong; your recipe got 5 wrong (6.8%), trained in 61 s: off by 2")
+    assert "exactly right" in nb08.prediction_against_result((Recipe(views=4), 5), "data")
+    assert nb08.prediction_against_result(..., "data").startswith("nothing to show yet")
+    assert get_exercise("08.3").grade((Recipe(views=4), 7), data="data") is None  # 6.8% < 9.5%
+    table = format_table([nb08.as_stage_result(Recipe(views=4), report)])
+    assert re.search(r"your recipe\s+efficientnet_lite0\s+288\s+32\+0\s+1\.0\s+6\.8%", table), table
+    assert "errors on the 74 test photos" in table

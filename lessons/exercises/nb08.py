@@ -42,6 +42,7 @@ def pixel_ratio(answer) -> str | None:
     return "compare the number of pixels of a square image at each size"
 
 
+N_VALID = 74  # the sample's validation photos
 TARGET = 0.095  # the error to beat on the sample's 74 validation photos (the demo's model: 7 of them, 9.5%)
 _RUNS: dict = {}  # each recipe's report, per data folder: the notebook, the check and the self-check share it
 
@@ -57,24 +58,79 @@ def run_on_sample(data, recipe) -> dict:
     return _RUNS[key]
 
 
-@exercise("08.3", "The capstone: a recipe of your own (not Recipe() as it is) under 9.5% error on the sample",
+def recipe_and_prediction(answer):
+    """``(recipe, predicted)`` from the capstone's answer ``(Recipe(...), photos you expect wrong)``, or a hint."""
+    from engine.recipe import Recipe
+
+    if isinstance(answer, Recipe):
+        return None, None, ("add your prediction before you run it: answer = (Recipe(...), how many of the "
+                            f"{N_VALID} photos you expect it to get wrong)")
+    if not (isinstance(answer, tuple) and len(answer) == 2 and isinstance(answer[0], Recipe)):
+        return None, None, (f"give a pair: (Recipe(...), how many of the {N_VALID} photos you expect it to get "
+                            "wrong); Recipe?? lists its fields")
+    recipe, predicted = answer
+    if isinstance(predicted, bool) or not isinstance(predicted, int) or not 0 <= predicted <= N_VALID:
+        return None, None, f"your prediction is a whole number of photos, from 0 to {N_VALID}"
+    return recipe, predicted, None
+
+
+def only_luck_differs(recipe) -> bool:
+    """Whether ``recipe`` is ``Recipe()`` but for the seed or the loader processes: the same recipe, drawn again."""
+    import dataclasses
+
+    from engine.recipe import Recipe
+
+    default = Recipe()
+    return dataclasses.replace(recipe, seed=default.seed, workers=default.workers) == default
+
+
+@exercise("08.3", "The capstone: a recipe of your own (not Recipe() as it is) under 9.5% error on the sample, "
+                  "with your prediction of its result",
           right="Your recipe trains on the 296 training photos and, judged on the 74 validation photos it never saw, "
-                "stays under 9.5% error. Was your prediction right? With a GPU and the full download, the cell "
-                "after next runs it on the official split as well.")
+                "stays under 9.5% error. The next cell puts your prediction beside what happened, and with a GPU "
+                "and the full download it also runs your recipe on the official split.")
 def capstone(answer, data) -> str | None:
     from engine.recipe import Recipe
 
-    if not isinstance(answer, Recipe):
-        return "give a Recipe, e.g. Recipe(freeze_epochs=48): see Recipe?? for its fields"
-    if answer == Recipe():
+    recipe, _, hint = recipe_and_prediction(answer)
+    if hint:
+        return hint
+    if recipe == Recipe():
         return ("that is the recipe as it is, already run above: change at least one field, predict what it does "
                 "to the error, then let the check run it")
-    report = run_on_sample(data, answer)
+    if only_luck_differs(recipe):
+        return ("only the seed (or the loader processes) differs: that is Recipe() drawn again, and picking the "
+                "luckiest draw is peeking at the validation photos. Change how it trains (Recipe?? lists the fields)")
+    report = run_on_sample(data, recipe)
     n_valid = report["n_valid"]
-    if n_valid != 74 or report["n_train"] != 296:
+    if n_valid != N_VALID or report["n_train"] != 296:
         return "the challenge is judged on the 370-photo sample: pass data=PETS to the check"
     error = report["valid_error"]
     if error < TARGET:
         return None
     return (f"{round(error * n_valid)} of {n_valid} wrong ({error:.1%}): not under {TARGET:.1%} yet. Change one "
             "field at a time, for a reason (Recipe?? lists them), and compare with Recipe()'s error above")
+
+
+def prediction_against_result(answer, data) -> str:
+    """What the capstone's run did beside what the student predicted (after the check has run it)."""
+    if answer is ...:
+        return "nothing to show yet: write your recipe and your prediction in the answer cell, then run the check"
+    recipe, predicted, hint = recipe_and_prediction(answer)
+    if hint:
+        return "nothing to show yet: " + hint
+    report = run_on_sample(data, recipe)
+    wrong = round(report["valid_error"] * report["n_valid"])
+    off = "exactly right" if wrong == predicted else f"off by {abs(wrong - predicted)}"
+    return (f"you predicted {predicted} of {report['n_valid']} wrong; your recipe got {wrong} wrong "
+            f"({report['valid_error']:.1%}), trained in {report['train_s']:.0f} s: {off}")
+
+
+def as_stage_result(recipe, report, name: str = "your recipe"):
+    """A ``run_recipe`` report as a row of ``format_table``, beside the chapter's flow."""
+    from engine.learning.full_scale import Stage, StageResult
+
+    stage = Stage(name, recipe.arch, recipe.preprocessing.size, recipe.freeze_epochs, recipe.epochs,
+                  recipe.mixed_precision)
+    return StageResult(stage, report["valid_error"], report["train_s"], n_train=report["n_train"],
+                       n_valid=report["n_valid"], valid_name=report.get("valid_name", "valid"))
