@@ -149,3 +149,34 @@ def test_the_capstone_shows_the_prediction_beside_the_run_and_a_row_for_the_tabl
     table = format_table([nb08.as_stage_result(Recipe(views=4), report)])
     assert re.search(r"your recipe\s+efficientnet_lite0\s+288\s+32\+0\s+1\.0\s+6\.8%", table), table
     assert "errors on the 74 test photos" in table
+
+
+def test_exercise_05_3_grades_the_prediction_against_what_the_run_measured():
+    # 05.3: one rate for every group instead of slice(1e-5, 1e-3). The worked solution reasons from the rates;
+    # the check compares it with how far each group moved in the run (lessons.helpers.moved). A toy model with
+    # three parameter groups, on random batches, stands in for the notebook's efficientnet.
+    import math
+    from types import SimpleNamespace
+
+    import torch
+    from torch import nn
+
+    from engine.learning.learner import Learner
+    from engine.models import Classifier
+    from lessons.helpers import moved
+    from lessons.solutions.nb05 import SOLUTIONS, WRONG
+
+    torch.manual_seed(0)
+    body = nn.Sequential(nn.Sequential(nn.Linear(4, 8), nn.ReLU()), nn.Sequential(nn.Linear(8, 8), nn.ReLU()))
+    model = Classifier(body, nn.Sequential(nn.Linear(8, 3)), "toy", 3, ((0.0,), (1.0,)))
+    learn = Learner(SimpleNamespace(device=torch.device("cpu")), model, progress=False)
+    batches = [(torch.randn(8, 4), torch.randint(0, 3, (8,))) for _ in range(2)]
+    before = [p.detach().clone() for p in model.parameters()]
+    run = {"sliced": moved(learn, slice(1e-5, 1e-3), batches), "one_rate": moved(learn, 1e-3, batches)}
+    assert all(torch.equal(p, p0) for p, p0 in zip(model.parameters(), before))  # a trial: the weights are put back
+    ratios = [o / s for o, s in zip(run["one_rate"], run["sliced"])]
+    assert all(math.isclose(r, t, rel_tol=0.1) for r, t in zip(ratios, [100, 10, 1]))  # AdamW: as far as the rate
+    assert is_right("05.3", SOLUTIONS["05.3"](**run), **run) and not is_right("05.3", WRONG["05.3"](**run), **run)
+    # Graded against the run, not a fixed answer: had every group moved alike, [1, 1, 1] would be right.
+    alike = {"sliced": run["sliced"], "one_rate": run["sliced"]}
+    assert is_right("05.3", [1, 1, 1], **alike) and not is_right("05.3", SOLUTIONS["05.3"](**alike), **alike)

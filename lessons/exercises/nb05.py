@@ -7,15 +7,15 @@ import math
 from . import exercise
 
 
-def _rates(answer, n: int) -> list[float] | str:
+def _rates(answer, n: int, what: str = "learning rates", like: str = "[1e-5, 1e-4, 1e-3]") -> list[float] | str:
     """The answer as ``n`` positive floats, or a hint saying what is wrong with its shape."""
     if isinstance(answer, (str, bytes)) or not hasattr(answer, "__len__"):
-        return f"give a list of {n} learning rates, earliest group first, like [1e-5, 1e-4, 1e-3]"
+        return f"give a list of {n} {what}, earliest group first, like {like}"
     rates = [float(a) for a in answer]
     if len(rates) != n:
-        return f"give one rate per parameter group: {n} numbers, not {len(rates)}"
+        return f"give one number per parameter group: {n} numbers, not {len(rates)}"
     if not all(math.isfinite(r) and r > 0 for r in rates):
-        return "learning rates are positive numbers"
+        return f"{what} are positive numbers"
     return rates
 
 
@@ -83,3 +83,28 @@ def fine_tune_peaks(answer, learn) -> str | None:
     if _close(rates[::-1], truth):
         return "the earliest group comes first in the list, and it gets the smallest rate"
     return "read the source of fine_tune (Q14): which slice does the second fit_one_cycle get? Then apply Q16"
+
+
+@exercise("05.3", "Predict, then run: one rate for every group (the head's 1e-3) instead of slice(1e-5, 1e-3): "
+                  "how many times as far does each group move?",
+          right="{answer}: AdamW divides each gradient by its own running size, so the step a weight takes is set "
+                "by the rate, not by its gradient: a hundred times the rate moves the earliest layers about a "
+                "hundred times as far. Without the slice, each weight of the pretrained early layers takes steps as "
+                "big as the new head's.")
+def one_rate_for_all(answer, sliced, one_rate) -> str | None:
+    truth = [o / s for o, s in zip(one_rate, sliced)]  # what the run measured, group by group
+    factors = _rates(answer, len(truth), what="factors", like="[2, 1.5, 1]")
+    if isinstance(factors, str):
+        return factors
+    near = [abs(math.log(f / t)) <= math.log(2) for f, t in zip(factors, truth)]  # within a factor of 2
+    if all(near):
+        return None
+    if all(abs(math.log(f)) <= math.log(2) for f in factors):
+        return ("the gradients are the same in both runs at the start, but the rates are not: how much higher is "
+                "each group's rate with one rate for all? (and what does the optimizer do with a gradient's size?)")
+    if all(abs(math.log(f / t)) <= math.log(2) for f, t in zip(factors[::-1], truth)):
+        return "the earliest group comes first in the list; which group had the smallest rate in the slice?"
+    if near[0] and near[-1]:
+        return "the first and the last are right; the middle group: what rate does the slice give it (Q16)?"
+    return ("with the slice the groups had lr_for_groups(slice(1e-5, 1e-3), 3); with one rate, 1e-3 each. "
+            "Compare the two, group by group")

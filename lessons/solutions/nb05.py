@@ -15,6 +15,14 @@ def fine_tune_peaks(learn):
     return [lo, (lo * hi) ** 0.5, hi]  # 3 groups: the middle one halfway on the log scale
 
 
-SOLUTIONS = {"05.1": four_groups, "05.2": fine_tune_peaks}
+def one_rate_for_all(sliced, one_rate):
+    # AdamW's step is about the rate times the sign of the (averaged) gradient: each group moves in
+    # proportion to its rate. The slice gave 1e-5, 1e-4, 1e-3 (Q16); one rate gives 1e-3 to each.
+    with_slice = [1e-5, 1e-4, 1e-3]
+    return [1e-3 / lr for lr in with_slice]  # 100, 10 and 1 times as far
+
+
+SOLUTIONS = {"05.1": four_groups, "05.2": fine_tune_peaks, "05.3": one_rate_for_all}
 WRONG = {"05.1": lambda dls: [1e-6, 1e-6 + (1e-3 - 1e-6) / 3, 1e-6 + 2 * (1e-3 - 1e-6) / 3, 1e-3],  # evenly spaced
-         "05.2": lambda learn: [1e-4, 1e-3, 1e-2]}  # base_lr not halved
+         "05.2": lambda learn: [1e-4, 1e-3, 1e-2],  # base_lr not halved
+         "05.3": lambda sliced, one_rate: [100, 2, 1]}  # the slice's middle rate taken as evenly spaced (5e-4)
