@@ -6,6 +6,7 @@ purpose: in Jupyter, ``helper??`` shows the source of any of them.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import statistics
 import time
@@ -117,6 +118,42 @@ def full_against_early(frozen, seeds, n_epochs: int, lr_max: float, stopper_fact
             wrong.append(round(run.recorder.epochs[-1]["error_rate"] * n_valid))
         rows.append((seed, *wrong))
     return rows
+
+
+def cross_validation_folds(frozen, n_folds: int = 5, seed: int = 0):
+    """Copies of ``frozen`` (a ``FrozenPhase`` with one view) whose caches take turns at holding out a
+    fold of the photos, so that every photo is validated once: fold 0 is ``frozen``'s own validation
+    set; the training photos of each label are shuffled (with ``seed``) and dealt out over the other
+    folds, so each fold holds about as many photos of each label as the validation set does."""
+    from engine.learning.features import FeatureCache
+
+    cache = frozen.cache
+    if cache.n_views != 1:
+        raise ValueError("cross_validation_folds needs the features of one view (FrozenPhase(learn, views=1)): "
+                         "the validation photos have no augmented views to train on")
+    feats, labels = torch.cat([cache.train[0], cache.valid]), torch.cat([cache.train_y, cache.valid_y])
+    fold = torch.zeros(len(labels), dtype=torch.long)  # the validation photos (at the end) stay in fold 0
+    gen = torch.Generator().manual_seed(seed)
+    for label in cache.train_y.unique():
+        mine = (cache.train_y == label).nonzero().flatten()
+        fold[mine[torch.randperm(len(mine), generator=gen)]] = 1 + torch.arange(len(mine)) % (n_folds - 1)
+    for k in range(n_folds):
+        phase = copy.copy(frozen)
+        phase.cache = FeatureCache(feats[fold != k][None], labels[fold != k], feats[fold == k], labels[fold == k])
+        yield phase
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run the block on one CPU thread, then go back to as many as before. A head as small as ours
+    trains faster on one thread than on several, whose threads spend longer waiting for each other (much
+    longer on a busy machine) than computing; its numbers come out the same."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def smoothed(values: list[float], window: int) -> list[float]:

@@ -248,3 +248,30 @@ def test_code_cells_are_short_and_name_the_claim_of_each_assert(path):
     for i, cell in enumerate(cells, 2):
         problems = cell_rule_breaks(cell.source)
         assert not problems, f"{path.name}, code cell {i}: {'; '.join(problems)}"
+
+
+def test_notebook_06_cross_validation_folds_judge_every_photo_once_with_our_split_as_fold_0():
+    from types import SimpleNamespace
+
+    import torch
+
+    from engine.learning.features import FeatureCache
+    from lessons.helpers import cross_validation_folds, one_thread
+
+    feats = torch.arange(30 * 4, dtype=torch.float32).reshape(30, 4)  # 3 labels x 10 photos: 8 train, 2 valid
+    labels = torch.arange(30) % 3
+    cache = FeatureCache(feats[:24][None], labels[:24], feats[24:], labels[24:])
+    folds = [fold.cache for fold in cross_validation_folds(SimpleNamespace(cache=cache), n_folds=5, seed=1)]
+    assert torch.equal(folds[0].valid, cache.valid) and torch.equal(folds[0].train, cache.train)
+    assert all(torch.bincount(f.valid_y).tolist() == [2, 2, 2] and f.train.shape == (1, 24, 4) for f in folds)
+    judged = torch.cat([f.valid for f in folds])
+    assert sorted(judged[:, 0].tolist()) == feats[:, 0].tolist()  # every photo validated exactly once
+    for f in folds:  # never trained on while validated
+        assert not set(f.valid[:, 0].tolist()) & set(f.train[0, :, 0].tolist())
+    with pytest.raises(ValueError, match="one view"):
+        two_views = FeatureCache(cache.train.repeat(2, 1, 1), cache.train_y, cache.valid, cache.valid_y)
+        next(cross_validation_folds(SimpleNamespace(cache=two_views)))
+    before = torch.get_num_threads()
+    with one_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
