@@ -180,3 +180,22 @@ def test_exercise_05_3_grades_the_prediction_against_what_the_run_measured():
     # Graded against the run, not a fixed answer: had every group moved alike, [1, 1, 1] would be right.
     alike = {"sliced": run["sliced"], "one_rate": run["sliced"]}
     assert is_right("05.3", [1, 1, 1], **alike) and not is_right("05.3", SOLUTIONS["05.3"](**alike), **alike)
+
+
+def test_exercise_06_3_counts_a_change_of_one_photo_as_the_same_error_rate():
+    # The notebook says "same" means within 0.005 for the loss and within one photo for the error rate.
+    from types import SimpleNamespace
+
+    from lessons.solutions.nb06 import SOLUTIONS, WRONG
+
+    def run(valid_loss, wrong):  # what the check reads of a learner: its last epoch and the validation set
+        row = {"valid_loss": valid_loss, "error_rate": wrong / 74}
+        return SimpleNamespace(recorder=SimpleNamespace(epochs=[row]), dls=SimpleNamespace(cache=SimpleNamespace(
+            valid_y=[0] * 74)))
+
+    for wrong, want in ((9, "same"), (11, "same"), (10, "same"), (8, "lower"), (12, "higher")):
+        runs = {"ten": run(0.500, 10), "twenty": run(0.560, wrong)}
+        assert SOLUTIONS["06.3"](**runs) == ("higher", want)
+        assert is_right("06.3", ("higher", want), **runs) and not is_right("06.3", WRONG["06.3"](**runs), **runs)
+    runs = {"ten": run(0.500, 10), "twenty": run(0.504, 10)}
+    assert is_right("06.3", ("same", "same"), **runs) and not is_right("06.3", ("lower", "same"), **runs)

@@ -86,8 +86,8 @@ def twenty_epochs(answer, ten, twenty) -> str | None:
         return 'give two words, each "higher", "lower" or "same": (validation loss, error rate), e.g. ("lower", "same")'
     a, b = ten.recorder.epochs[-1], twenty.recorder.epochs[-1]
     n_valid = len(ten.dls.cache.valid_y)
-    truth = (_direction(b["valid_loss"], a["valid_loss"], 0.005), _direction(b["error_rate"], a["error_rate"],
-                                                                           0.5 / n_valid))
+    truth = (_direction(b["valid_loss"], a["valid_loss"], 0.005),
+             _direction(b["error_rate"], a["error_rate"], 1.5 / n_valid))  # "same": within one photo
     given = tuple(x.strip().lower() for x in answer)
     if given == truth:
         return None

@@ -17,13 +17,14 @@ def halfway_lr(lr_max):
 
 
 def twenty_epochs(ten, twenty):
-    # Read off the two runs: a change under 0.005 in the loss, or under one photo, counts as "same".
+    # Read off the two runs: a change of at most 0.005 in the loss, or of at most one photo in the error
+    # rate (1 / n_valid each; 1.5 / n_valid leaves room for rounding), counts as "same".
     def direction(after, before, tie):
         return "same" if abs(after - before) <= tie else ("higher" if after > before else "lower")
 
     a, b, n_valid = ten.recorder.epochs[-1], twenty.recorder.epochs[-1], len(ten.dls.cache.valid_y)
     return (direction(b["valid_loss"], a["valid_loss"], 0.005),
-            direction(b["error_rate"], a["error_rate"], 0.5 / n_valid))
+            direction(b["error_rate"], a["error_rate"], 1.5 / n_valid))
 
 
 SOLUTIONS = {"06.1": peak_at, "06.2": halfway_lr, "06.3": twenty_epochs}
