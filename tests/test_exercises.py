@@ -175,7 +175,7 @@ def test_exercise_05_3_grades_the_prediction_against_what_the_run_measured():
     run = {"sliced": moved(learn, slice(1e-5, 1e-3), batches), "one_rate": moved(learn, 1e-3, batches)}
     assert all(torch.equal(p, p0) for p, p0 in zip(model.parameters(), before))  # a trial: the weights are put back
     ratios = [o / s for o, s in zip(run["one_rate"], run["sliced"])]
-    assert all(math.isclose(r, t, rel_tol=0.1) for r, t in zip(ratios, [100, 10, 1]))  # AdamW: as far as the rate
+    assert all(math.isclose(r, t, rel_tol=0.1) for r, t in zip(ratios, [100, 10, 1]))  # each step scales with the rate
     assert is_right("05.3", SOLUTIONS["05.3"](**run), **run) and not is_right("05.3", WRONG["05.3"](**run), **run)
     # Graded against the run, not a fixed answer: had every group moved alike, [1, 1, 1] would be right.
     alike = {"sliced": run["sliced"], "one_rate": run["sliced"]}

@@ -87,10 +87,11 @@ def fine_tune_peaks(answer, learn) -> str | None:
 
 @exercise("05.3", "Predict, then run: one rate for every group (the head's 1e-3) instead of slice(1e-5, 1e-3): "
                   "how many times as far does each group move?",
-          right="{answer}: AdamW divides each gradient by its own running size, so the step a weight takes is set "
-                "by the rate, not by its gradient: a hundred times the rate moves the earliest layers about a "
-                "hundred times as far. Without the slice, each weight of the pretrained early layers takes steps as "
-                "big as the new head's.")
+          right="{answer}: both runs start from the same weights, gradients and optimizer state, so each step "
+                "is the same step scaled by the rate (plain SGD would give the same ratios): a hundred times the "
+                "rate moves the earliest layers about a hundred times as far (not exactly, since after the first "
+                "step the weights, and so the gradients, differ a little). Without the slice, the pretrained early "
+                "layers are moved with the new head's rate.")
 def one_rate_for_all(answer, sliced, one_rate) -> str | None:
     truth = [o / s for o, s in zip(one_rate, sliced)]  # what the run measured, group by group
     factors = _rates(answer, len(truth), what="factors", like="[2, 1.5, 1]")
@@ -101,7 +102,7 @@ def one_rate_for_all(answer, sliced, one_rate) -> str | None:
         return None
     if all(abs(math.log(f)) <= math.log(2) for f in factors):
         return ("the gradients are the same in both runs at the start, but the rates are not: how much higher is "
-                "each group's rate with one rate for all? (and what does the optimizer do with a gradient's size?)")
+                "each group's rate with one rate for all? (from the same start, how does the step grow with the rate?)")
     if all(abs(math.log(f / t)) <= math.log(2) for f, t in zip(factors[::-1], truth)):
         return "the earliest group comes first in the list; which group had the smallest rate in the slice?"
     if near[0] and near[-1]:
