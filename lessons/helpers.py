@@ -348,18 +348,25 @@ def moved(learn, lr, batches) -> list[float]:
     the norm of the weights), when the optimizer takes one step per batch of ``batches`` at the rate ``lr``
     (a number for every group, or a slice spread over them).
 
-    A trial: ``learn.restoring()`` puts the weights and the optimizer back afterwards, and torch's random
-    generator is seeded, so two calls start from the same place and see the same batches and dropout.
+    A trial that leaves no trace: ``learn.restoring()`` puts the weights and the optimizer back afterwards,
+    every module goes back to the train or eval mode it was in, and torch's random generator is seeded
+    inside ``torch.random.fork_rng()``, so two calls see the same dropout and the caller's random stream
+    goes on as if nothing had run.
     """
-    with learn.restoring():
-        torch.manual_seed(0)
-        learn.set_lr(lr)
-        groups = learn.param_groups()
-        start = [[p.detach().clone() for p in group] for group in groups]
-        learn.model.train()
-        for xb, yb in batches:
-            learn.loss_func(learn.model(xb).float(), yb).backward()  # the loss in float32, as the learner does
-            learn.opt.step()
-            learn.opt.zero_grad(set_to_none=True)
-        return [(sum(((p.detach() - p0) ** 2).sum().item() for p, p0 in zip(group, group0))
-                 / sum((p0 ** 2).sum().item() for p0 in group0)) ** 0.5 for group, group0 in zip(groups, start)]
+    modes = [(m, m.training) for m in learn.model.modules()]
+    with learn.restoring(), torch.random.fork_rng():
+        try:
+            torch.manual_seed(0)
+            learn.set_lr(lr)
+            groups = learn.param_groups()
+            start = [[p.detach().clone() for p in group] for group in groups]
+            learn.model.train()
+            for xb, yb in batches:
+                learn.loss_func(learn.model(xb).float(), yb).backward()  # the loss in float32, as the learner does
+                learn.opt.step()
+                learn.opt.zero_grad(set_to_none=True)
+            return [(sum(((p.detach() - p0) ** 2).sum().item() for p, p0 in zip(group, group0))
+                     / sum((p0 ** 2).sum().item() for p0 in group0)) ** 0.5 for group, group0 in zip(groups, start)]
+        finally:
+            for m, training in modes:
+                m.training = training

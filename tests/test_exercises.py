@@ -172,8 +172,14 @@ def test_exercise_05_3_grades_the_prediction_against_what_the_run_measured():
     learn = Learner(SimpleNamespace(device=torch.device("cpu")), model, progress=False)
     batches = [(torch.randn(8, 4), torch.randint(0, 3, (8,))) for _ in range(2)]
     before = [p.detach().clone() for p in model.parameters()]
+    model.eval()
+    model.head.train()  # a mix of modes, each to be put back
+    rng = torch.random.get_rng_state()
     run = {"sliced": moved(learn, slice(1e-5, 1e-3), batches), "one_rate": moved(learn, 1e-3, batches)}
     assert all(torch.equal(p, p0) for p, p0 in zip(model.parameters(), before))  # a trial: the weights are put back
+    # ... and so are the modes and torch's random stream (it goes on as if moved had not run):
+    assert [m.training for m in model.modules()] == [m in set(model.head.modules()) for m in model.modules()]
+    assert torch.equal(torch.random.get_rng_state(), rng)
     ratios = [o / s for o, s in zip(run["one_rate"], run["sliced"])]
     assert all(math.isclose(r, t, rel_tol=0.1) for r, t in zip(ratios, [100, 10, 1]))  # each step scales with the rate
     assert is_right("05.3", SOLUTIONS["05.3"](**run), **run) and not is_right("05.3", WRONG["05.3"](**run), **run)
