@@ -123,30 +123,47 @@ def test_an_experiment_shows_the_prediction_or_asks_for_it():
 def test_the_capstone_wants_a_change_of_recipe_and_a_prediction_before_it_trains(monkeypatch):
     # Every answer below is refused before any training: the hints come from the answer alone.
     import lessons.exercises.nb08 as nb08
-    from engine.recipe import Recipe
+    from engine.recipe import LR_AFTER, Recipe
 
     monkeypatch.setattr(nb08, "run_on_sample", lambda data, recipe: pytest.fail("trained a refused answer"))
+    same = [(Recipe(seed=0), 6), (Recipe(seed=1, workers=2), 6), (Recipe(seed=7, valid_pct=0.3), 6),
+            (Recipe(base_lr=LR_AFTER["lda"]), 6), (Recipe(head_init="lda", base_lr=LR_AFTER["lda"], seed=3), 6)]
     hints = {answer: get_exercise("08.3").grade(answer, data="unused") for answer in [
         Recipe(views=4), (Recipe(views=4), "five"), (Recipe(views=4), 75), (Recipe(views=4), True),
-        (Recipe(), 6), (Recipe(seed=0), 6), (Recipe(seed=1, workers=2), 6), ("Recipe(views=4)", 6)]}
+        (Recipe(), 6), ("Recipe(views=4)", 6), *same]}
     assert all(hints.values()), hints
     assert "prediction" in hints[Recipe(views=4)] and "0 to 74" in hints[(Recipe(views=4), 75)]
-    assert "seed" in hints[(Recipe(seed=0), 6)] == hints[(Recipe(seed=1, workers=2), 6)]
+    assert all("trains just like Recipe()" in hints[answer] for answer in same)
+    assert "as it is" in hints[(Recipe(), 6)]
+    # What does change the training is not refused, and neither is a prediction of 6.5 photos on average:
+    assert nb08.refusal((Recipe(base_lr=1e-3), 6.5)) is None and nb08.refusal((Recipe(head_init="random"), 8)) is None
+    assert "did not train" in nb08.prediction_against_result((Recipe(seed=0), 6), "unused")
+    assert nb08.accepted_recipe((Recipe(seed=0), 6)) is None and nb08.accepted_recipe(...) is None
 
 
-def test_the_capstone_shows_the_prediction_beside_the_run_and_a_row_for_the_table(monkeypatch):
+def test_the_capstone_grades_the_mean_of_two_seeds_and_shows_the_prediction_beside_it(monkeypatch):
     import lessons.exercises.nb08 as nb08
     from engine.learning.full_scale import format_table
     from engine.recipe import Recipe
 
-    report = {"valid_error": 5 / 74, "n_valid": 74, "n_train": 296, "train_s": 61.0, "valid_name": "test"}
-    monkeypatch.setattr(nb08, "run_on_sample", lambda data, recipe: report)
-    assert nb08.prediction_against_result((Recipe(views=4), 7), "data").startswith(
-        "you predicted 7 of 74 wrong; your recipe got 5 wrong (6.8%), trained in 61 s: off by 2")
-    assert "exactly right" in nb08.prediction_against_result((Recipe(views=4), 5), "data")
+    wrong_by_seed = {42: 5, 43: 8, 0: 8, 1: 9}  # a recipe's photos wrong, by its seed
+    trained = []
+
+    def fake_run(data, recipe):
+        trained.append(recipe.seed)
+        return {"valid_error": wrong_by_seed[recipe.seed] / 74, "n_valid": 74, "n_train": 296, "train_s": 61.0,
+                "valid_name": "test"}
+
+    monkeypatch.setattr(nb08, "run_on_sample", fake_run)
+    assert get_exercise("08.3").grade((Recipe(views=4), 7), data="data") is None  # (5 + 8) / 2 = 6.5 <= 7
+    assert trained == [42, 43]
+    assert nb08.prediction_against_result((Recipe(views=4), 7), "data") == (
+        "you predicted 7 of 74 wrong; your recipe got 5 and 8 wrong with seeds 42 and 43 (mean 6.5, 8.8%), each "
+        "trained in about 61 s: off by 0.5")
+    assert "exactly right" in nb08.prediction_against_result((Recipe(views=4), 6.5), "data")
     assert nb08.prediction_against_result(..., "data").startswith("nothing to show yet")
-    assert get_exercise("08.3").grade((Recipe(views=4), 7), data="data") is None  # 6.8% < 9.5%
-    table = format_table([nb08.as_stage_result(Recipe(views=4), report)])
+    assert "8.5 of 74 wrong on average" in get_exercise("08.3").grade((Recipe(views=4, seed=0), 7), data="data")
+    table = format_table([nb08.as_stage_result(Recipe(views=4), fake_run("data", Recipe(views=4)))])
     assert re.search(r"your recipe\s+efficientnet_lite0\s+288\s+32\+0\s+1\.0\s+6\.8%", table), table
     assert "errors on the 74 test photos" in table
 

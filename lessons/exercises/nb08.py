@@ -43,7 +43,8 @@ def pixel_ratio(answer) -> str | None:
 
 
 N_VALID = 74  # the sample's validation photos
-TARGET = 0.095  # the error to beat on the sample's 74 validation photos (the demo's model: 7 of them, 9.5%)
+MAX_WRONG = 7  # at most 7 of the 74 wrong, on average over the seeds: the demo's model gets exactly 7 (9.46%)
+SEEDS = 2  # each recipe is trained with its own seed and the next one, and graded on the mean
 _RUNS: dict = {}  # each recipe's report, per data folder: the notebook, the check and the self-check share it
 
 
@@ -58,6 +59,19 @@ def run_on_sample(data, recipe) -> dict:
     return _RUNS[key]
 
 
+def runs_of(data, recipe) -> list[dict]:
+    """The reports of ``recipe`` trained with ``SEEDS`` seeds in a row from its own (42 and 43 by default):
+    one draw can be lucky by a photo or two, the mean of two much less."""
+    import dataclasses
+
+    return [run_on_sample(data, dataclasses.replace(recipe, seed=recipe.seed + k)) for k in range(SEEDS)]
+
+
+def mean_wrong(reports: list[dict]) -> float:
+    """The mean number of validation photos the runs got wrong."""
+    return sum(round(r["valid_error"] * r["n_valid"]) for r in reports) / len(reports)
+
+
 def recipe_and_prediction(answer):
     """``(recipe, predicted)`` from the capstone's answer ``(Recipe(...), photos you expect wrong)``, or a hint."""
     from engine.recipe import Recipe
@@ -69,27 +83,27 @@ def recipe_and_prediction(answer):
         return None, None, (f"give a pair: (Recipe(...), how many of the {N_VALID} photos you expect it to get "
                             "wrong); Recipe?? lists its fields")
     recipe, predicted = answer
-    if isinstance(predicted, bool) or not isinstance(predicted, int) or not 0 <= predicted <= N_VALID:
-        return None, None, f"your prediction is a whole number of photos, from 0 to {N_VALID}"
+    if isinstance(predicted, bool) or not isinstance(predicted, (int, float)) or not 0 <= predicted <= N_VALID:
+        return None, None, f"your prediction is a number of photos, from 0 to {N_VALID}"
     return recipe, predicted, None
 
 
-def only_luck_differs(recipe) -> bool:
-    """Whether ``recipe`` is ``Recipe()`` but for the seed or the loader processes: the same recipe, drawn again."""
+def same_training(recipe) -> bool:
+    """Whether ``recipe`` trains on the sample as ``Recipe()`` does: it differs at most in the seed, the loader
+    processes, ``valid_pct`` (the sample brings its own split) or a ``base_lr`` equal to the one Recipe() uses."""
     import dataclasses
 
     from engine.recipe import Recipe
 
     default = Recipe()
-    return dataclasses.replace(recipe, seed=default.seed, workers=default.workers) == default
+    base_lr = None if recipe.chosen_base_lr() == dataclasses.replace(recipe, base_lr=None).chosen_base_lr() \
+        else recipe.base_lr
+    return dataclasses.replace(recipe, seed=default.seed, workers=default.workers, valid_pct=default.valid_pct,
+                               base_lr=base_lr) == default
 
 
-@exercise("08.3", "The capstone: a recipe of your own (not Recipe() as it is) under 9.5% error on the sample, "
-                  "with your prediction of its result",
-          right="Your recipe trains on the 296 training photos and, judged on the 74 validation photos it never saw, "
-                "stays under 9.5% error. The next cell puts your prediction beside what happened, and with a GPU "
-                "and the full download it also runs your recipe on the official split.")
-def capstone(answer, data) -> str | None:
+def refusal(answer) -> str | None:
+    """Why the capstone refuses ``answer`` before training it, or None: a hint from the answer alone."""
     from engine.recipe import Recipe
 
     recipe, _, hint = recipe_and_prediction(answer)
@@ -98,32 +112,51 @@ def capstone(answer, data) -> str | None:
     if recipe == Recipe():
         return ("that is the recipe as it is, already run above: change at least one field, predict what it does "
                 "to the error, then let the check run it")
-    if only_luck_differs(recipe):
-        return ("only the seed (or the loader processes) differs: that is Recipe() drawn again, and picking the "
-                "luckiest draw is peeking at the validation photos. Change how it trains (Recipe?? lists the fields)")
-    report = run_on_sample(data, recipe)
-    n_valid = report["n_valid"]
-    if n_valid != N_VALID or report["n_train"] != 296:
+    if same_training(recipe):
+        return ("that trains just like Recipe(): a new seed, other loader processes, valid_pct (the sample brings "
+                "its own split) or Recipe()'s own base_lr change nothing but the draw, and keeping the luckiest "
+                "draw is peeking at the validation photos. Change how it trains (Recipe?? lists the fields)")
+    return None
+
+
+@exercise("08.3", "The capstone: a recipe of your own (not Recipe() as it is) with at most 7 of 74 wrong on the "
+                  "sample (9.5%, the demo's model's score), on average over two seeds, with your prediction",
+          right="Your recipe trains on the 296 training photos and, judged on the 74 validation photos it never saw, "
+                "gets at most 7 of them wrong on average over two seeds. The next cell puts your prediction beside "
+                "what happened, and with a GPU and the full download it also runs your recipe on the official split.")
+def capstone(answer, data) -> str | None:
+    hint = refusal(answer)
+    if hint:
+        return hint
+    reports = runs_of(data, answer[0])
+    if any(r["n_valid"] != N_VALID or r["n_train"] != 296 for r in reports):
         return "the challenge is judged on the 370-photo sample: pass data=PETS to the check"
-    error = report["valid_error"]
-    if error < TARGET:
+    wrong = mean_wrong(reports)
+    if wrong <= MAX_WRONG:
         return None
-    return (f"{round(error * n_valid)} of {n_valid} wrong ({error:.1%}): not under {TARGET:.1%} yet. Change one "
-            "field at a time, for a reason (Recipe?? lists them), and compare with Recipe()'s error above")
+    return (f"{wrong:g} of {N_VALID} wrong on average over two seeds: more than {MAX_WRONG} yet. Change one field "
+            "at a time, for a reason (Recipe?? lists them), and compare with Recipe()'s errors above")
 
 
 def prediction_against_result(answer, data) -> str:
-    """What the capstone's run did beside what the student predicted (after the check has run it)."""
+    """What the capstone's runs did beside what the student predicted, for an answer the check has run."""
     if answer is ...:
         return "nothing to show yet: write your recipe and your prediction in the answer cell, then run the check"
-    recipe, predicted, hint = recipe_and_prediction(answer)
+    hint = refusal(answer)
     if hint:
-        return "nothing to show yet: " + hint
-    report = run_on_sample(data, recipe)
-    wrong = round(report["valid_error"] * report["n_valid"])
-    off = "exactly right" if wrong == predicted else f"off by {abs(wrong - predicted)}"
-    return (f"you predicted {predicted} of {report['n_valid']} wrong; your recipe got {wrong} wrong "
-            f"({report['valid_error']:.1%}), trained in {report['train_s']:.0f} s: {off}")
+        return "nothing to show: the check did not train this answer (see its hint above)"
+    (recipe, predicted), reports = answer, runs_of(data, answer[0])
+    wrong = mean_wrong(reports)
+    each = " and ".join(f"{round(r['valid_error'] * r['n_valid'])}" for r in reports)
+    off = "exactly right" if wrong == predicted else f"off by {abs(wrong - predicted):g}"
+    return (f"you predicted {predicted:g} of {N_VALID} wrong; your recipe got {each} wrong with seeds {recipe.seed} "
+            f"and {recipe.seed + 1} (mean {wrong:g}, {wrong / N_VALID:.1%}), each trained in about "
+            f"{reports[0]['train_s']:.0f} s: {off}")
+
+
+def accepted_recipe(answer):
+    """The answer's recipe when the check would run it, else None."""
+    return None if answer is ... or refusal(answer) else answer[0]
 
 
 def as_stage_result(recipe, report, name: str = "your recipe"):

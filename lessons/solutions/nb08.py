@@ -16,11 +16,12 @@ def pixel_ratio():
 def capstone(data):
     # One change, for a reason: views=3 adds one randomly augmented view of each training photo to the photo
     # and its mirror, so the head sees a little more variety. Predicted: about the same as Recipe(), 6 of 74
-    # wrong, since one more view is a small change and one photo is 1.4 points on 74.
-    # Measured on the sample (photos wrong of 74, seed 42 / seed 0; 2-core CPU): Recipe() 6 / 6, views=3
-    # 6 / 8, views=4 7 / 6, efficientnet_lite2 7 / 6, freeze_epochs=48 7 / 6, lite2 with views=4 6 / 10,
-    # find_lr=True 9 / 7, efficientnet_lite1 10 / 8. None beats Recipe() on the sample beyond the noise:
-    # 74 photos cannot tell these recipes apart; the official split (a GPU and the full download) can.
+    # wrong on average, since one more view is a small change and one photo is 1.4 points on 74.
+    # Measured on the sample (photos wrong of 74 with seeds 42 / 43 / 0; 2-core CPU): Recipe() 6 / 6 / 6,
+    # views=3 6 / 6 / 8 (seed 42 on one thread: 6), views=4 7 / 7 / 6, efficientnet_lite2 7 / 7 / 6,
+    # freeze_epochs=48 7 / 6 / 6; with seeds 42 / 0: lite2 with views=4 6 / 10, find_lr=True 9 / 7,
+    # efficientnet_lite1 10 / 8. None beats Recipe() on the sample beyond the noise: 74 photos cannot tell
+    # these recipes apart; the official split (a GPU and the full download) can.
     from engine.recipe import Recipe
 
     return Recipe(views=3), 6
