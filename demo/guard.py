@@ -92,11 +92,26 @@ class RateWindow:
 
     def add(self, key: str, weight: float = 1.0) -> None:
         with self._lock:
-            if len(self._events) > self.max_keys:  # forget idle visitors rather than grow without end
-                now = self.clock()
-                for k in [k for k, q in self._events.items() if not q or now - q[-1][0] > self.seconds]:
-                    del self._events[k]
-            self._events[key].append((self.clock(), weight))
+            self._append(key, weight)
+
+    def admit(self, key: str, max_events: int, weight: float = 1.0, max_weight: float = math.inf) -> bool:
+        """Count one event of ``key`` if the window has room for it under both bounds; say whether it did.
+
+        The check and the count are one step under the lock, so parallel requests cannot all see
+        the same free place before any of them takes it."""
+        with self._lock:
+            q = self._trim(key, self.clock())
+            if len(q) >= max_events or sum(w for _, w in q) + weight > max_weight:
+                return False
+            self._append(key, weight)
+            return True
+
+    def _append(self, key: str, weight: float) -> None:
+        if len(self._events) > self.max_keys:  # forget idle visitors rather than grow without end
+            now = self.clock()
+            for k in [k for k, q in self._events.items() if not q or now - q[-1][0] > self.seconds]:
+                del self._events[k]
+        self._events[key].append((self.clock(), weight))
 
     def wait(self, key: str) -> int:
         """Seconds until the oldest event of ``key`` leaves the window (at least 1)."""
@@ -249,22 +264,21 @@ class Guard:
         if length > self.limits.max_file_size + 64 * 1024:  # the file plus its multipart wrapping
             return await _refuse(send, 413, f"This upload is larger than the {self.limits.max_file_size / 2**20:.0f} "
                                             "MB this server takes: upload a smaller photo.")
-        n, sent = self.uploads.total(who)
-        if n >= self.limits.uploads_per_minute or sent + length > self.limits.upload_bytes_per_minute:
+        if not self.uploads.admit(who, self.limits.uploads_per_minute, length, self.limits.upload_bytes_per_minute):
             return await _refuse(send, 429, "Too many uploads from your address in the last minute: wait a "
                                             "little, then upload again.", self.uploads.wait(who))
-        self.uploads.add(who, length)
         return await self.app(scope, _capped(receive, length), _checked_upload(send, self.limits.files_per_upload))
 
     async def _login(self, scope, receive, send, who):
-        n, _ = self.logins.total(who)
-        if n >= self.limits.login_failures:
-            wait = self.logins.wait(who)
-            return await _refuse(send, 429, f"Too many wrong logins from your address: wait {wait} s, then try "
-                                            "again.", wait)
         body = await _read_body(scope, receive, self.limits.body_limit)
         if body is None:
             return await _refuse(send, 413, "This login is too large.")
+        # Counted as it is checked, with no await between: reading the body used to come in between,
+        # and twenty logins sent at once could all pass the check before any was counted.
+        if not self.logins.admit(who, self.limits.login_failures):
+            wait = self.logins.wait(who)
+            return await _refuse(send, 429, f"Too many wrong logins from your address: wait {wait} s, then try "
+                                            "again.", wait)
         status = {}
 
         async def watch(message):
@@ -272,7 +286,6 @@ class Guard:
                 status["code"] = message["status"]
             await send(message)
 
-        self.logins.add(who)  # counted before it is tried: parallel attempts cannot all pass the check
         await self.app(scope, _replay(body), watch)
         if status.get("code") == 200:
             self.logins.clear(who)

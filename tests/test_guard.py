@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
 from pathlib import Path
 
 from demo import sweeper
-from demo.guard import Limits, RateWindow, file_payload_problem
+from demo.guard import Guard, Limits, RateWindow, file_payload_problem
 from demo.sweeper import Sweeper, sweep
 
 OLD = time.time() - 3600
@@ -117,6 +118,63 @@ def test_a_rate_window_forgets_what_is_older_than_its_span():
     now[0] = 61.0
     assert window.total("127.0.0.9") == (0, 0)
     assert Limits().body_limit == 64 * 1024 and Limits().login_failures == 5
+
+
+def test_admit_checks_and_counts_in_one_step_under_both_bounds():
+    now = [0.0]
+    window = RateWindow(60, clock=lambda: now[0])
+    assert [window.admit("a", 3) for _ in range(5)] == [True, True, True, False, False]
+    assert window.total("a") == (3, 3.0)  # a refusal is not counted
+    assert window.admit("b", 10, 40, max_weight=100) and window.admit("b", 10, 60, max_weight=100)
+    assert not window.admit("b", 10, 1, max_weight=100) and window.total("b") == (2, 100)
+    now[0] = 61.0
+    assert window.admit("a", 3) and window.total("a") == (1, 1.0)
+    counts, threads = [], [threading.Thread(target=lambda: counts.append(window.admit("c", 5))) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert counts.count(True) == 5
+
+
+def _guarded_login_codes(n: int, guard_app) -> list[int]:
+    """Send ``n`` logins to a Guard at once, each body arriving in two pieces (an await in between)."""
+    guard = Guard(guard_app, Limits(login_failures=5))
+
+    async def one(i):
+        pieces = [{"type": "http.request", "body": b"username=t&", "more_body": True},
+                  {"type": "http.request", "body": f"password=g{i}".encode(), "more_body": False}]
+
+        async def receive():
+            await asyncio.sleep(0)  # as over a network: every other login gets its turn here
+            return pieces.pop(0)
+
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/login", "client": ("127.0.0.5", 1), "headers": []}
+        await guard(scope, receive, send)
+        return next(m["status"] for m in sent if m["type"] == "http.response.start")
+
+    async def all_at_once():
+        return await asyncio.gather(*(one(i) for i in range(n)))
+
+    return asyncio.run(all_at_once())
+
+
+def test_logins_sent_all_at_once_get_only_the_allowed_tries():
+    tried = []
+
+    async def wrong_password(scope, receive, send):
+        tried.append((await receive())["body"])
+        await asyncio.sleep(0.01)  # Gradio takes a while to answer: the others arrive meanwhile
+        await send({"type": "http.response.start", "status": 400, "headers": []})
+        await send({"type": "http.response.body", "body": b"wrong"})
+
+    codes = _guarded_login_codes(20, wrong_password)
+    assert codes.count(400) == 5 and codes.count(429) == 15 and len(tried) == 5, codes
 
 
 def test_the_input_types_of_an_event_are_gradios_own_data_models():
