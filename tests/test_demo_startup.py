@@ -121,11 +121,13 @@ def server(tmp_path_factory):
         while True:
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
-            try:
+            try:  # Gradio can answer a moment before it prints its URL: wait for both
                 with urllib.request.urlopen(url, timeout=2):
-                    break
+                    if "* Running on local URL:" in log.read_text():
+                        break
             except OSError:
-                time.sleep(0.3)
+                pass
+            time.sleep(0.3)
         yield types.SimpleNamespace(url=url, port=port, log=log, process=process)
     finally:
         process.terminate()
