@@ -43,6 +43,7 @@ learning/ and serving/ sit beside each other and never import each other (tests/
 checks the layer order). Below both:
 
 recipe        the training recipe: Recipe (the choices), TrainingRun (the steps), run_recipe
+memory        glibc's malloc kept from handing every large block back (``import engine`` does it)
 
 Commands and helpers: ``datasets`` (``python -m engine.datasets``: download the photos, pick the
 sample, say where they are), ``train`` (``python -m engine.train``), ``predict``
@@ -57,8 +58,11 @@ load when they are needed.
 from __future__ import annotations
 
 from ._lazy import lazy_exports
+from .memory import keep_freed_memory
 
 __version__ = "0.1.0"
+
+keep_freed_memory()  # on Linux a training run spent most of its time in page faults: see memory.py
 
 # public name -> the module that defines it (relative to engine/)
 _EXPORTS = {
