@@ -15,7 +15,9 @@ and bounds what one visitor can make the server do:
 * **input types**: a file input (a photo) must hold file data, not a number, a list or a string
   (``input_types.py``): Gradio refused those too, but logged a traceback for each, 422 here;
 * **quotas per visitor**: uploads (count and bytes per minute) and places in Gradio's queue (events
-  waiting at once), 429 (the handlers add their own: photos running at once, one training);
+  waiting at once, those still on their way in counted too), 429 (the handlers add their own:
+  photos running at once, one training). Each is checked and counted in one step, with nothing
+  awaited between, so requests sent all at once cannot all pass one check;
 * **logins**: after ``login_failures`` wrong passwords in a minute from one address, that
   address waits out the minute (429 with ``Retry-After``); Gradio compares passwords in constant
   time.
@@ -195,6 +197,7 @@ class Guard:
         self.input_problem, self.signed_in = input_problem, signed_in
         self.uploads = RateWindow(60, clock)
         self.logins = RateWindow(60, clock)
+        self._joining: dict[str, int] = defaultdict(int)  # a visitor's events between the check and the queue
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -212,10 +215,19 @@ class Guard:
             problem = self._event_problem(body, path, self.signed_in is None or self.signed_in(scope))
             if problem:
                 return await _refuse(send, 422, problem)
-            if path.startswith(QUEUING_ROUTES) and self.queued is not None \
-                    and self.queued(who) >= self.limits.queue_places:
-                return await _refuse(send, 429, f"You already have {self.limits.queue_places} requests waiting: "
-                                                "wait for their answers, then try again.", 2)
+            if path.startswith(QUEUING_ROUTES) and self.queued is not None:
+                # Requests still on their way into the queue count too, checked and counted with no await
+                # between: else many sent at once all pass before the first one is in the queue.
+                if self.queued(who) + self._joining[who] >= self.limits.queue_places:
+                    return await _refuse(send, 429, f"You already have {self.limits.queue_places} requests waiting:"
+                                                    " wait for their answers, then try again.", 2)
+                self._joining[who] += 1
+                try:
+                    return await self.app(scope, _replay(body), send)
+                finally:
+                    self._joining[who] -= 1
+                    if not self._joining[who]:
+                        del self._joining[who]
         return await self.app(scope, _replay(body), send)
 
     def _event_problem(self, body: bytes, path: str = "/gradio_api/queue/join", inside: bool = True) -> str | None:
@@ -270,15 +282,16 @@ class Guard:
         return await self.app(scope, _capped(receive, length), _checked_upload(send, self.limits.files_per_upload))
 
     async def _login(self, scope, receive, send, who):
-        body = await _read_body(scope, receive, self.limits.body_limit)
-        if body is None:
-            return await _refuse(send, 413, "This login is too large.")
-        # Counted as it is checked, with no await between: reading the body used to come in between,
-        # and twenty logins sent at once could all pass the check before any was counted.
+        # Counted in the same step as it is checked, before anything is awaited: reading the body used
+        # to come between the check and the count, and twenty logins sent at once all passed the check.
+        # A blocked address is refused before its body is read; a login too large to read still counts.
         if not self.logins.admit(who, self.limits.login_failures):
             wait = self.logins.wait(who)
             return await _refuse(send, 429, f"Too many wrong logins from your address: wait {wait} s, then try "
                                             "again.", wait)
+        body = await _read_body(scope, receive, self.limits.body_limit)
+        if body is None:
+            return await _refuse(send, 413, "This login is too large.")
         status = {}
 
         async def watch(message):

@@ -177,6 +177,43 @@ def test_logins_sent_all_at_once_get_only_the_allowed_tries():
     assert codes.count(400) == 5 and codes.count(429) == 15 and len(tried) == 5, codes
 
 
+def test_events_sent_all_at_once_get_only_the_visitors_places_in_the_queue():
+    queue = []  # who has an event waiting: the app puts it there after a moment, as Gradio's queue does
+
+    async def enqueue(scope, receive, send):
+        await receive()
+        await asyncio.sleep(0.01)
+        queue.append(scope["client"][0])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    guard = Guard(enqueue, Limits(queue_places=8), queued=queue.count)
+
+    async def one(i, who="127.0.0.6"):
+        pieces = [{"type": "http.request", "body": b'{"fn_index": 0, "data": [], "session_hash": "s%d"}' % i,
+                   "more_body": False}]
+
+        async def receive():
+            await asyncio.sleep(0)
+            return pieces.pop(0) if pieces else {"type": "http.disconnect"}
+
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/gradio_api/queue/join", "client": (who, 1), "headers": []}
+        await guard(scope, receive, send)
+        return next(m["status"] for m in sent if m["type"] == "http.response.start")
+
+    async def all_at_once():
+        return await asyncio.gather(*(one(i) for i in range(20)), one(99, who="127.0.0.7"))
+
+    codes = asyncio.run(all_at_once())
+    assert codes[:20].count(200) == 8 and codes[:20].count(429) == 12 and codes[20] == 200, codes
+    assert queue.count("127.0.0.6") == 8 and not guard._joining  # nobody is left half-way in
+
+
 def test_the_input_types_of_an_event_are_gradios_own_data_models():
     import gradio as gr
 
