@@ -5,7 +5,7 @@ block above its *mmap threshold* (which grows with use, but never past 32 MB) wi
 from the operating system, and hands them back on ``free``. A batch of 32 photos at 288 pixels
 makes activations of about 85 MB, so every layer of every batch asked the system for new pages
 and touched each of them once (a page fault per 4 KB). On the 370-photo sample one
-``run_recipe(PETS, Recipe())`` took 12.5 million page faults: 20 of its 25 seconds were spent in
+``run_recipe(PETS, Recipe())`` took 13 million page faults: 20 of its 24 seconds were spent in
 the kernel, giving memory back and taking it again.
 
 ``keep_freed_memory`` raises the two thresholds (the block size served by the system, and how much
@@ -19,33 +19,39 @@ arenas, whose blocks above 64 MB always come from the system: the web demo's han
 
 ``import engine`` calls it once. It only changes a setting of glibc (Linux); elsewhere (macOS,
 Windows, musl) it does nothing. ``PETBREEDS_MALLOC=default`` in the environment leaves ``malloc`` as
-it is (to compare, or where the memory matters more than the time).
+it is (to compare, or where the memory matters more than the time), and so does any setting of
+malloc's own in the environment (``GLIBC_TUNABLES``, ``MALLOC_MMAP_THRESHOLD_`` ...).
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 
-__all__ = ["keep_freed_memory", "KEEP", "OPT_OUT"]
+__all__ = ["keep_freed_memory", "KEEP", "OPT_OUT", "OPERATOR_SETTINGS"]
 
 KEEP = 2**30  # bytes: blocks up to this come from the heap and are kept for the next batch
-OPT_OUT = "PETBREEDS_MALLOC"  # =default: leave malloc's settings alone
+OPT_OUT = "PETBREEDS_MALLOC"  # =default (or off): leave malloc's settings alone
+OPERATOR_SETTINGS = ("GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (glibc's malloc.h)
 
 
 def keep_freed_memory(limit: int = KEEP) -> bool:
     """Let glibc's ``malloc`` keep up to ``limit`` bytes of freed memory for reuse (see above).
 
-    Returns whether the setting was applied: False off glibc, or with ``PETBREEDS_MALLOC=default``."""
-    if os.environ.get(OPT_OUT, "").strip().lower() == "default" or not sys.platform.startswith("linux"):
+    Returns whether the setting was made: not off glibc, nor with ``PETBREEDS_MALLOC=default``, nor
+    where the environment already sets malloc's thresholds (``GLIBC_TUNABLES``, ``MALLOC_*_``):
+    an operator's choice wins."""
+    if not (isinstance(limit, int) and 0 < limit <= 2**31 - 1):  # mallopt takes a C int: more would wrap
+        raise ValueError(f"keep_freed_memory: limit must be 1 to {2**31 - 1} bytes, got {limit!r}")
+    if os.environ.get(OPT_OUT, "").strip().lower() in ("default", "off", "0", "no") \
+            or not sys.platform.startswith("linux") or any(name in os.environ for name in OPERATOR_SETTINGS):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt  # glibc's; musl has none
-    except (OSError, AttributeError):
+        mallopt = ctypes.CDLL(None).mallopt  # the C library already loaded into this process
+    except (OSError, AttributeError):  # no C library symbols, or none called mallopt
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    # musl has a mallopt that does nothing and returns 0: then this says False
     return bool(mallopt(_M_MMAP_THRESHOLD, limit)) and bool(mallopt(_M_TRIM_THRESHOLD, limit))
