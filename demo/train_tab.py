@@ -159,7 +159,8 @@ def _announcements(recipe: Recipe) -> dict[str, str]:
         "data": "Reading the training data...",
         "model": f"Loading the pretrained model ({recipe.arch}) and its new head...",
         "features": f"Computing the body's features once: every training photo x {recipe.views} views, every "
-                    "validation photo and its mirror image (the body is frozen, so the head can train on these)...",
+                    "validation photo and its mirror image (the body is frozen, so the head can train on these; "
+                    "those without randomness are taken from the last training of the same photos)...",
         "lr_find": "LR finder: the learning rate grows each batch while the loss is recorded...",
         "fine_tune": f"fine_tune: {recipe.freeze_epochs} head-only epochs" +
                      (" on the cached features" if recipe.cache_features else "") +

@@ -99,7 +99,7 @@ _EXPORTS = {
     "learning.learner": ["Learner"],
     "learning.fine_tune": ["VisionLearner", "vision_learner"],
     "learning.frozen_phase": ["FrozenPhase"],
-    "recipe": ["Recipe", "TrainingRun", "TrainingResult", "run_recipe"],
+    "recipe": ["Recipe", "TrainingRun", "TrainingResult", "run_recipe", "forget_features"],
     "learning.lr_finder": ["lr_find", "LRFindResult"],
     "learning.features": ["compute_features", "cached_preds"],
     "learning.head_init": ["lda_weights", "fit_temperature", "lda_temperature", "init_head_lda"],

@@ -29,6 +29,8 @@ the result's ``base_lr`` once the LR finder or the default chose it, the report'
 from __future__ import annotations
 
 import math
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -39,12 +41,13 @@ from .data.preprocessing import Preprocessing
 
 if TYPE_CHECKING:
     from .data.loaders import DataLoaders
+    from .learning.features import FeatureCache
     from .learning.fine_tune import VisionLearner
     from .learning.frozen_phase import FrozenPhase
     from .learning.interpret import ClassificationInterpretation
     from .learning.lr_finder import LRFindResult
 
-__all__ = ["Recipe", "TrainingRun", "TrainingResult", "run_recipe", "LR_AFTER"]
+__all__ = ["Recipe", "TrainingRun", "TrainingResult", "run_recipe", "forget_features", "LR_AFTER"]
 
 LR_AFTER = {"lda": 5e-4, "random": 5e-3}  # the frozen phase's rate by how the head starts (cross-validated)
 
@@ -191,7 +194,10 @@ class TrainingRun:
             learn.to_fp16()
         yield "model", result
         if "features" in self.plan():
-            result.frozen_phase = FrozenPhase(learn, r.views, valid_views=2, on_progress=self.on_features)
+            key = _plain_views_key(learn, r)
+            result.frozen_phase = FrozenPhase(learn, r.views, valid_views=2, on_progress=self.on_features,
+                                              reuse=_PLAIN_VIEWS.get(key, min(r.views, 2)))
+            _PLAIN_VIEWS.put(key, result.frozen_phase.cache)
             for cb in self.cbs:
                 result.frozen_phase.head.add_cb(cb)
             yield "features", result
@@ -235,8 +241,87 @@ class TrainingRun:
             "base_lr": result.base_lr,
             "cache_s": cache.seconds if cache is not None else None,
             "n_cached": cache.n_images if cache is not None else None,
+            "n_reused": cache.n_reused if cache is not None else None,  # of n_cached, kept from an earlier run
             "most_confused": result.interp.most_confused(min_val=1)[:8],
         }
+
+
+class _PlainViews:
+    """The features free of randomness (views 0 and 1, the validation photos and their mirrors) of
+    the last few runs, for the next run of the same photos through the same body.
+
+    A pretrained body, frozen, in eval mode, is a fixed function: a second run that differs only in
+    its seed, its rates or its epochs would compute exactly the same features for these views again
+    (``Recipe()`` on the sample: 13 of its 14 s). Each entry is keyed by everything that shapes
+    them (``_plain_views_key``): a changed photo file, another split, preprocessing, batch size or
+    body (its weights are hashed) computes them afresh. Only the random views (``views`` above 2)
+    are computed every time.
+    """
+
+    def __init__(self, max_entries: int = 2):
+        self.max_entries, self._entries, self._lock = max_entries, {}, threading.Lock()
+
+    def get(self, key: tuple | None, n_plain: int) -> FeatureCache | None:
+        if key is None:
+            return None
+        with self._lock:
+            cache = self._entries.get(key)
+        return cache if cache is not None and cache.n_views >= n_plain else None
+
+    def put(self, key: tuple | None, cache: FeatureCache) -> None:
+        from .learning.features import FeatureCache
+
+        if key is None:
+            return
+
+        n_plain = min(cache.n_views, 2)
+        with self._lock:
+            kept = self._entries.pop(key, None)
+            if kept is not None and kept.n_views > n_plain:
+                self._entries[key] = kept  # it already holds more plain views
+            else:
+                self._entries[key] = FeatureCache(cache.train[:n_plain].clone(), cache.train_y, cache.valid,
+                                                  cache.valid_y, cache.valid_mirror)
+            while len(self._entries) > self.max_entries:  # the oldest goes first
+                del self._entries[next(iter(self._entries))]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_PLAIN_VIEWS = _PlainViews()
+
+
+def forget_features() -> None:
+    """Drop the features kept from earlier runs in this process (the next run computes them all)."""
+    _PLAIN_VIEWS.clear()
+
+
+def _plain_views_key(learn: VisionLearner, r: Recipe) -> tuple | None:
+    """What the views free of randomness depend on: the photos (paths in order, with their files'
+    size, modification and change times and inode), their labels, the body (its name and a hash of
+    its weights), the preprocessing, the batches, the precision and the device. Not the seed, the
+    rates, the epochs or the random augmentation. None when a photo cannot be looked at (it then goes
+    to the loaders' own warning): that run keeps nothing and reuses nothing."""
+    import hashlib
+
+    import torch
+
+    dls, photos = learn.dls, []
+    try:
+        for ds in (dls.train.dataset, dls.valid.dataset):
+            files = tuple((str(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+                          for p in ds.items for st in (os.stat(p),))
+            photos.append((files, tuple(ds.labels)))
+    except OSError:
+        return None
+    weights = hashlib.blake2b(digest_size=16)
+    for name, tensor in learn.unwrapped.body.state_dict().items():
+        weights.update(name.encode())
+        weights.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return (r.arch, weights.hexdigest(), repr(dls.preprocessing), dls.batch_size, r.mixed_precision, str(dls.device),
+            tuple(dls.vocab), *photos)
 
 
 def run_recipe(data: str | Path, recipe: Recipe | None = None, export: str | Path | None = None, half: bool = False,

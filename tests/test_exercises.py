@@ -151,21 +151,26 @@ def test_the_capstone_grades_the_mean_of_two_seeds_and_shows_the_prediction_besi
 
     def fake_run(data, recipe):
         trained.append(recipe.seed)
-        return {"valid_error": wrong_by_seed[recipe.seed] / 74, "n_valid": 74, "n_train": 296, "train_s": 61.0,
-                "valid_name": "test"}
+        return {"valid_error": wrong_by_seed[recipe.seed] / 74, "n_valid": 74, "n_train": 296,
+                "train_s": 61.0 - recipe.seed % 2, "valid_name": "test", "n_reused": 0}
 
     monkeypatch.setattr(nb08, "run_on_sample", fake_run)
     assert get_exercise("08.3").grade((Recipe(views=4), 7), data="data") is None  # (5 + 8) / 2 = 6.5 <= 7
     assert trained == [42, 43]
     assert nb08.prediction_against_result((Recipe(views=4), 7), "data") == (
-        "you predicted 7 of 74 wrong; your recipe got 5 and 8 wrong with seeds 42 and 43 (mean 6.5, 8.8%), each "
-        "trained in about 61 s: off by 0.5")
+        "you predicted 7 of 74 wrong; your recipe got 5 and 8 wrong with seeds 42 and 43 (mean 6.5, 8.8%), the "
+        "longer run in 61 s: off by 0.5")
     assert "exactly right" in nb08.prediction_against_result((Recipe(views=4), 6.5), "data")
     assert nb08.prediction_against_result(..., "data").startswith("nothing to show yet")
     assert "8.5 of 74 wrong on average" in get_exercise("08.3").grade((Recipe(views=4, seed=0), 7), data="data")
     table = format_table([nb08.as_stage_result(Recipe(views=4), fake_run("data", Recipe(views=4)))])
     assert re.search(r"your recipe\s+efficientnet_lite0\s+288\s+32\+0\s+1\.0\s+6\.8%", table), table
     assert "errors on the 74 test photos" in table
+    reused = {**fake_run("data", Recipe(views=4)), "train_s": 3.0, "n_reused": 740}  # its time is not the whole run's
+    assert "your recipe (features of an earlier run)" in format_table([nb08.as_stage_result(Recipe(views=4), reused)])
+    monkeypatch.setattr(nb08, "run_on_sample", lambda data, recipe: {**fake_run(data, recipe), "n_reused": 740})
+    assert "in 61 s (the photo and mirror features kept from an earlier run" in \
+        nb08.prediction_against_result((Recipe(views=4), 7), "data")
 
 
 def test_exercise_05_3_grades_the_prediction_against_what_the_run_measured():

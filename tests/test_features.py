@@ -1,5 +1,7 @@
 """The frozen-phase speed-up gives the same head as training through the frozen body."""
 
+import os
+
 import pytest
 import torch
 
@@ -87,3 +89,58 @@ def test_fine_tune_refuses_another_learners_frozen_phase(folder):
     a, b = frozen_learner(folder), frozen_learner(folder)
     with pytest.raises(ValueError, match="another learner's features"):
         a.fine_tune(0, freeze_epochs=1, frozen_phase=FrozenPhase(b))
+
+
+def test_a_second_run_reuses_the_plain_views_and_trains_exactly_as_a_fresh_one(tiny_pets, tmp_path):
+    """``TrainingRun`` keeps the features free of randomness (views 0 and 1, the validation photos and
+    their mirrors) for the next run of the same photos through the same body; only what shapes them
+    (a photo's file, the preprocessing, the batches, the body's weights ...) makes it compute them again."""
+    import shutil
+    from dataclasses import replace
+
+    from engine.data.preprocessing import Preprocessing
+    from engine.recipe import Recipe, TrainingRun, forget_features
+
+    folder = shutil.copytree(tiny_pets, tmp_path / "pets")
+    small = Recipe(preprocessing=Preprocessing(presize=72, size=64), freeze_epochs=3, batch_size=8, valid_pct=0.25)
+
+    def run(recipe, fresh=False, at_model=None):
+        if fresh:
+            forget_features()
+        for name, result in TrainingRun(folder, recipe, progress=False).steps():
+            if name == "model" and at_model is not None:
+                at_model(result.learn)
+        return result
+
+    def same(a, b):  # the same features, the same head, the same answers: to the bit
+        ca, cb = a.frozen_phase.cache, b.frozen_phase.cache
+        for x, y in ((ca.train, cb.train), (ca.valid, cb.valid), (ca.valid_mirror, cb.valid_mirror),
+                     (ca.train_y, cb.train_y), (a.interp.probs, b.interp.probs)):
+            assert torch.equal(x, y)
+        head_a, head_b = a.learn.unwrapped.head.state_dict(), b.learn.unwrapped.head.state_dict()
+        for name in head_a:
+            assert torch.equal(head_a[name], head_b[name]), name
+
+    forget_features()
+    assert run(small).report["n_reused"] == 0  # nothing kept yet
+    plain = 2 * 24 + 2 * 8  # views 0 and 1 of 24 training photos, 8 validation photos and their mirrors
+    for recipe in (replace(small, freeze_epochs=4, base_lr=1e-3), replace(small, views=3)):
+        reused = run(recipe)
+        assert reused.report["n_reused"] == plain and reused.report["n_cached"] == plain + 24 * (recipe.views - 2)
+        fresh = run(recipe, fresh=True)
+        assert fresh.report["n_reused"] == 0
+        same(reused, fresh)
+    assert run(replace(small, batch_size=4)).report["n_reused"] == 0  # other batches
+    assert run(replace(small, preprocessing=Preprocessing(presize=80, size=64))).report["n_reused"] == 0
+    assert run(replace(small, seed=43)).report["n_reused"] == 0  # here the seed draws the validation photos
+
+    def nudge(learn):  # a caller that changes the body before the features: its weights are in the key
+        with torch.no_grad():
+            next(learn.unwrapped.body.parameters()).add_(0.01)
+
+    run(small)
+    assert run(small, at_model=nudge).report["n_reused"] == 0
+    photo = next(p for p in sorted(folder.glob("*.jpg")))
+    os.utime(photo, ns=(photo.stat().st_atime_ns, photo.stat().st_mtime_ns + 10**9))  # the same bytes, touched
+    assert run(small).report["n_reused"] == 0  # a changed file: computed again
+    forget_features()

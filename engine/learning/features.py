@@ -32,6 +32,7 @@ class FeatureCache:
         self.train, self.train_y, self.valid, self.valid_y = train, train_y, valid, valid_y
         self.valid_mirror = valid_mirror
         self.seconds: float | None = None  # how long computing them took (set by compute_features)
+        self.n_reused = 0  # of n_images, how many were taken from an earlier cache (compute_features' reuse)
 
     @property
     def n_images(self) -> int:
@@ -48,7 +49,8 @@ class FeatureCache:
 
 
 def compute_features(learn, n_views: int = 1, augment: bool = True,
-                     on_progress: Callable[[float], None] | None = None, valid_views: int = 1) -> FeatureCache:
+                     on_progress: Callable[[float], None] | None = None, valid_views: int = 1,
+                     reuse: FeatureCache | None = None) -> FeatureCache:
     """Run the frozen body (in eval mode) over the training set ``n_views`` times and the
     validation set ``valid_views`` times (1, or 2 to add its mirror images); keep the output of
     the head's pooling layer.
@@ -59,6 +61,12 @@ def compute_features(learn, n_views: int = 1, augment: bool = True,
     once and mirrored on the device. Random views add rotations, zooms, warps, crops and lighting.
     A progress bar shows when the learner shows one; ``on_progress(fraction_done)`` is called after
     every batch (a web page can drive its own progress bar with it).
+
+    ``reuse``: an earlier cache of the same photos, in the same order, through the same unchanged
+    body and preprocessing. Its views free of randomness (0 and 1) and its validation features are
+    taken as they are, since the body would compute exactly them again; only the random views run.
+    Matching them is the caller's duty (``recipe.TrainingRun`` keys them by the photos, their files
+    and the recipe's fields that shape the features). ``n_reused`` on the result counts them.
     """
     from ..progress import progress_bar
 
@@ -68,10 +76,17 @@ def compute_features(learn, n_views: int = 1, augment: bool = True,
     pool = model.head[0]
     model.eval()
     n_views = n_views if augment else 1
+    n_plain = min(n_views, 2)  # the views free of randomness
     n_train = len(learn.dls.train_in_order(augment=False).dataset)
     n_valid = len(learn.dls.valid.dataset)
-    total = n_views * n_train + valid_views * n_valid
-    bar = progress_bar(total, "caching body features", unit="img", disable=not learn.progress, leave=False)
+    if reuse is not None and (reuse.n_views < n_plain or reuse.train.shape[1] != n_train or
+                              reuse.valid.shape[0] != n_valid or (valid_views == 2 and reuse.valid_mirror is None)):
+        raise ValueError(f"compute_features: the cache to reuse ({reuse!r}) does not cover {n_plain} plain view(s) "
+                         f"of {n_train} training and {n_valid} validation photos: leave reuse out")
+    total = (n_views - n_plain if reuse is not None else n_views) * n_train + \
+        (0 if reuse is not None else valid_views * n_valid)
+    bar = progress_bar(total, "caching body features", unit="img", disable=not learn.progress or total == 0,
+                       leave=False)
     done, start = 0, time.perf_counter()
 
     def run(loader, mirror: bool) -> tuple[list[Tensor], Tensor]:
@@ -91,14 +106,23 @@ def compute_features(learn, n_views: int = 1, augment: bool = True,
         return [torch.cat(feats)] + ([torch.cat(flipped)] if mirror else []), torch.cat(ys)
 
     try:  # a Ctrl-C here stops the whole run (it propagates); the bar is closed either way
-        views, train_y = run(learn.dls.train_in_order(augment=False), mirror=n_views >= 2)
+        if reuse is not None:
+            views, train_y = list(reuse.train[:n_plain]), reuse.train_y
+        else:
+            views, train_y = run(learn.dls.train_in_order(augment=False), mirror=n_views >= 2)
         for _ in range(2, n_views):
             views += run(learn.dls.train_in_order(augment=True), mirror=False)[0]
-        valid, valid_y = run(learn.dls.valid, mirror=valid_views == 2)
+        if reuse is not None:
+            valid, valid_y = [reuse.valid, reuse.valid_mirror], reuse.valid_y
+        else:
+            valid, valid_y = run(learn.dls.valid, mirror=valid_views == 2)
     finally:
         bar.close()
+    if total == 0 and on_progress is not None:  # everything was reused: done at once
+        on_progress(1.0)
     cache = FeatureCache(torch.stack(views), train_y, valid[0], valid_y, valid[1] if valid_views == 2 else None)
     cache.seconds = time.perf_counter() - start
+    cache.n_reused = cache.n_images - total
     return cache
 
 

@@ -46,10 +46,12 @@ class FrozenPhase:
         valid_views: 1, or 2 to also cache the mirrored validation photos (for ``preds(tta=True)``).
         augment: take the random views (default: when the training loader augments); False: one view.
         on_progress: called with the fraction done while the body runs (a web page's progress bar).
+        reuse: an earlier ``FeatureCache`` of the same photos through the same body, whose views free
+            of randomness are taken instead of computed (see ``features.compute_features``).
     """
 
     def __init__(self, learn: Learner, views: int = 1, valid_views: int = 1, augment: bool | None = None,
-                 on_progress: Callable[[float], None] | None = None):
+                 on_progress: Callable[[float], None] | None = None, reuse: FeatureCache | None = None):
         model = learn.unwrapped
         if not (isinstance(getattr(model, "body", None), nn.Module) and isinstance(getattr(model, "head", None),
                                                                                    nn.Module)):
@@ -57,7 +59,7 @@ class FrozenPhase:
         augment = learn.dls.train.random if augment is None else augment
         self.learn = learn
         self.cache: FeatureCache = compute_features(learn, n_views=views if augment else 1, augment=augment,
-                                                    on_progress=on_progress, valid_views=valid_views)
+                                                    on_progress=on_progress, valid_views=valid_views, reuse=reuse)
         loaders = FeatureLoaders(self.cache, learn.dls.batch_size, learn.dls.device, learn.dls.vocab, learn.dls.seed,
                                  drop_last=self.cache.train.shape[1] > learn.dls.batch_size)
         head_tail = model.head[1:]  # everything after the pooling layer
