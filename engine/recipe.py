@@ -273,7 +273,6 @@ class _PlainViews:
 
         if key is None:
             return
-
         n_plain = min(cache.n_views, 2)
         with self._lock:
             kept = self._entries.pop(key, None)
@@ -319,7 +318,7 @@ def _plain_views_key(learn: VisionLearner, r: Recipe) -> tuple | None:
     weights = hashlib.blake2b(digest_size=16)
     for name, tensor in learn.unwrapped.body.state_dict().items():
         weights.update(name.encode())
-        weights.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        weights.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())  # no copy
     return (r.arch, weights.hexdigest(), repr(dls.preprocessing), dls.batch_size, r.mixed_precision, str(dls.device),
             tuple(dls.vocab), *photos)
 
