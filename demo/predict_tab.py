@@ -292,8 +292,9 @@ def build_predict_tab(predictor, sessions, max_bytes: int, examples=(), allowed=
                 show_map = gr.Checkbox(label="Show where the model looked", value=True, elem_id="show-map")
                 # the answer by breed id, for scripts calling /predict (api_answer); the page does not show it
                 answer = gr.JSON(label="The answer by breed id (for scripts)", visible=False)
-                show_map.change(lambda show: (gr.update(visible=not show), gr.update(visible=show)), [show_map],
-                                [seen, looked], queue=False, api_visibility="private")
+                # only True shows the map: a script's string or number is not echoed back as a property
+                show_map.change(lambda show: (gr.update(visible=show is not True), gr.update(visible=show is True)),
+                                [show_map], [seen, looked], queue=False, api_visibility="private")
                 if flags is not None:
                     build_flag_control(flags)
 

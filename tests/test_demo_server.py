@@ -794,6 +794,15 @@ def test_every_route_into_the_queue_is_checked(server, tmp_path):
     raw.close()
 
 
+def test_the_map_switch_takes_only_true_or_false_and_echoes_nothing_else(server):
+    raw = RawClient(server.url, source="127.0.4.14")
+    index = raw.fn_index(first_input="Show where the model looked")
+    for value, shown in ((True, True), (False, False), ("x" * 1000, False), ({"a": 1}, False), (1, False)):
+        out, err, _ = raw.call(index, [value])
+        assert err is None and [u["visible"] for u in out] == [not shown, shown], (value, out)
+    raw.close()
+
+
 def test_parallel_and_forwarded_logins_are_throttled_too():
     with DemoServer(["--auth", "teacher:s3cret"]) as locked:
         codes, lock = [], threading.Lock()
