@@ -291,18 +291,21 @@ def build_train_tab(data: Path | None, sessions, slots) -> None:
                     "and the confusion matrix, then try your model in tab 1 (for this session only). "
                     f"{slots.running} training runs at a time and {slots.waiting} can wait; when more visitors ask, "
                     "they are told how long to wait.")
-        with gr.Row():
+        with gr.Row():  # min_width: on a phone the controls stack instead of squeezing their labels
             epochs = gr.Slider(*EPOCHS, value=DEMO_RECIPE.epochs, step=1, label="Unfrozen epochs",
                                info="0 by default: each runs the whole model over every training photo, slow "
-                                    "on a CPU (the head-only phase on cached features is fast)")
+                                    "on a CPU (the head-only phase on cached features is fast)", min_width=240)
             freeze_epochs = gr.Slider(*FREEZE_EPOCHS, value=DEMO_RECIPE.freeze_epochs, step=1,
-                                      label="Head-only epochs (on cached features: fast)")
-        with gr.Row():
-            use_suggestion = gr.Checkbox(value=DEMO_RECIPE.find_lr,
-                                         label="Use the LR finder's 'valley' suggestion as base LR")
-            base_lr = gr.Number(value=DEMO_RECIPE.base_lr, label="Base LR (when not using the suggestion)",
-                                minimum=BASE_LR[0], maximum=BASE_LR[1])
-            mixed = gr.Checkbox(value=DEMO_RECIPE.mixed_precision, label="Mixed precision (bfloat16 on this CPU)")
+                                      label="Head-only epochs (on cached features: fast)", min_width=240)
+        with gr.Row():  # a checkbox keeps its own narrow width in a row: a column of its own lets them stack
+            with gr.Column(min_width=240):
+                use_suggestion = gr.Checkbox(value=DEMO_RECIPE.find_lr,
+                                             label="Use the LR finder's 'valley' suggestion as base LR")
+            with gr.Column(min_width=240):
+                base_lr = gr.Number(value=DEMO_RECIPE.base_lr, label="Base LR (when not using the suggestion)",
+                                    minimum=BASE_LR[0], maximum=BASE_LR[1])
+            with gr.Column(min_width=240):
+                mixed = gr.Checkbox(value=DEMO_RECIPE.mixed_precision, label="Mixed precision (bfloat16 on this CPU)")
         run = gr.Button("Find a learning rate, then train", variant="primary")
         status = gr.Markdown(elem_id="train-status")
         with gr.Row():

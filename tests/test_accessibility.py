@@ -175,3 +175,18 @@ def test_the_train_tab_after_a_short_training(browser, train_server, theme):
     pairs = page.locator(".block", has_text="Most confused pairs").last.inner_text()
     assert "(cat)" in pairs or "(dog)" in pairs, pairs  # the most confused pairs by their names too
     page.close()
+
+
+def test_on_a_phone_the_train_tabs_controls_stack_instead_of_squeezing_their_labels(browser):
+    browser, server = browser
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.set_default_timeout(60_000)
+    page.goto(server.url)
+    page.get_by_role("tab", name="Train").click()
+    widths = {}
+    for text in ("Use the LR finder's 'valley' suggestion as base LR", "Base LR (when not using the suggestion)",
+                 "Mixed precision (bfloat16 on this CPU)", "Head-only epochs (on cached features: fast)"):
+        box = page.get_by_text(text, exact=True).first.bounding_box()
+        widths[text] = round(box["width"])
+    page.close()
+    assert all(w >= 180 for w in widths.values()), widths  # side by side they were 64 to 138 px wide
